@@ -1,0 +1,59 @@
+"""Shared fixtures: small real-image folders made from ../shared/data (symlinks, never copies)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mae_transfer.paths import REPO_ROOT, shared_data
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+CIFAR = Path(shared_data("cifar10"))
+COCO128 = Path(shared_data("coco128"))
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = [p for p in (CIFAR, COCO128) if not p.is_dir()]
+    if missing:
+        raise pytest.UsageError(f"shared test data not found: {missing} (set MAE_TRANSFER_DATA)")
+
+
+def make_image_folder(root: Path, split: str, per_class: int, classes: list[str] | None = None) -> Path:
+    """ImageFolder of symlinks to the first ``per_class`` CIFAR images of each class."""
+    src = CIFAR / split
+    classes = classes or sorted(p.name for p in src.iterdir())
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for f in sorted((src / c).iterdir())[:per_class]:
+            (root / c / f.name).symlink_to(f)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_small(tmp_path_factory) -> Path:
+    """cifar-like root with train/ (16 per class) and test/ (8 per class), 10 classes."""
+    root = tmp_path_factory.mktemp("cifar_small")
+    make_image_folder(root / "train", "train", 16)
+    make_image_folder(root / "test", "test", 8)
+    return root
+
+
+def run_tool(*args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python tools/<name>.py ...`` the way a user would."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2", **(env or {})}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The tool failed with exit 2 and exactly one 'error: ...' line on stderr (no traceback)."""
+    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:{proc.stdout[-2000:]}\nstderr:{proc.stderr[-3000:]}"
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return errors[0]
