@@ -1,0 +1,68 @@
+"""Reading and writing checkpoints safely.
+
+* Every read uses ``torch.load(weights_only=True)``: a checkpoint cannot run code. The project's own
+  checkpoints hold only tensors and plain Python values, so they load the same way.
+* Every write goes to a temporary file in the same folder, is fsync'ed, then atomically renamed over
+  the target: a process killed mid-write never replaces the last good checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True, map_location='cpu')`` with one-line errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = [ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln]
+        if refused:
+            raise CheckpointError(f"checkpoint {path} holds objects that weights_only loading refuses "
+                                  f"({refused[0]})") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable or truncated (not a torch checkpoint)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} is unreadable or truncated ({first})") from None
+
+
+def extract_state_dict(obj: Any, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:
+    """The model state dict inside common checkpoint containers ('model', 'state_dict', 'module')."""
+    for key in ("model", "state_dict", "module", "model_state"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
+        raise CheckpointError(f"{path}: no state dict found (expected a dict of tensors, or one under "
+                              "'model' / 'state_dict')")
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: the state dict holds no tensors")
+    return tensors

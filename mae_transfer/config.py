@@ -1,0 +1,143 @@
+"""Plain-Python configs for the flat tools (pretraining, classification evals).
+
+A config file is a Python file that defines ``config`` (a dataclass instance). A variant loads its
+base and changes a few fields::
+
+    from mae_transfer.config import load_config
+    config = load_config("mae_vit_large_1600ep.py", relative_to=__file__).replace(model="mae_vit_huge_patch14")
+
+``key=value`` overrides on the command line are parsed against the dataclass field types; an unknown
+key is an error that names it (with the closest known keys).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import json
+import runpy
+import types
+import typing
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+from .errors import ConfigError
+
+C = TypeVar("C", bound="ConfigBase")
+
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse
+    """A dataclass field with a help string (shown by ``--help`` of the tools)."""
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass
+class ConfigBase:
+    def replace(self: C, **changes: Any) -> C:
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(_unknown_key_message(unknown[0], self))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        return cls().replace(**{k: tuple(v) if isinstance(v, list) and _is_tuple_field(cls, k) else v
+                                for k, v in data.items()})
+
+    @classmethod
+    def help_text(cls) -> str:
+        lines = []
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            tname = getattr(hints[f.name], "__name__", str(hints[f.name]).replace("typing.", ""))
+            lines.append(f"  {f.name}={default!r}  ({tname})  {f.metadata.get('help', '')}")
+        return "\n".join(lines)
+
+
+def _is_tuple_field(cls: type, name: str) -> bool:
+    hint = typing.get_type_hints(cls).get(name)
+    return typing.get_origin(hint) is tuple
+
+
+def _unknown_key_message(key: str, cfg: ConfigBase) -> str:
+    names = [f.name for f in dataclasses.fields(cfg)]
+    close = difflib.get_close_matches(key, names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown config key {key!r} for {type(cfg).__name__}{hint}"
+
+
+def _parse_value(raw: str, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if raw.lower() in ("none", "null") and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _parse_value(raw, inner[0], key) if len(inner) == 1 else _literal(raw)
+    if hint is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"config key {key!r} expects true/false, got {raw!r}")
+    if hint in (int, float):
+        try:
+            value = float(raw) if hint is float else int(raw)
+        except ValueError:
+            raise ConfigError(f"config key {key!r} expects {hint.__name__}, got {raw!r}") from None
+        return value
+    if hint is str:
+        return raw
+    if origin in (tuple, list):
+        value = _literal(raw)
+        if not isinstance(value, (list, tuple)):
+            value = (value,)
+        return tuple(value) if origin is tuple else list(value)
+    return _literal(raw)
+
+
+def _literal(raw: str) -> Any:
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
+    """Apply ``key=value`` strings; unknown keys and ill-typed values raise ConfigError."""
+    hints = typing.get_type_hints(type(cfg))
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip().lstrip("-").replace("-", "_")
+        if key not in hints:
+            raise ConfigError(_unknown_key_message(key, cfg))
+        changes[key] = _parse_value(raw.strip(), hints[key], key)
+    return cfg.replace(**changes)
+
+
+def load_config(path: str | Path, relative_to: str | Path | None = None, expect: type | None = None) -> Any:
+    """Run a config file and return its ``config`` object."""
+    p = Path(path)
+    if relative_to is not None and not p.is_absolute():
+        p = Path(relative_to).resolve().parent / p
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        namespace = runpy.run_path(str(p))
+    except TypeError as e:  # an unknown field in the config file itself
+        raise ConfigError(f"{p}: {e}") from None
+    if "config" not in namespace:
+        raise ConfigError(f"config file {p} does not define `config`")
+    cfg = namespace["config"]
+    if expect is not None and not isinstance(cfg, expect):
+        raise ConfigError(f"config file {p} defines a {type(cfg).__name__}, expected {expect.__name__}")
+    return cfg

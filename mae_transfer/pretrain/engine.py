@@ -1,0 +1,231 @@
+"""MAE pretraining loop: one function, ``pretrain(cfg)``, that runs the whole recipe.
+
+Works alone, under ``torchrun --nproc_per_node N`` (DDP, gloo on CPU / nccl on GPU) and on Slurm through
+submitit (see ``mae_transfer.launch``). Each epoch and rank reseeds from ``cfg.seed``, so a run resumed
+from ``checkpoint-last.pth`` ends with exactly the weights of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from .. import dist
+from ..checkpoints import extract_state_dict, load_checkpoint, save_atomic
+from ..data import SafeImageFolder, SkipCounter, collate_skip_bad, pretrain_transform
+from ..errors import CheckpointError, DataError, NonFiniteLossError
+from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae
+from ..optim import cosine_lr, describe_groups, param_groups, set_lr
+from ..runlog import RunLogger, setup_logging
+from ..utils import autocast, resolve_precision, seed_all, write_json_atomic
+from .config import PretrainConfig
+
+log = logging.getLogger("mae_transfer.pretrain")
+
+LAST = "checkpoint-last.pth"
+
+
+def build_model(cfg: PretrainConfig) -> MaskedAutoencoderViT:
+    return build_mae(cfg.model, **{**dict(img_size=cfg.input_size, norm_pix_loss=cfg.norm_pix_loss,
+                                          loss_on_all_patches=cfg.loss_on_all_patches,
+                                          mask_strategy=cfg.mask_strategy), **cfg.model_overrides})
+
+
+def effective_lr(cfg: PretrainConfig, world: int) -> float:
+    return cfg.lr if cfg.lr is not None else cfg.blr * cfg.batch_size * cfg.accum_iter * world / 256
+
+
+def _resume_path(cfg: PretrainConfig) -> Path | None:
+    if not cfg.resume:
+        return None
+    if cfg.resume == "auto":
+        p = Path(cfg.output_dir) / LAST
+        return p if p.is_file() else None
+    return Path(cfg.resume)
+
+
+def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+    """Run MAE pretraining; returns the last epoch's stats. Writes into ``cfg.output_dir``."""
+    device, rank, world = dist.init_distributed(cfg.device)
+    main = rank == 0
+    out = Path(cfg.output_dir)
+    setup_logging(out, main)
+    amp_dtype = resolve_precision(cfg.precision, device)
+    MAE_MODELS.get(cfg.model)  # fail on an unknown model before scanning the data
+
+    dataset = SafeImageFolder(cfg.data_path, pretrain_transform(cfg.input_size))
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                        collate_fn=collate_skip_bad, drop_last=True, pin_memory=device.type == "cuda",
+                        persistent_workers=cfg.num_workers > 0)
+    if len(loader) == 0:
+        raise DataError(f"data folder {cfg.data_path} has {len(dataset)} images: fewer than one batch "
+                        f"({cfg.batch_size} per process x {world} processes)")
+
+    seed_all(cfg.seed)  # identical initial weights on every rank and in every run with this seed
+    model = build_model(cfg).to(device)
+    lr = effective_lr(cfg, world)
+    groups = param_groups(model, lr=lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
+
+    start_epoch = 0
+    resume = _resume_path(cfg)
+    if resume is not None:
+        start_epoch = load_training_state(resume, model, optimizer, scaler)
+        log.info("resumed from %s at epoch %d", resume, start_epoch)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(cfg.to_dict(), out / "config.json")
+        log.info("model %s: %.1fM params; data %s: %d images; effective batch %d; lr %.3g; %s",
+                 cfg.model, sum(p.numel() for p in model.parameters()) / 1e6, cfg.data_path, len(dataset),
+                 cfg.batch_size * cfg.accum_iter * world, lr, describe_groups(groups))
+
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world > 1 else model
+    logger = RunLogger(out, enabled=main)
+    stats: dict[str, Any] = {}
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            seed_all(cfg.seed * 100_003 + epoch * 1_009 + rank)
+            sampler.set_epoch(epoch)
+            stats = train_one_epoch(net, model, loader, optimizer, scaler, epoch, cfg, lr, device, amp_dtype, logger)
+            if main:
+                save_training_state(out, model, optimizer, scaler, epoch + 1, cfg)
+                logger.log((epoch + 1) * len(loader), epoch=epoch + 1, **{f"epoch/{k}": v for k, v in stats.items()})
+            dist.barrier()
+        if main:
+            export_encoder(model, out / "encoder.pth", cfg)
+            log.info("done: encoder exported to %s", out / "encoder.pth")
+    finally:
+        logger.close()
+    return stats
+
+
+def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: DataLoader,
+                    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, epoch: int,
+                    cfg: PretrainConfig, base_lr: float, device: torch.device, amp_dtype: torch.dtype | None,
+                    logger: RunLogger) -> dict[str, float]:
+    net.train()
+    n_iter = len(loader)
+    skipped = SkipCounter()
+    total_loss, n_seen, t0 = 0.0, 0, time.perf_counter()
+    window_imgs, window_t = 0, time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not logger.enabled, leave=False,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+    optimizer.zero_grad(set_to_none=True)
+    for it, (imgs, _, bad) in enumerate(bar):
+        skipped.add(bad)
+        if imgs.numel() == 0:
+            if dist.world_size() > 1:
+                raise DataError(f"a whole batch of {len(bad)} images was unreadable (e.g. {bad[0]})")
+            continue
+        if it % cfg.accum_iter == 0:
+            set_lr(optimizer, cosine_lr(epoch + it / n_iter, base_lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr))
+        imgs = imgs.to(device, non_blocking=True)
+        step_now = (it + 1) % cfg.accum_iter == 0 or it + 1 == n_iter
+        sync = net.no_sync() if (isinstance(net, DistributedDataParallel) and not step_now) else contextlib.nullcontext()
+        with sync:
+            with autocast(device, amp_dtype):
+                loss, _, _ = net(imgs, mask_ratio=cfg.mask_ratio)
+            loss_value = dist.all_reduce_mean(loss.item())
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch + 1}, iteration {it + 1}; "
+                                         f"stopping (last good checkpoint: {Path(cfg.output_dir) / LAST})")
+            scaler.scale(loss / cfg.accum_iter).backward()
+        if step_now:
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+        n = imgs.shape[0] * dist.world_size()
+        total_loss += loss_value * n
+        n_seen += n
+        window_imgs += n
+        if (it + 1) % cfg.log_every == 0 or it + 1 == n_iter:
+            now = time.perf_counter()
+            ips = window_imgs / max(now - window_t, 1e-9)
+            lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_scale", 1.0)
+            step = epoch * n_iter + it + 1
+            logger.log(step, loss=loss_value, lr=lr_now, images_per_s=ips, epoch=epoch + (it + 1) / n_iter)
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_now:.2e}", ips=f"{ips:.0f}", refresh=False)
+            if logger.enabled:
+                log.info("epoch %d iter %d/%d loss %.4f lr %.3e %.1f img/s", epoch + 1, it + 1, n_iter,
+                         loss_value, lr_now, ips)
+            window_imgs, window_t = 0, now
+    skipped.report(f"epoch {epoch + 1}")
+    elapsed = time.perf_counter() - t0
+    return {"loss": total_loss / max(n_seen, 1), "images_per_s": n_seen / max(elapsed, 1e-9),
+            "time_s": elapsed}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def save_training_state(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        scaler: torch.amp.GradScaler, epoch: int, cfg: PretrainConfig) -> Path:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+             "epoch": epoch, "config": cfg.to_dict()}
+    path = save_atomic(state, out / LAST)
+    if cfg.save_every > 0 and (epoch % cfg.save_every == 0 or epoch == cfg.epochs):
+        save_atomic(state, out / f"checkpoint-{epoch:04d}.pth")
+    return path
+
+
+def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        scaler: torch.amp.GradScaler) -> int:
+    """Restore model/optimizer/scaler; returns the number of completed epochs."""
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "epoch" not in ckpt:
+        raise CheckpointError(f"{path} is not a pretraining checkpoint written by this tool "
+                              "(needs 'model', 'optimizer', 'epoch')")
+    load_mae_weights(model, ckpt["model"], str(path))
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if "scaler" in ckpt and ckpt["scaler"]:
+        scaler.load_state_dict(ckpt["scaler"])
+    return int(ckpt["epoch"])
+
+
+def load_mae_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load with a one-line error naming the first missing / unexpected / mis-shaped key."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if shapes:
+            k = shapes[0]
+            parts.append(f"{len(shapes)} with wrong shape (e.g. {k}: checkpoint {tuple(state[k].shape)} "
+                         f"vs model {tuple(own[k].shape)})")
+        raise CheckpointError(f"{source} does not fit the model: " + ", ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def export_encoder(model_or_ckpt: torch.nn.Module | str | Path, out_path: str | Path,
+                   cfg: PretrainConfig | None = None) -> Path:
+    """Write the encoder alone as ``{'model': state}`` in official MAE / timm key format (plus 'arch')."""
+    if isinstance(model_or_ckpt, (str, Path)):
+        ckpt = load_checkpoint(model_or_ckpt)
+        state = extract_state_dict(ckpt, model_or_ckpt)
+        cfg = cfg or (PretrainConfig.from_dict(ckpt["config"]) if isinstance(ckpt, dict) and "config" in ckpt else None)
+        if cfg is None:
+            raise CheckpointError(f"{model_or_ckpt}: no 'config' in the checkpoint; cannot tell its architecture")
+        model = build_model(cfg)
+        load_mae_weights(model, state, str(model_or_ckpt))
+    else:
+        model = model_or_ckpt
+    arch = dict(getattr(model, "arch", {}))
+    if cfg is not None:
+        arch["source_model"] = cfg.model
+    return save_atomic({"model": model.encoder_state_dict(), "arch": arch}, out_path)

@@ -1,0 +1,190 @@
+"""tools/pretrain.py end to end on real CIFAR images: learning, exact resume, bad input, export."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from timm.models.vision_transformer import VisionTransformer
+
+from conftest import make_image_folder, one_line_error, run_tool
+from mae_transfer.checkpoints import load_checkpoint, save_atomic
+from mae_transfer.errors import DataError, NonFiniteLossError
+from mae_transfer.models.mae import MaskedAutoencoderViT
+from mae_transfer.paths import REPO_ROOT
+from mae_transfer.pretrain import PretrainConfig, pretrain
+from mae_transfer.runlog import read_jsonl
+
+TINY_MODEL = {"depth": 2, "embed_dim": 64, "num_heads": 2, "decoder_embed_dim": 32, "decoder_depth": 1,
+              "decoder_num_heads": 2}
+
+
+def tiny_cfg(data: Path, out: Path, **kw) -> PretrainConfig:
+    base = PretrainConfig(model="mae_vit_tiny_patch4", model_overrides=TINY_MODEL, input_size=32,
+                          data_path=str(data), epochs=2, warmup_epochs=1, batch_size=16, blr=1e-3, num_workers=0,
+                          output_dir=str(out), log_every=5, save_every=0, device="cpu")
+    return base.replace(**kw)
+
+
+def overrides(cfg: PretrainConfig) -> list[str]:
+    return [f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}" for k, v in cfg.to_dict().items()
+            if k not in ("resume",)]
+
+
+def test_loss_decreases_and_outputs_written(cifar_small, tmp_path):
+    cfg = tiny_cfg(cifar_small / "train", tmp_path, epochs=6, warmup_epochs=1, blr=2e-3)
+    stats = pretrain(cfg)
+    epochs = [r for r in read_jsonl(tmp_path / "log.jsonl") if "epoch/loss" in r]
+    assert len(epochs) == 6
+    assert epochs[-1]["epoch/loss"] < 0.85 * epochs[0]["epoch/loss"], [e["epoch/loss"] for e in epochs]
+    assert stats["images_per_s"] > 0
+    iters = [r for r in read_jsonl(tmp_path / "log.jsonl") if "loss" in r]
+    assert {"loss", "lr", "images_per_s"} <= set(iters[0])
+    assert any((tmp_path / "tensorboard").iterdir())
+    assert json.loads((tmp_path / "config.json").read_text())["model_overrides"] == TINY_MODEL
+    # warmup then cosine: lr rises during epoch 1, ends near 0
+    lrs = [r["lr"] for r in iters]
+    assert lrs[0] < max(lrs) and lrs[-1] < 0.1 * max(lrs)
+    # the exported encoder is a timm ViT state dict
+    enc = load_checkpoint(tmp_path / "encoder.pth")
+    vit = VisionTransformer(img_size=32, patch_size=4, embed_dim=64, depth=2, num_heads=2, qkv_bias=True,
+                            norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=0, global_pool="token")
+    vit.load_state_dict(enc["model"], strict=True)
+    assert enc["arch"]["depth"] == 2 and enc["arch"]["source_model"] == "mae_vit_tiny_patch4"
+
+
+def test_killed_run_resumes_to_identical_weights(cifar_small, tmp_path):
+    """A run killed mid-training and resumed with --resume auto ends with the uninterrupted run's weights."""
+    full = tmp_path / "full"
+    killed = tmp_path / "killed"
+    cfg = tiny_cfg(cifar_small / "train", full, epochs=3)
+    pretrain(cfg)
+
+    args = [str(REPO_ROOT / "tools/pretrain.py"), *overrides(cfg.replace(output_dir=str(killed)))]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    last = killed / "checkpoint-last.pth"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            epoch = torch.load(last, weights_only=True)["epoch"]
+            if epoch >= 1:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before_kill = torch.load(last, weights_only=True)["epoch"]
+    assert done_before_kill < 3, "the run finished before it could be killed; test is not exercising resume"
+    res = run_tool(*args, "--resume", "auto")
+    assert res.returncode == 0, res.stderr[-2000:]
+    a = torch.load(full / "checkpoint-last.pth", weights_only=True)["model"]
+    b = torch.load(last, weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted one"
+
+
+def test_interrupted_checkpoint_write_keeps_last_good(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint-last.pth"
+    save_atomic({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def dying_save(obj, f, *a, **k):
+        f.write(b"partial garbage")
+        raise KeyboardInterrupt  # the process is killed while writing
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_atomic({"epoch": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-last.pth"]  # no temp file left behind
+
+
+def test_corrupt_images_are_skipped_and_counted(cifar_small, tmp_path, caplog):
+    data = make_image_folder(tmp_path / "data", "train", 8, classes=["cat", "dog"])
+    (data / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (data / "dog" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    cfg = tiny_cfg(data, tmp_path / "out", epochs=1, batch_size=6)
+    with caplog.at_level("WARNING"):
+        pretrain(cfg)
+    warnings = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert warnings and "skipped 2 unreadable image(s)" in warnings[0]
+    assert (tmp_path / "out" / "encoder.pth").exists()
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_checkpoint(cifar_small, tmp_path, monkeypatch):
+    cfg = tiny_cfg(cifar_small / "train", tmp_path, epochs=1)
+    pretrain(cfg)
+    good = torch.load(tmp_path / "checkpoint-last.pth", weights_only=True)
+    monkeypatch.setattr(MaskedAutoencoderViT, "forward_loss", lambda self, i, p, m: (p * float("nan")).mean())
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 2, iteration 1"):
+        pretrain(cfg.replace(epochs=2, resume="auto"))
+    after = torch.load(tmp_path / "checkpoint-last.pth", weights_only=True)
+    assert after["epoch"] == 1 and all(torch.equal(good["model"][k], after["model"][k]) for k in good["model"])
+
+
+def test_data_errors_are_one_line(tmp_path):
+    with pytest.raises(DataError, match="data folder not found"):
+        pretrain(tiny_cfg(tmp_path / "nope", tmp_path / "o"))
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    err = one_line_error(run_tool("tools/pretrain.py", f"data_path={tmp_path / 'empty'}", "device=cpu",
+                                  f"output_dir={tmp_path / 'o'}"))
+    assert "holds no images" in err and str(tmp_path / "empty") in err
+
+
+def test_cli_rejects_unknown_key_and_bad_value(tmp_path):
+    err = one_line_error(run_tool("tools/pretrain.py", "--config", "configs/pretrain/cifar10_tiny.py", "mask_ration=0.5"))
+    assert "unknown config key 'mask_ration'" in err and "mask_ratio" in err
+    err = one_line_error(run_tool("tools/pretrain.py", "epochs=many"))
+    assert "epochs" in err and "int" in err
+    err = one_line_error(run_tool("tools/pretrain.py", "model=mae_vit_gigantic", f"data_path={REPO_ROOT}",
+                                  f"output_dir={tmp_path}"))
+    assert "unknown" in err and "mae_vit_gigantic" in err
+
+
+def test_resume_from_mismatched_checkpoint_is_one_line(cifar_small, tmp_path):
+    bad = tmp_path / "bad.pth"
+    model = MaskedAutoencoderViT(img_size=32, patch_size=4, embed_dim=32, depth=2, num_heads=2,
+                                 decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+    torch.save({"model": model.state_dict(), "optimizer": {}, "epoch": 1}, bad)
+    cfg = tiny_cfg(cifar_small / "train", tmp_path / "o")
+    err = one_line_error(run_tool("tools/pretrain.py", *overrides(cfg), "--resume", str(bad)))
+    assert "does not fit the model" in err and "wrong shape" in err and "bad.pth" in err
+    (tmp_path / "truncated.pth").write_bytes(bad.read_bytes()[:1000])
+    err = one_line_error(run_tool("tools/pretrain.py", *overrides(cfg), "--resume", str(tmp_path / "truncated.pth")))
+    assert "unreadable or truncated" in err
+
+
+def test_configs_load_and_help_lists_keys():
+    from mae_transfer.config import load_config
+
+    for cfg_file in sorted((REPO_ROOT / "configs/pretrain").glob("*.py")):
+        assert isinstance(load_config(cfg_file), PretrainConfig), cfg_file
+    large = run_tool("tools/pretrain.py", "--config", "configs/pretrain/mae_vit_large_1600ep.py", "--print-config").stdout
+    assert "model='mae_vit_large_patch16'" in large and "epochs=1600" in large and "blr=0.00015" in large
+    assert "betas=[0.9, 0.95]" in large and "warmup_epochs=40" in large and "weight_decay=0.05" in large
+    helptext = run_tool("tools/pretrain.py", "--help").stdout
+    assert "mask_ratio=0.75" in helptext and "--resume" in helptext and "--slurm" in helptext
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_process_global_batch(cifar_small, tmp_path):
+    """DDP (gloo, CPU) with 2 x 8 images trains with the lr and step count of one process with 16."""
+    one = tiny_cfg(cifar_small / "train", tmp_path / "one", epochs=1, batch_size=16)
+    two = tiny_cfg(cifar_small / "train", tmp_path / "two", epochs=1, batch_size=8)
+    res = run_tool("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+                   "tools/pretrain.py", *overrides(two), timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    pretrain(one)
+    log_one = [r for r in read_jsonl(tmp_path / "one" / "log.jsonl") if "lr" in r]
+    log_two = [r for r in read_jsonl(tmp_path / "two" / "log.jsonl") if "lr" in r]
+    assert [r["step"] for r in log_one] == [r["step"] for r in log_two]
+    assert [round(r["lr"], 12) for r in log_one] == [round(r["lr"], 12) for r in log_two]
+    assert abs(log_one[-1]["loss"] - log_two[-1]["loss"]) < 0.3
