@@ -1,0 +1,276 @@
+"""The one backbone contract both harnesses consume, its registry, and the ViT -> pyramid backbone.
+
+Contract (a plain ``nn.Module``)::
+
+    feats = backbone(images)          # {"s4": (B, C4, H/4, W/4), "s8": ..., "s16": ..., "s32": ...}
+    backbone.out_channels             # {"s4": C4, ...}
+    backbone.out_strides              # {"s4": 4, ...}
+    backbone.num_layers               # layer ids run from 0 to num_layers + 1 (lr decay)
+    backbone.layer_id(param_name)     # -> int in [0, num_layers + 1]
+    backbone.takes_weight_decay(param_name, param) -> bool
+    backbone.load_pretrained(path, source="auto") -> LoadReport
+    backbone.size_divisibility        # inputs are padded to a multiple of this
+    backbone.square_pad               # > 0: pad every input to this square size (ViT det recipe)
+
+Every factory accepts ``img_size`` (the fine-tune input side) and ``drop_path_rate``, so the harness
+configs can pass them to any backbone; a backbone that needs neither ignores them.
+
+Backbones are registered by name (``@register_backbone("mae_vit_l")``) in plug-in modules: every
+module in the top-level ``backbones/`` package is imported on first use, as is every module listed in
+``$MAE_TRANSFER_PLUGINS`` (comma-separated). ``build_backbone("my.module:name")`` imports ``my.module``
+first, so a backbone living anywhere on the path works in every tool.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import re
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checkpoints import LoadReport, apply_to_model, read_vit_checkpoint
+from .errors import CheckpointError, ConfigError
+from .models.vit import TransferViT
+from .optim import takes_weight_decay
+from .pyramid import MultiTapPyramid, SimpleFeaturePyramid
+from .registry import Registry
+
+BACKBONES = Registry("backbone")
+_PLUGINS_LOADED = False
+
+
+class Backbone(nn.Module):
+    """Base class spelling out the contract; subclasses set the attributes and implement forward."""
+
+    out_channels: dict[str, int]
+    out_strides: dict[str, int]
+    num_layers: int = 0
+    size_divisibility: int = 32
+    square_pad: int = 0
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def layer_id(self, name: str) -> int:
+        return self.num_layers + 1
+
+    def takes_weight_decay(self, name: str, param: torch.Tensor) -> bool:
+        return takes_weight_decay(name, param)
+
+    def load_pretrained(self, path: str, source: str = "auto") -> LoadReport:  # pragma: no cover - interface
+        raise CheckpointError(f"{type(self).__name__} cannot load checkpoints")
+
+
+def register_backbone(name: str) -> Callable:
+    """Decorator for a factory ``fn(**overrides) -> Backbone``."""
+    return BACKBONES.register(name)
+
+
+def load_plugins() -> None:
+    """Import the ``backbones`` package's modules and ``$MAE_TRANSFER_PLUGINS`` (once)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    try:
+        pkg = importlib.import_module("backbones")
+    except ModuleNotFoundError:
+        pkg = None
+    if pkg is not None:
+        for info in pkgutil.iter_modules(pkg.__path__):
+            importlib.import_module(f"backbones.{info.name}")
+    for mod in filter(None, os.environ.get("MAE_TRANSFER_PLUGINS", "").split(",")):
+        importlib.import_module(mod.strip())
+
+
+def build_backbone(name: str, **overrides: Any) -> Backbone:
+    """Build a registered backbone by name (or ``module.path:name``) with constructor overrides."""
+    load_plugins()
+    if ":" in name:
+        module, name = name.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            raise ConfigError(f"backbone plug-in module {module!r} not found ({e})") from None
+    factory = BACKBONES.get(name)
+    try:
+        return factory(**overrides)
+    except TypeError as e:
+        raise ConfigError(f"backbone {name!r}: {e}") from None
+
+
+def registered_backbones() -> list[str]:
+    load_plugins()
+    return BACKBONES.names()
+
+
+# ----------------------------------------------------------------------------- ViT + pyramid
+def default_taps(depth: int) -> tuple[int, ...]:
+    """Last block of each of 4 equal groups (B: 2, 5, 8, 11; L: 5, 11, 17, 23)."""
+    return tuple((g + 1) * depth // 4 - 1 for g in range(4))
+
+
+def resize_rel_pos_table(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Bicubic resize of a BEiT-layout table (rows = (2h-1)(2w-1) [+3 cls rows], heads), square grids.
+
+    The 3 cls rows are dropped when the target has none and kept (or zero-filled) when it has them.
+    """
+
+    def split(rows: int) -> tuple[int, int]:
+        for extra in (0, 3):
+            side = int(round((rows - extra) ** 0.5))
+            if side * side == rows - extra and side % 2 == 1:
+                return side, extra
+        raise CheckpointError(f"relative position table with {rows} rows is not a square (2g-1)^2 [+3] table")
+
+    s_side, s_extra = split(src.shape[0])
+    t_side, t_extra = split(target.shape[0])
+    if src.shape[1] != target.shape[1]:
+        raise CheckpointError(f"relative position table has {src.shape[1]} heads, the model {target.shape[1]}")
+    heads = src.shape[1]
+    grid = src[: s_side * s_side].t().reshape(1, heads, s_side, s_side).float()
+    if s_side != t_side:
+        grid = F.interpolate(grid, size=(t_side, t_side), mode="bicubic", align_corners=False)
+    out = grid.reshape(heads, t_side * t_side).t()
+    if t_extra:
+        extra = src[s_side * s_side:] if s_extra else torch.zeros(3, heads)
+        out = torch.cat([out, extra.float()], dim=0)
+    return out.to(target.dtype)
+
+
+class ViTPyramidBackbone(Backbone):
+    """A (pretrained) plain ViT with windowed/global blocks and a 4-level pyramid (stride-named maps)."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        patch_size: int = 16,
+        img_size: int = 1024,
+        mlp_ratio: float = 4.0,
+        taps: Sequence[int] | None = None,
+        pyramid: str = "multitap",
+        pyramid_norm: str = "GN",
+        window_size: int = 14,
+        global_blocks: Sequence[int] | None = None,
+        rel_pos: str | None = "shared",
+        drop_path_rate: float = 0.0,
+        pretrain_img_size: int = 224,
+        init_values: float | None = None,
+        use_cls_token: bool = False,
+        use_checkpoint: bool = False,
+        square_pad: int = 0,
+    ) -> None:
+        super().__init__()
+        taps = tuple(taps) if taps is not None else default_taps(depth)
+        if len(taps) != 4 or max(taps) >= depth:
+            raise ConfigError(f"taps must be 4 block indices < depth {depth}, got {taps}")
+        self.taps = taps
+        self.vit = TransferViT(
+            img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+            mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, pretrain_img_size=pretrain_img_size,
+            window_size=window_size, global_blocks=tuple(global_blocks) if global_blocks is not None else taps,
+            rel_pos=rel_pos, init_values=init_values, use_cls_token=use_cls_token, use_checkpoint=use_checkpoint)
+        scales = tuple(patch_size / s for s in (4, 8, 16, 32))
+        if pyramid == "multitap":
+            self.pyramid: nn.Module = MultiTapPyramid(embed_dim, scales, norm=pyramid_norm)
+        elif pyramid == "simple":
+            self.pyramid = SimpleFeaturePyramid(embed_dim, scales, norm=pyramid_norm)
+            self.taps = (depth - 1,)
+        else:
+            raise ConfigError(f"unknown pyramid {pyramid!r}; choose multitap or simple")
+        self.names = ("s4", "s8", "s16", "s32")
+        self.out_channels = dict(zip(self.names, self.pyramid.out_channels))
+        self.out_strides = dict(zip(self.names, (4, 8, 16, 32)))
+        self.num_layers = depth
+        self.size_divisibility = max(32, patch_size)
+        self.square_pad = square_pad
+        for m in self.pyramid.modules():
+            if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        taps = self.vit.forward_intermediates(images, self.taps)
+        return dict(zip(self.names, self.pyramid(taps)))
+
+    def layer_id(self, name: str) -> int:
+        if name.startswith("vit."):
+            return self.vit.layer_id(name[4:])
+        return self.num_layers + 1
+
+    # ------------------------------------------------------------------ checkpoints
+    def load_pretrained(self, path: str, source: str = "auto") -> LoadReport:
+        """Load any Table 4 initialization (see mae_transfer.checkpoints.convert) and report every key."""
+        state, report, _ = read_vit_checkpoint(path, source)
+        vit = self.vit
+        mapped: dict[str, torch.Tensor] = {}
+        has_ls = any(k.endswith("ls1.gamma") for k in self.state_dict())
+        if any(k.endswith("ls1.gamma") for k in state) and not has_ls:
+            raise CheckpointError(f"{path} has LayerScale (BEiT gamma_1/gamma_2); build the backbone with "
+                                  "init_values set (e.g. init_values=0.1) so they load")
+        if "pos_embed" not in state:
+            state["pos_embed"] = torch.zeros_like(vit.pos_embed)
+            report.notes.append("no absolute position embedding in the checkpoint (BEiT): pos_embed starts at zero")
+        for k, v in state.items():
+            m = re.match(r"^blocks\.(\d+)\.attn\.relative_position_bias_table$", k)
+            if k == "rel_pos_bias.relative_position_bias_table":  # BEiT shared table -> every table we have
+                targets = [n for n in self.state_dict() if n.endswith("relative_position_bias_table")]
+                for t in targets:
+                    mapped[t] = v
+                if not targets:
+                    report.ignored.append(k)
+            elif m:
+                if vit.rel_pos_mode != "per_block":
+                    raise CheckpointError(f"{path} has per-block relative position tables ({k}); build the "
+                                          "backbone with rel_pos='per_block' to keep them")
+                mapped[f"vit.blocks.{m.group(1)}.rel_pos.relative_position_bias_table"] = v
+            elif k in ("norm.weight", "norm.bias") or (k == "cls_token" and vit.cls_token is None):
+                report.ignored.append(k)  # dense taps use no final norm; the cls token is dropped
+            else:
+                mapped[f"vit.{k}"] = v
+        resizers = {"vit.pos_embed": self._resize_pos_embed, "vit.patch_embed.proj.weight": _resize_patch_embed}
+        resizers.update({n: resize_rel_pos_table for n in self.state_dict() if n.endswith("relative_position_bias_table")})
+
+        def may_be_new(key: str) -> bool:
+            return key.startswith("pyramid.") or key.endswith(("relative_position_bias_table", "ls1.gamma",
+                                                               "ls2.gamma"))
+
+        apply_to_model(self, mapped, report, may_be_new=may_be_new, resizers=resizers)
+        report.ignored = [k[4:] if k.startswith("vit.") else k for k in report.ignored]
+        if any("relative_position_bias_table" in k for k in report.new):
+            report.notes.append("relative position bias added at transfer, zero-initialized")
+        return report
+
+    def _resize_pos_embed(self, src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Pretraining grid -> fine-tune grid (bicubic), dropping or keeping the cls slot as the model needs."""
+        from timm.layers import resample_abs_pos_embed
+
+        n = src.shape[1]
+        side = int(round((n - 1) ** 0.5))
+        src_has_cls = side * side == n - 1
+        if not src_has_cls:
+            side = int(round(n ** 0.5))
+            if side * side != n:
+                raise CheckpointError(f"pos_embed with {n} positions is neither a square grid nor grid + cls")
+        cls, grid = (src[:, :1], src[:, 1:]) if src_has_cls else (None, src)
+        grid = resample_abs_pos_embed(grid, new_size=list(self.vit.grid), old_size=[side, side],
+                                      num_prefix_tokens=0, interpolation="bicubic", antialias=False)
+        if self.vit.cls_token is not None:
+            grid = torch.cat([cls if cls is not None else torch.zeros_like(grid[:, :1]), grid], dim=1)
+        return grid
+
+
+def _resize_patch_embed(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Patch-size change (FlexiViT resampling, timm) when the checkpoint's patch differs from the model's."""
+    from timm.layers import resample_patch_embed
+
+    if src.shape[:2] != target.shape[:2]:
+        raise CheckpointError(f"patch_embed.proj.weight has shape {tuple(src.shape)}, the model needs "
+                              f"{tuple(target.shape)} (different width or input channels)")
+    return resample_patch_embed(src, list(target.shape[-2:]))

@@ -1,0 +1,81 @@
+"""Single-scale ViT maps -> a 4-level pyramid (strides 4, 8, 16, 32 for patch 16).
+
+* ``MultiTapPyramid`` (MAE App. A.3 / Li et al.): one tap per block group, rescaled by 4x, 2x, 1x, 1/2;
+  the modules keep the width: 4x = ConvT-Norm-GELU-ConvT, 2x = ConvT, 1x = identity, 1/k = max-pool by k
+  (scales are chosen from the patch size so the strides are 4, 8, 16, 32).
+* ``SimpleFeaturePyramid`` (ViTDet): all four levels from the last block, with ViTDet's width halving on the
+  upsampling paths (4x: C -> C/2 -> C/4 with LayerNorm + GELU in between; 2x: C -> C/2).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .errors import ConfigError
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over channels of an NCHW map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def norm2d(kind: str, channels: int) -> nn.Module:
+    if kind == "GN":
+        return nn.GroupNorm(32 if channels % 32 == 0 else 1, channels)
+    if kind == "BN":
+        return nn.BatchNorm2d(channels)
+    if kind == "SyncBN":
+        return nn.SyncBatchNorm(channels)
+    if kind == "LN":
+        return LayerNorm2d(channels, eps=1e-6)
+    raise ConfigError(f"unknown pyramid norm {kind!r}; choose GN, BN, SyncBN or LN")
+
+
+def _rescale(scale: float, cin: int, cout_half: bool, norm: str) -> tuple[nn.Module, int]:
+    """Resolution module for one level; returns (module, output channels)."""
+    if scale == 4.0:
+        mid = cin // 2 if cout_half else cin
+        out = cin // 4 if cout_half else cin
+        return nn.Sequential(nn.ConvTranspose2d(cin, mid, 2, 2), norm2d(norm, mid), nn.GELU(),
+                             nn.ConvTranspose2d(mid, out, 2, 2)), out
+    if scale == 2.0:
+        out = cin // 2 if cout_half else cin
+        return nn.ConvTranspose2d(cin, out, 2, 2), out
+    if scale == 1.0:
+        return nn.Identity(), cin
+    if scale < 1.0 and float(1 / scale).is_integer():
+        k = int(1 / scale)
+        return nn.MaxPool2d(k, k), cin
+    raise ConfigError(f"unsupported pyramid scale {scale}; use 4, 2, 1 or 1/k (max-pool by k)")
+
+
+class MultiTapPyramid(nn.Module):
+    """Level i rescales tap i by ``scales[i]`` (width kept)."""
+
+    def __init__(self, dim: int, scales: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5), norm: str = "GN") -> None:
+        super().__init__()
+        mods = [_rescale(s, dim, False, norm) for s in scales]
+        self.levels = nn.ModuleList(m for m, _ in mods)
+        self.out_channels = [c for _, c in mods]
+        self.scales = tuple(scales)
+        self.num_inputs = len(scales)
+
+    def forward(self, taps: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [m(t) for m, t in zip(self.levels, taps)]
+
+
+class SimpleFeaturePyramid(nn.Module):
+    """Every level from the last tap (ViTDet): halve the width on the way up."""
+
+    def __init__(self, dim: int, scales: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5), norm: str = "LN") -> None:
+        super().__init__()
+        mods = [_rescale(s, dim, True, norm) for s in scales]
+        self.levels = nn.ModuleList(m for m, _ in mods)
+        self.out_channels = [c for _, c in mods]
+        self.scales = tuple(scales)
+        self.num_inputs = 1
+
+    def forward(self, taps: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [m(taps[-1]) for m in self.levels]

@@ -1,0 +1,335 @@
+"""The backbone contract: reference parity (timm ViT, timm BEiT, detectron2 ViTDet), shapes, conversions, lr decay."""
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import timm
+import torch
+import torch.nn as nn
+from timm.models.vision_transformer import VisionTransformer
+
+from mae_transfer.backbone import build_backbone, default_taps, registered_backbones
+from mae_transfer.checkpoints import read_vit_checkpoint
+from mae_transfer.errors import CheckpointError, ConfigError
+from mae_transfer.models.mae import MaskedAutoencoderViT
+from mae_transfer.optim import param_groups
+
+SMALL = dict(embed_dim=64, depth=4, num_heads=2)
+
+
+def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial weights everywhere (norm scales, biases, rel-pos tables, layer scales included)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if p.ndim == 1 and p.shape[0] > 8 else 0.0))
+    return module
+
+
+def close_fp32(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to float32 round-off of differently-ordered attention math (fused SDPA vs explicit softmax)."""
+    return (a - b).abs().max().item() <= 1e-5 * max(1.0, b.abs().max().item())
+
+
+def save(tmp_path, obj, name="ckpt.pth"):
+    path = tmp_path / name
+    torch.save(obj, path)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- reference parity
+@pytest.mark.parametrize("use_cls", [False, True])
+def test_blocks_equal_timm_vit_when_windows_relpos_pyramid_off(tmp_path, use_cls):
+    ref = VisionTransformer(img_size=64, patch_size=16, embed_dim=64, depth=4, num_heads=2, qkv_bias=True,
+                            norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=0, class_token=use_cls,
+                            global_pool="token" if use_cls else "avg")
+    randomize(ref).eval()
+    bb = build_backbone("mae_vit_b", **SMALL, img_size=64, pretrain_img_size=64, window_size=0, rel_pos=None,
+                        use_cls_token=use_cls).eval()
+    report = bb.load_pretrained(save(tmp_path, {"model": ref.state_dict()}))
+    assert not report.resized and all(k.startswith("pyramid.") for k in report.new)
+    x = torch.randn(2, 3, 64, 64)
+    ours = bb.vit.forward_intermediates(x, [0, 1, 2, 3])
+    theirs = ref.forward_intermediates(x, indices=[0, 1, 2, 3], norm=False, output_fmt="NCHW", intermediates_only=True)
+    for a, b in zip(ours, theirs):
+        assert (a - b).abs().max().item() <= 1e-5
+
+
+def test_beit_checkpoint_equals_timm_beit(tmp_path):
+    """q/v bias merge, gamma -> LayerScale, per-block rel-pos tables with cls rows, no abs pos embed."""
+    ref = timm.create_model("beit_base_patch16_224", pretrained=False, img_size=64, embed_dim=64, depth=3,
+                            num_heads=2, num_classes=10)
+    randomize(ref, seed=1).eval()
+    sd = ref.state_dict()
+    assert any(k.endswith("attn.q_bias") for k in sd) and any(k.endswith("gamma_1") for k in sd)
+    bb = build_backbone("mae_vit_b", embed_dim=64, depth=3, num_heads=2, taps=(0, 1, 2, 2), img_size=64,
+                        pretrain_img_size=64, window_size=0, rel_pos="per_block", init_values=0.1,
+                        use_cls_token=True).eval()
+    report = bb.load_pretrained(save(tmp_path, {"model": sd}))
+    assert report.source == "beit"
+    assert {"head.weight", "cls_token"} - set(report.ignored) == {"cls_token"}  # cls kept, head ignored
+    x = torch.randn(2, 3, 64, 64)
+    ours = bb.vit.forward_intermediates(x, [0, 1, 2])
+    theirs = ref.forward_intermediates(x, indices=[0, 1, 2], norm=False, output_fmt="NCHW", intermediates_only=True)
+    for a, b in zip(ours, theirs):
+        assert (a - b).abs().max().item() <= 1e-5
+
+
+def _d2_vit(img, window, window_blocks, dim=64, depth=4, heads=2):
+    from detectron2.modeling import ViT
+
+    return ViT(img_size=img, patch_size=16, embed_dim=dim, depth=depth, num_heads=heads, window_size=window,
+               window_block_indexes=window_blocks, use_rel_pos=True, rel_pos_zero_init=True, pretrain_img_size=64,
+               norm_layer=partial(nn.LayerNorm, eps=1e-6), out_feature="last_feat")
+
+
+def test_vitdet_mode_equals_detectron2_vit_and_simple_pyramid(tmp_path):
+    """Window 4 (grid 10 -> padded windows), global blocks 1 and 3, zero-init rel-pos: same as detectron2."""
+    from detectron2.modeling import SimpleFeaturePyramid
+    from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+
+    d2 = _d2_vit(160, 4, [0, 2])
+    sfp = SimpleFeaturePyramid(d2, in_feature="last_feat", out_channels=32, scale_factors=(4.0, 2.0, 1.0, 0.5),
+                               top_block=LastLevelMaxPool(), norm="LN", square_pad=160)
+    randomize(sfp, seed=2)
+    for blk in d2.blocks:  # rel-pos starts at zero in both designs (decomposed in detectron2, tables here)
+        blk.attn.rel_pos_h.data.zero_()
+        blk.attn.rel_pos_w.data.zero_()
+    sfp.eval()
+    bb = build_backbone("mae_vit_b", **SMALL, img_size=160, pretrain_img_size=64, window_size=4,
+                        global_blocks=(1, 3), pyramid="simple", pyramid_norm="LN").eval()
+    report = bb.load_pretrained(save(tmp_path, {"model": d2.state_dict()}))
+    assert any("rel_pos_h" in k for k in report.ignored) and "vit.pos_embed (1, 17, 64)->(1, 100, 64)" in report.resized
+    # pyramid scale ops: detectron2's simfp stages hold [ConvT, LN, GELU, ConvT | conv 1x1, conv 3x3]
+    ours_sd = bb.state_dict()
+    mapping = {"pyramid.levels.0.0": "simfp_2.0", "pyramid.levels.0.1": "simfp_2.1", "pyramid.levels.0.3": "simfp_2.3",
+               "pyramid.levels.1": "simfp_3.0"}
+    d2_sd = sfp.state_dict()
+    for ours, theirs in mapping.items():
+        for p in ("weight", "bias"):
+            ours_sd[f"{ours}.{p}"] = d2_sd[f"{theirs}.{p}"]
+    bb.load_state_dict(ours_sd)
+    x = torch.randn(1, 3, 160, 160)
+    with torch.no_grad():
+        last = d2(x)["last_feat"]
+        ref_levels = [sfp.simfp_2[:4](last), sfp.simfp_3[:1](last), last, sfp.simfp_5[:1](last)]
+        feats = bb(x)
+    assert close_fp32(bb.vit.forward_intermediates(x, [3])[0], last)
+    for name, ref in zip(("s4", "s8", "s16", "s32"), ref_levels):
+        assert feats[name].shape == ref.shape
+        assert close_fp32(feats[name], ref)
+
+
+@pytest.mark.parametrize("name,size,taps", [("mae_vit_b", 1024, (2, 5, 8, 11)), ("mae_vit_b", 512, (3, 5, 7, 11))])
+def test_full_size_strides_and_channels(name, size, taps):
+    bb = build_backbone(name, img_size=size, taps=taps).eval()
+    assert bb.vit.global_blocks == set(taps) and bb.vit.window_size == 14
+    with torch.no_grad():
+        feats = bb(torch.randn(1, 3, size, size))
+    for level, stride in bb.out_strides.items():
+        assert feats[level].shape == (1, 768, size // stride, size // stride)
+        assert bb.out_channels[level] == 768
+
+
+def test_vit_l_and_h_layouts_without_running():
+    with torch.device("meta"):  # layout only: no memory, no compute
+        large = build_backbone("mae_vit_l")
+        huge = build_backbone("mae_vit_h", img_size=1024)
+    assert large.taps == (5, 11, 17, 23) == default_taps(24) and large.vit.global_blocks == {5, 11, 17, 23}
+    assert huge.taps == (7, 15, 23, 31) and huge.vit.window_size == 14 and huge.vit.grid == (64, 64)
+    assert huge.out_strides == {"s4": 4, "s8": 8, "s16": 16, "s32": 32} and huge.out_channels["s4"] == 1280
+
+
+def test_vit_h14_checkpoint_patch_kernel_resampled(tmp_path):
+    """Official ViT-H is /14: its patch kernel is resampled to the backbone's 16 and its 16x16 grid resized."""
+    src = VisionTransformer(img_size=224, patch_size=14, embed_dim=64, depth=4, num_heads=2, num_classes=0)
+    report = _small_backbone().load_pretrained(save(tmp_path, {"model": src.state_dict()}))
+    assert "vit.patch_embed.proj.weight (64, 3, 14, 14)->(64, 3, 16, 16)" in report.resized
+    assert "vit.pos_embed (1, 257, 64)->(1, 64, 64)" in report.resized
+
+
+def test_padding_and_dynamic_grid():
+    bb = build_backbone("mae_vit_b", **SMALL, img_size=128, window_size=4).eval()
+    with torch.no_grad():
+        out = bb(torch.randn(1, 3, 100, 70))  # not multiples of 16: padded to 112 x 80
+    assert out["s16"].shape[-2:] == (7, 5) and out["s4"].shape[-2:] == (28, 20)
+
+
+# ----------------------------------------------------------------------------- initializations
+def _vit_sd(seed=0, **kw):
+    return randomize(VisionTransformer(img_size=224, patch_size=16, embed_dim=64, depth=4, num_heads=2, qkv_bias=True,
+                                       norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=5, **kw), seed).state_dict()
+
+
+def _small_backbone(**kw):
+    return build_backbone("mae_vit_b", **SMALL, img_size=128, window_size=4, global_blocks=(1, 3), **kw)
+
+
+def test_mae_official_pretrain_checkpoint(tmp_path):
+    mae = randomize(MaskedAutoencoderViT(img_size=224, patch_size=16, embed_dim=64, depth=4, num_heads=2,
+                                         decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2))
+    bb = _small_backbone()
+    report = bb.load_pretrained(save(tmp_path, {"model": mae.state_dict()}))
+    assert report.source == "mae"
+    ignored = " ".join(report.ignored)
+    for key in ("decoder_embed.weight", "mask_token", "decoder_pred.bias", "decoder_blocks.0.attn.qkv.weight",
+                "norm.weight", "cls_token"):
+        assert key in ignored
+    assert "vit.pos_embed (1, 197, 64)->(1, 64, 64)" in report.resized
+    new = set(report.new)
+    assert {"vit.rel_pos_global.relative_position_bias_table", "vit.rel_pos_window.relative_position_bias_table"} <= new
+    assert torch.equal(bb.vit.blocks[3].mlp.fc2.weight, mae.blocks[3].mlp.fc2.weight)
+    assert bb.vit.rel_pos_global.relative_position_bias_table.abs().sum() == 0  # zero-initialized
+    assert "zero-initialized" in report.format()
+
+
+def test_supervised_deit_checkpoint(tmp_path):
+    sd = _vit_sd()
+    bb = _small_backbone()
+    report = bb.load_pretrained(save(tmp_path, {"model": sd}))
+    assert report.source == "vit" and {"head.weight", "head.bias"} <= set(report.ignored)
+    assert torch.equal(bb.vit.patch_embed.proj.weight, sd["patch_embed.proj.weight"])
+
+
+def test_mocov3_checkpoint(tmp_path):
+    sd = _vit_sd(seed=3)
+    ckpt = {f"module.base_encoder.{k}": v for k, v in sd.items() if not k.startswith("head")}
+    ckpt.update({"module.base_encoder.head.0.weight": torch.randn(32, 64), "module.base_encoder.head.0.bias": torch.randn(32)})
+    ckpt.update({f"module.momentum_encoder.{k}": v + 1 for k, v in sd.items()})
+    ckpt.update({"module.predictor.0.weight": torch.randn(32, 32), "module.predictor.1.running_mean": torch.randn(32)})
+    bb = _small_backbone()
+    report = bb.load_pretrained(save(tmp_path, {"state_dict": ckpt, "epoch": 300, "arch": "vit_base"}))
+    assert report.source == "mocov3"
+    ignored = set(report.ignored)
+    assert "module.predictor.0.weight" in ignored and "module.momentum_encoder.blocks.0.norm1.weight" in ignored
+    assert "head.0.weight" in ignored
+    assert torch.equal(bb.vit.blocks[1].attn.qkv.weight, sd["blocks.1.attn.qkv.weight"])
+
+
+def test_beit_shared_table_resized_into_both_tables(tmp_path):
+    ref = timm.create_model("beit_base_patch16_224", pretrained=False, embed_dim=64, depth=4, num_heads=2,
+                            use_shared_rel_pos_bias=True, use_rel_pos_bias=False)
+    sd = randomize(ref, seed=4).state_dict()
+    assert "rel_pos_bias.relative_position_bias_table" in sd
+    table = sd["rel_pos_bias.relative_position_bias_table"]
+    bb = _small_backbone(init_values=0.1)  # 128px: global grid 8x8, windows 4x4
+    report = bb.load_pretrained(save(tmp_path, {"model": sd}))
+    assert any(r.startswith("vit.rel_pos_global.relative_position_bias_table (732, 2)->(225, 2)") for r in report.resized)
+    assert any(r.startswith("vit.rel_pos_window.relative_position_bias_table (732, 2)->(49, 2)") for r in report.resized)
+    assert bb.vit.rel_pos_global.relative_position_bias_table.abs().sum() > 0
+    assert torch.equal(bb.vit.blocks[0].ls1.gamma, sd["blocks.0.gamma_1"])
+    assert "pos_embed starts at zero" in report.format() and bb.vit.pos_embed.abs().sum() == 0
+    # same grid -> the table is used as is (cls rows dropped)
+    same = build_backbone("mae_vit_b", **SMALL, img_size=224, window_size=14, global_blocks=(3,), init_values=0.1)
+    same.load_pretrained(save(tmp_path, {"model": sd}, "b.pth"))
+    torch.testing.assert_close(same.vit.rel_pos_window.relative_position_bias_table, table[:-3])
+
+
+def test_beit_per_block_tables_need_per_block_mode(tmp_path):
+    ref = timm.create_model("beit_base_patch16_224", pretrained=False, embed_dim=64, depth=4, num_heads=2)
+    path = save(tmp_path, {"model": ref.state_dict()})
+    with pytest.raises(CheckpointError, match="per-block relative position tables.*rel_pos='per_block'"):
+        _small_backbone(init_values=0.1).load_pretrained(path)
+    with pytest.raises(CheckpointError, match="LayerScale.*init_values"):
+        _small_backbone(rel_pos="per_block").load_pretrained(path)
+    report = _small_backbone(rel_pos="per_block", init_values=0.1).load_pretrained(path)
+    assert len([r for r in report.resized if "rel_pos.relative_position_bias_table" in r]) == 4
+
+
+def test_own_pretraining_checkpoint_and_export(tmp_path):
+    mae = MaskedAutoencoderViT(img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=2, decoder_embed_dim=32,
+                               decoder_depth=1, decoder_num_heads=2)
+    full = save(tmp_path, {"model": mae.state_dict(), "optimizer": {}, "epoch": 3, "config": {"model": "x"}}, "full.pth")
+    enc = save(tmp_path, {"model": mae.encoder_state_dict(), "arch": {"depth": 4}}, "enc.pth")
+    for path in (full, enc):
+        bb = build_backbone("mae_vit_tiny_p4", **SMALL, img_size=64, window_size=8)
+        report = bb.load_pretrained(path)
+        assert "vit.pos_embed (1, 65, 64)->(1, 256, 64)" in report.resized
+        assert torch.equal(bb.vit.blocks[0].attn.qkv.weight, mae.blocks[0].attn.qkv.weight)
+
+
+def test_wrong_keys_and_shapes_fail_clearly(tmp_path):
+    sd = _vit_sd()
+    del sd["blocks.2.mlp.fc1.weight"]
+    with pytest.raises(CheckpointError, match=r"lacks 1 key\(s\).*vit.blocks.\*.mlp.fc1.weight"):
+        _small_backbone().load_pretrained(save(tmp_path, {"model": sd}))
+    wide = VisionTransformer(img_size=224, patch_size=16, embed_dim=96, depth=4, num_heads=2, num_classes=0)
+    with pytest.raises(CheckpointError, match=r"patch_embed.proj.weight has shape \(96, 3, 16, 16\)"):
+        _small_backbone().load_pretrained(save(tmp_path, wide.state_dict(), "wide.pth"))
+    with pytest.raises(CheckpointError, match="no 'patch_embed.proj.weight'"):
+        _small_backbone().load_pretrained(save(tmp_path, {"model": {"fc.weight": torch.ones(2, 2)}}, "x.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="unreadable or truncated"):
+        _small_backbone().load_pretrained(str(tmp_path / "junk.pth"))
+
+
+def test_pickled_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = save(tmp_path, {"model": {"x": torch.ones(1)}, "payload": Evil()})
+    with pytest.raises(CheckpointError, match="weights_only"):
+        read_vit_checkpoint(path)
+
+
+# ----------------------------------------------------------------------------- contract details
+def test_layer_decay_and_weight_decay_groups():
+    bb = _small_backbone()
+    head = nn.Linear(64, 3)
+    model = nn.ModuleDict({"backbone": bb, "head": head})
+    groups = param_groups(model, lr=1.0, weight_decay=0.1, layer_decay=0.5, backbone=bb)
+    by_name = {n: g for g in groups for n in g["param_names"]}
+    assert by_name["backbone.vit.patch_embed.proj.weight"]["lr_scale"] == 0.5 ** 5
+    assert by_name["backbone.vit.blocks.0.attn.qkv.weight"]["lr_scale"] == 0.5 ** 4
+    assert by_name["backbone.vit.blocks.3.mlp.fc1.weight"]["lr_scale"] == 0.5
+    assert by_name["backbone.pyramid.levels.0.0.weight"]["lr_scale"] == 1.0
+    assert by_name["head.weight"]["lr_scale"] == 1.0 and by_name["head.weight"]["weight_decay"] == 0.1
+    for name in ("backbone.vit.pos_embed", "backbone.vit.rel_pos_global.relative_position_bias_table",
+                 "backbone.vit.blocks.0.norm1.weight", "backbone.vit.blocks.0.attn.qkv.bias", "head.bias"):
+        assert by_name[name]["weight_decay"] == 0.0, name
+    assert by_name["backbone.vit.blocks.0.attn.qkv.weight"]["weight_decay"] == 0.1
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_drop_path_and_activation_checkpointing_train():
+    bb = _small_backbone(drop_path_rate=0.2, use_checkpoint=True).train()
+    assert bb.vit.blocks[-1].drop_path1.drop_prob == pytest.approx(0.2)
+    out = bb(torch.randn(2, 3, 128, 128))
+    sum(v.mean() for v in out.values()).backward()
+    assert bb.vit.blocks[0].attn.qkv.weight.grad is not None
+    assert bb.vit.rel_pos_window.relative_position_bias_table.grad is not None
+
+
+def test_registry_lists_names_and_plugins(tmp_path, monkeypatch):
+    names = registered_backbones()
+    assert {"mae_vit_b", "mae_vit_l", "mae_vit_h", "convnext_t"} <= set(names)
+    with pytest.raises(ConfigError, match=r"unknown backbone 'mae_vit_q'.*registered: .*mae_vit_b"):
+        build_backbone("mae_vit_q")
+    with pytest.raises(ConfigError, match="unexpected keyword"):
+        build_backbone("mae_vit_b", windw_size=3)
+    plugin = tmp_path / "my_plugin_bb.py"
+    plugin.write_text(
+        "from mae_transfer.backbone import register_backbone\n"
+        "from backbones.timm_convnext import TimmFeaturesBackbone\n"
+        "@register_backbone('my_resnet')\n"
+        "def my_resnet(**kw):\n"
+        "    return TimmFeaturesBackbone('resnet18', **kw)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bb = build_backbone("my_plugin_bb:my_resnet")
+    feats = bb(torch.randn(1, 3, 64, 64))
+    assert list(feats) == ["s4", "s8", "s16", "s32"] and bb.out_channels["s32"] == 512
+
+
+def test_convnext_plugin_contract_and_checkpoint(tmp_path):
+    bb = build_backbone("convnext_atto")
+    feats = bb(torch.randn(1, 3, 64, 64))
+    assert {k: v.shape[1] for k, v in feats.items()} == bb.out_channels
+    assert bb.out_strides == {"s4": 4, "s8": 8, "s16": 16, "s32": 32}
+    ids = {n: bb.layer_id(n) for n, _ in bb.named_parameters()}
+    assert ids["body.stem_0.weight"] == 0 and max(ids.values()) == bb.num_layers
+    full = randomize(timm.create_model("convnext_atto", pretrained=False), seed=5)
+    report = bb.load_pretrained(save(tmp_path, full.state_dict()))
+    assert "head.fc.weight" in report.ignored and not report.new
+    assert torch.equal(bb.body.stages_3.blocks[1].mlp.fc1.weight, full.stages[3].blocks[1].mlp.fc1.weight)
