@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import inspect
 import json
 import runpy
 import types
@@ -122,6 +123,25 @@ def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
             raise ConfigError(_unknown_key_message(key, cfg))
         changes[key] = _parse_value(raw.strip(), hints[key], key)
     return cfg.replace(**changes)
+
+
+def accepts_kwarg(target: Any, name: str) -> bool:
+    """Whether calling ``target(..., name=...)`` can be valid: ``name`` is a parameter of the callable, or
+    of a base class its ``**kwargs`` are handed on to (followed up the MRO). Targets that forward their
+    ``**kwargs`` elsewhere say so with ``forwards_kwargs = True`` (they validate them themselves)."""
+    if getattr(target, "forwards_kwargs", False):
+        return True
+    chain = [c.__init__ for c in target.__mro__ if "__init__" in vars(c)] if isinstance(target, type) else [target]
+    for fn in chain:
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            return True
+        if name in params:
+            return True
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return False
+    return False
 
 
 def load_config(path: str | Path, relative_to: str | Path | None = None, expect: type | None = None) -> Any:

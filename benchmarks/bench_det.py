@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""One Mask R-CNN training iteration at the real 1024 input, ours vs detectron2's ViTDet-B, side by side.
+
+Each model runs in its own subprocess (clean peak-RSS on CPU; allocator peak on CUDA) on the same real
+coco128 image through the same LSJ mapper, batch 1. Prints step time, peak memory, their ratios.
+
+  python benchmarks/bench_det.py                                   # ViT-B (ours, Li et al.) vs ViTDet-B
+  python benchmarks/bench_det.py --configs configs/det/mask_rcnn_vit_b_100ep.py configs/det/mask_rcnn_vit_l_100ep.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+
+from mae_transfer.paths import REPO_ROOT, shared_data
+
+VITDET_REF = "detectron2:common/models/mask_rcnn_vitdet.py"
+
+
+def _peak_mib(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _batch(image_size: int = 1024) -> list[dict]:
+    """One coco128 training image through detectron2's LSJ mapper at 1024 (deterministic crop)."""
+    import detectron2.data.transforms as T
+    from detectron2.data import DatasetMapper, get_detection_dataset_dicts
+
+    from mae_transfer.det.data import register_coco
+
+    root = shared_data("coco128")
+    register_coco("coco128_train", f"{root}/annotations/instances_train2017.json", f"{root}/train2017")
+    record = get_detection_dataset_dicts("coco128_train")[0]
+    torch.manual_seed(0)
+    mapper = DatasetMapper(is_train=True, augmentations=[
+        T.ResizeScale(min_scale=1.0, max_scale=1.0, target_height=image_size, target_width=image_size),
+        T.FixedSizeCrop(crop_size=(image_size, image_size), pad=False)],
+        image_format="RGB", use_instance_mask=True, instance_mask_format="bitmask", recompute_boxes=True)
+    return [mapper(record)]
+
+
+def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dict[str, Any]:
+    """Build the detector of ``config`` (or VITDET_REF), run ``steps`` training iterations, report time/memory."""
+    from detectron2 import model_zoo
+    from detectron2.config import LazyConfig, instantiate
+    from detectron2.utils.events import EventStorage
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if config == VITDET_REF:
+        model_cfg = model_zoo.get_config("common/models/mask_rcnn_vitdet.py").model
+        lr, wd, name = 1e-4, 0.1, "detectron2 ViTDet-B (model_zoo common/models/mask_rcnn_vitdet.py)"
+    else:
+        from mae_transfer.det.train import apply_entry
+
+        cfg = LazyConfig.load(str(REPO_ROOT / config) if not config.startswith("/") else config)
+        values = apply_entry(cfg)
+        model_cfg, lr, wd, name = cfg.model, values["lr"], values["weight_decay"], config
+    torch.manual_seed(0)
+    model = instantiate(model_cfg).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    batch = _batch()
+    rss_built = _peak_mib(device)
+    times, losses = [], {}
+    with EventStorage(0):
+        for _ in range(steps + 1):  # the first step warms up allocators and optimizer state
+            t0 = time.perf_counter()
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+                loss_dict = model(batch)
+            sum(loss_dict.values()).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+            losses = {k: float(v) for k, v in loss_dict.items()}
+    return {"model": name, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "step_s": min(times[1:]) if steps else times[0], "first_step_s": times[0],
+            "peak_rss_mib": _peak_mib(device), "rss_after_build_mib": rss_built, "losses": losses}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=["configs/det/mask_rcnn_vit_b_100ep.py", VITDET_REF])
+    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(one_iteration(args.one, steps=args.steps)))
+        return
+    rows = []
+    for cfg in args.configs:
+        out = subprocess.run([sys.executable, __file__, "--one", cfg, "--steps", str(args.steps)], check=True,
+                             capture_output=True, text=True, cwd=REPO_ROOT).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    dev = rows[0]["device"]
+    print(f"Mask R-CNN, one training iteration, 1024x1024, batch 1, on {dev}"
+          f" ({torch.get_num_threads()} threads)" if dev == "cpu" else "")
+    print(f"{'model':<70}{'params M':>10}{'step s':>10}{'peak MiB':>11}")
+    for r in rows:
+        print(f"{r['model']:<70}{r['params_m']:>10.1f}{r['step_s']:>10.2f}{r['peak_rss_mib']:>11.0f}")
+    base = rows[-1]
+    for r in rows[:-1]:
+        print(f"{r['model']} / {base['model'].split(' (')[0]}: time x{r['step_s'] / base['step_s']:.2f}, "
+              f"memory x{r['peak_rss_mib'] / base['peak_rss_mib']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

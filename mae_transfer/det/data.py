@@ -1,0 +1,105 @@
+"""COCO-format datasets for detectron2: validated before anything trains, then registered by name."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+
+REQUIRED_IMAGE_FIELDS = ("id", "file_name", "height", "width")
+REQUIRED_ANN_FIELDS = ("id", "image_id", "category_id", "bbox")
+
+
+def validate_coco(json_file: str | Path, image_root: str | Path, need_annotations: bool = True,
+                  need_masks: bool = True) -> dict[str, int]:
+    """Check a COCO instances json against its image folder; raise DataError naming the first problem.
+
+    Returns counts (images, annotations, categories, non-crowd RLE masks) for logging and mapper setup.
+    """
+    json_file, image_root = Path(json_file), Path(image_root)
+    if not json_file.is_file():
+        raise DataError(f"annotation file not found: {json_file}")
+    if not image_root.is_dir():
+        raise DataError(f"image folder not found: {image_root}")
+    try:
+        data = json.loads(json_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{json_file} is not valid JSON ({e})") from None
+    for field in ("images", "annotations", "categories"):
+        if not isinstance(data.get(field), list):
+            raise DataError(f"{json_file} has no '{field}' list (not a COCO instances file)")
+    if not data["images"]:
+        raise DataError(f"{json_file} lists no images")
+    image_ids = set()
+    for img in data["images"]:
+        missing = [f for f in REQUIRED_IMAGE_FIELDS if f not in img]
+        if missing:
+            raise DataError(f"{json_file}: image entry {img.get('id', '?')} lacks field(s) {', '.join(missing)}")
+        image_ids.add(img["id"])
+    cat_ids = {c.get("id") for c in data["categories"]}
+    if not cat_ids:
+        raise DataError(f"{json_file} lists no categories")
+    for ann in data["annotations"]:
+        missing = [f for f in REQUIRED_ANN_FIELDS if f not in ann]
+        if need_masks and "segmentation" not in ann:
+            missing.append("segmentation")
+        if missing:
+            raise DataError(f"{json_file}: annotation {ann.get('id', '?')} lacks field(s) {', '.join(missing)}")
+        if ann["image_id"] not in image_ids:
+            raise DataError(f"{json_file}: annotation {ann['id']} refers to unknown image id {ann['image_id']}")
+        if ann["category_id"] not in cat_ids:
+            raise DataError(f"{json_file}: annotation {ann['id']} has unknown category id {ann['category_id']}")
+        if not (isinstance(ann["bbox"], list) and len(ann["bbox"]) == 4):
+            raise DataError(f"{json_file}: annotation {ann['id']} bbox is not [x, y, w, h]")
+    if need_annotations and not data["annotations"]:
+        raise DataError(f"{json_file} has zero annotations: nothing to train on")
+    absent = [img["file_name"] for img in data["images"] if not (image_root / img["file_name"]).is_file()]
+    if absent:
+        raise DataError(f"{len(absent)} image(s) listed in {json_file} are missing from {image_root}, "
+                        f"e.g. {absent[0]}")
+    rle = sum(isinstance(a.get("segmentation"), dict) and not a.get("iscrowd", 0) for a in data["annotations"])
+    return {"images": len(data["images"]), "annotations": len(data["annotations"]), "categories": len(cat_ids),
+            "rle_instances": rle}
+
+
+def register_coco(name: str, json_file: str, image_root: str, need_annotations: bool = True) -> dict[str, int]:
+    """Validate, then register with detectron2's catalog (idempotent for the same files)."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    counts = validate_coco(json_file, image_root, need_annotations=need_annotations)
+    if name in DatasetCatalog.list():
+        meta = MetadataCatalog.get(name)
+        if getattr(meta, "json_file", None) == str(json_file) and getattr(meta, "image_root", None) == str(image_root):
+            return counts
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    register_coco_instances(name, {}, str(json_file), str(image_root))
+    return counts
+
+
+def coco2017_paths(root: str | None = None) -> dict[str, dict[str, Any]]:
+    """Standard COCO 2017 layout under ``root`` (default $DETECTRON2_DATASETS or ./datasets)."""
+    root = root or os.environ.get("DETECTRON2_DATASETS", "datasets")
+    base = Path(root) / "coco"
+    return {
+        "coco_2017_train": {"json": str(base / "annotations/instances_train2017.json"), "images": str(base / "train2017")},
+        "coco_2017_val": {"json": str(base / "annotations/instances_val2017.json"), "images": str(base / "val2017")},
+    }
+
+
+def subset_coco(json_file: str | Path, out_file: str | Path, num_images: int, min_instances: int = 1) -> Path:
+    """Write a COCO json with the first ``num_images`` images having >= ``min_instances`` annotations
+    (small real subsets for CPU runs and tests)."""
+    data = json.loads(Path(json_file).read_text())
+    per_image: dict[int, int] = {}
+    for a in data["annotations"]:
+        per_image[a["image_id"]] = per_image.get(a["image_id"], 0) + 1
+    keep = [img for img in data["images"] if per_image.get(img["id"], 0) >= min_instances][:num_images]
+    ids = {img["id"] for img in keep}
+    out = dict(data, images=keep, annotations=[a for a in data["annotations"] if a["image_id"] in ids])
+    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_file).write_text(json.dumps(out))
+    return Path(out_file)

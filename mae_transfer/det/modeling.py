@@ -1,0 +1,110 @@
+"""detectron2 glue: the contract backbone as a detectron2 ``Backbone``, ViTDet's simple neck, param groups.
+
+No model logic lives here: the ViT, its windows, rel-pos and pyramid are the contract backbone's; FPN,
+RPN and ROI heads are detectron2's own.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn as nn
+from detectron2.layers import Conv2d, get_norm
+from detectron2.modeling import Backbone as D2Backbone
+from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+
+from .. import backbone as contract
+from ..optim import param_groups
+
+log = logging.getLogger("mae_transfer.det")
+
+
+class ContractBackbone(D2Backbone):
+    """Any registered backbone (``build_backbone(name, **overrides)``) seen by detectron2.
+
+    ``weights``: a checkpoint in any supported format, converted and loaded at construction with a
+    printed report (detectron2's own checkpointer then handles resume of the whole detector).
+    """
+
+    forwards_kwargs = True  # extra keywords go to the backbone factory, which validates them
+
+    def __init__(self, name: str, weights: str = "", source: str = "auto", **overrides) -> None:
+        super().__init__()
+        self.net = contract.build_backbone(name, **overrides)
+        self.load_report = None
+        if weights:
+            self.load_report = self.net.load_pretrained(weights, source)
+            log.info("backbone %s initialized from %s", name, self.load_report.format())
+        else:
+            log.info("backbone %s: random initialization", name)
+        self._out_features = list(self.net.out_channels)
+        self._out_feature_channels = dict(self.net.out_channels)
+        self._out_feature_strides = dict(self.net.out_strides)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net(x)
+
+    @property
+    def size_divisibility(self) -> int:
+        return self.net.size_divisibility
+
+
+class SimpleNeck(D2Backbone):
+    """ViTDet's output convolutions on a pyramid that already has its scales (1x1 + 3x3 conv with norm per
+    level, + max-pooled p6), so the ViTDet recipe runs on the same contract backbone as the FPN recipe."""
+
+    def __init__(self, bottom_up: D2Backbone, in_features: list[str], out_channels: int = 256, norm: str = "LN",
+                 top_block: nn.Module | None = None, square_pad: int = 0) -> None:
+        super().__init__()
+        self.bottom_up = bottom_up
+        self.in_features = list(in_features)
+        shapes = bottom_up.output_shape()
+        self.lateral = nn.ModuleList()
+        self.output = nn.ModuleList()
+        for f in self.in_features:
+            c = shapes[f].channels
+            self.lateral.append(Conv2d(c, out_channels, 1, bias=not norm, norm=get_norm(norm, out_channels)))
+            self.output.append(Conv2d(out_channels, out_channels, 3, padding=1, bias=not norm,
+                                      norm=get_norm(norm, out_channels)))
+        strides = [shapes[f].stride for f in self.in_features]
+        self._out_feature_strides = {f"p{int(torch.log2(torch.tensor(s)).item())}": s for s in strides}
+        self.top_block = top_block
+        if top_block is not None:
+            last = max(strides)
+            self._out_feature_strides[f"p{int(torch.log2(torch.tensor(last)).item()) + 1}"] = last * 2
+        self._out_features = list(self._out_feature_strides)
+        self._out_feature_channels = {k: out_channels for k in self._out_features}
+        self._square_pad = square_pad
+        self._size_divisibility = max(strides)
+
+    @property
+    def size_divisibility(self) -> int:
+        return self._size_divisibility
+
+    @property
+    def padding_constraints(self) -> dict:
+        # detectron2 spells the key this way (see its ImageList.from_tensors)
+        return {"size_divisiblity": self._size_divisibility, "square_size": self._square_pad}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.bottom_up(x)
+        outs = [out(lat(feats[f])) for f, lat, out in zip(self.in_features, self.lateral, self.output)]
+        if self.top_block is not None:
+            outs.extend(self.top_block(outs[-1]))
+        return dict(zip(self._out_features, outs))
+
+
+def find_contract_backbone(model: nn.Module) -> contract.Backbone:
+    for m in model.modules():
+        if isinstance(m, contract.Backbone):
+            return m
+    raise ValueError("the detector holds no contract backbone")
+
+
+def det_param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+    """Optimizer groups with the shared layer-decay / no-decay rule (``params`` of the optimizer config)."""
+    return param_groups(model, lr=lr, weight_decay=weight_decay, layer_decay=layer_decay,
+                        backbone=find_contract_backbone(model))
+
+
+__all__ = ["ContractBackbone", "SimpleNeck", "LastLevelMaxPool", "det_param_groups"]

@@ -1,0 +1,274 @@
+"""Mask R-CNN training / evaluation through detectron2 (LazyConfig + its trainers, hooks and COCOEvaluator).
+
+The flow follows detectron2's ``lazyconfig_train_net``: load a LazyConfig, apply the entry's
+hyperparameters and ``key=value`` overrides, validate and register datasets, build, train with
+``AMPTrainer``/``SimpleTrainer`` + hooks, evaluate with ``COCOEvaluator``. Additions: the per-entry table,
+override-key checking, dataset validation before anything is built, a JSON-lines/TensorBoard log, and a
+final ``metrics.json`` with APbox / APmask and the AP breakdown.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import accepts_kwarg
+from ..errors import ConfigError, NonFiniteLossError
+from ..recipes import INITS, set_det_entry
+from ..utils import write_json_atomic
+from .data import coco2017_paths, register_coco
+
+log = logging.getLogger("mae_transfer.det")
+
+
+# ----------------------------------------------------------------------------- config
+def _bottom_up(cfg: DictConfig) -> DictConfig:
+    node = cfg.model.backbone
+    while "bottom_up" in node:
+        node = node.bottom_up
+    return node
+
+
+def apply_entry(cfg: DictConfig) -> dict[str, float]:
+    """Write ``cfg.entry``'s table values into the optimizer and backbone (what ``--init`` does)."""
+    return set_det_entry(cfg.optimizer, _bottom_up(cfg), **cfg.entry)
+
+
+def check_override_key(cfg: DictConfig, key: str) -> None:
+    """A key must exist, or be an argument of the LazyCall target that holds it; else ConfigError."""
+    if OmegaConf.select(cfg, key, default="__missing__") != "__missing__":
+        return
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+    if isinstance(parent, DictConfig) and "_target_" in parent:
+        target = parent._target_
+        if isinstance(target, str):
+            from detectron2.utils.registry import locate
+
+            target = locate(target)
+        if accepts_kwarg(target, leaf):
+            return
+        raise ConfigError(f"unknown config key {key!r}: {getattr(target, '__name__', target)} takes no argument {leaf!r}")
+    raise ConfigError(f"unknown config key {key!r}")
+
+
+def load_config(args: argparse.Namespace) -> DictConfig:
+    from detectron2.config import LazyConfig
+
+    if not Path(args.config).is_file():
+        raise ConfigError(f"config file not found: {args.config}")
+    cfg = LazyConfig.load(args.config)
+    if args.init:  # the entry's values replace the config's (command-line overrides still win)
+        cfg.entry.init = args.init
+        apply_entry(cfg)
+    bu = _bottom_up(cfg)
+    if args.backbone:
+        bu.name = args.backbone
+    if args.weights is not None:
+        bu.weights = args.weights
+    if args.source:
+        bu.source = args.source
+    if args.output_dir:
+        cfg.train.output_dir = args.output_dir
+    for ov in args.opts:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r} is not of the form key=value")
+        check_override_key(cfg, ov.split("=", 1)[0])
+    LazyConfig.apply_overrides(cfg, list(args.opts))
+    _datasets_from_flags(cfg, args)
+    if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
+        cfg.train.device = "cpu"
+    if cfg.train.device == "cpu" and cfg.train.amp.enabled:
+        cfg.train.amp.enabled = False  # autocast + GradScaler here are CUDA features
+    cfg.entry.values = {"lr": cfg.optimizer.lr, "weight_decay": cfg.optimizer.weight_decay,
+                         "drop_path": bu.drop_path_rate, "layer_decay": cfg.optimizer.params.layer_decay}
+    return cfg
+
+
+def _datasets_from_flags(cfg: DictConfig, args: argparse.Namespace) -> None:
+    if "datasets" not in cfg:
+        cfg.datasets = {}
+    if args.train_json or args.train_images:
+        if not (args.train_json and args.train_images):
+            raise ConfigError("--train-json and --train-images go together")
+        cfg.datasets["custom_train"] = {"json": args.train_json, "images": args.train_images}
+        cfg.dataloader.train.dataset.names = "custom_train"
+    if args.val_json or args.val_images:
+        if not (args.val_json and args.val_images):
+            raise ConfigError("--val-json and --val-images go together")
+        cfg.datasets["custom_val"] = {"json": args.val_json, "images": args.val_images}
+        cfg.dataloader.test.dataset.names = "custom_val"
+    if args.coco_root:
+        cfg.datasets.update(coco2017_paths(args.coco_root))
+
+
+def register_datasets(cfg: DictConfig, eval_only: bool = False) -> None:
+    """Validate every dataset the run uses (one-line DataError on the first problem), then register it."""
+    wanted = {cfg.dataloader.test.dataset.names} if eval_only else \
+        {cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names}
+    known = dict(cfg.get("datasets", {}))
+    for name, paths in coco2017_paths().items():
+        known.setdefault(name, paths)
+    for name in wanted:
+        if name not in known:
+            raise ConfigError(f"dataset {name!r} is not declared: add it to the config's `datasets` or pass "
+                              "--train-json/--train-images, --val-json/--val-images or --coco-root")
+        is_train = name == cfg.dataloader.train.dataset.names
+        counts = register_coco(name, known[name]["json"], known[name]["images"], need_annotations=is_train)
+        log.info("dataset %s: %s", name, counts)
+        if is_train and counts["rle_instances"]:  # polygon masks cannot hold RLE instances
+            cfg.dataloader.train.mapper.instance_mask_format = "bitmask"
+
+
+# ----------------------------------------------------------------------------- train / test
+def _sanitize(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _sanitize(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_sanitize(v) for v in obj]
+    return obj
+
+
+def do_test(cfg: DictConfig, model: torch.nn.Module) -> dict[str, Any]:
+    from detectron2.config import instantiate
+    from detectron2.evaluation import inference_on_dataset, print_csv_format
+
+    evaluator = instantiate(cfg.dataloader.evaluator)
+    evaluator._output_dir = os.path.join(cfg.train.output_dir, "inference")
+    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), evaluator)
+    print_csv_format(results)
+    return results
+
+
+def write_metrics(cfg: DictConfig, results: dict[str, Any], iteration: int) -> Path:
+    bbox, segm = results.get("bbox", {}), results.get("segm", {})
+    bu = _bottom_up(cfg)
+    metrics = {
+        "APbox": bbox.get("AP"), "APmask": segm.get("AP"), "bbox": bbox, "segm": segm, "iteration": iteration,
+        "backbone": bu.name, "weights": bu.weights or "random init", "entry": OmegaConf.to_container(cfg.entry),
+        "dataset": cfg.dataloader.test.dataset.names,
+    }
+    return write_json_atomic(_sanitize(metrics), Path(cfg.train.output_dir) / "metrics.json")
+
+
+class _NoTracebackForNaN(logging.Filter):
+    """detectron2 logs the trainer's exception with a traceback; a non-finite loss needs one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None and issubclass(record.exc_info[0], FloatingPointError):
+            record.exc_info = None
+            record.msg = f"{record.msg} (stopped on a non-finite loss)"
+        return True
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """One process of a (possibly distributed) run; called directly or through detectron2's ``launch``."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.config import instantiate
+    from detectron2.engine import AMPTrainer, SimpleTrainer, default_setup, hooks
+    from detectron2.engine.defaults import create_ddp_model
+    from detectron2.utils import comm
+    from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+
+    cfg = load_config(args)
+    args.config_file = args.config  # default_setup logs the config file by this name
+    default_setup(cfg, args)
+    logging.getLogger("detectron2.engine.train_loop").addFilter(_NoTracebackForNaN())
+    register_datasets(cfg, eval_only=args.eval_only)
+
+    model = instantiate(cfg.model).to(cfg.train.device)
+    out = cfg.train.output_dir
+    if args.eval_only:
+        DetectionCheckpointer(model, save_dir=out).resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+        results = do_test(cfg, model)
+        if comm.is_main_process():
+            write_metrics(cfg, results, iteration=-1)
+        return results
+
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    train_loader = instantiate(cfg.dataloader.train)
+    model = create_ddp_model(model, **cfg.train.ddp)
+    if cfg.train.amp.enabled:
+        precision = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        trainer: SimpleTrainer = AMPTrainer(model, train_loader, optimizer, precision=precision)
+    else:
+        trainer = SimpleTrainer(model, train_loader, optimizer)
+    checkpointer = DetectionCheckpointer(model, out, trainer=trainer)
+    last: dict[str, Any] = {}
+
+    def evaluate() -> dict[str, Any]:
+        res = do_test(cfg, model)
+        last.clear()
+        last.update(res)
+        return res
+
+    writers = [CommonMetricPrinter(cfg.train.max_iter), JSONWriter(os.path.join(out, "log.jsonl")),
+               TensorboardXWriter(out)]
+    trainer.register_hooks([
+        hooks.IterationTimer(),
+        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
+        hooks.EvalHook(cfg.train.eval_period, evaluate),
+        hooks.PeriodicWriter(writers, period=cfg.train.log_period) if comm.is_main_process() else None,
+    ])
+    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    try:
+        trainer.train(start_iter, cfg.train.max_iter)
+    except FloatingPointError as e:
+        raise NonFiniteLossError(f"{e} (last checkpoint kept in {out})") from None
+    if not last:  # resumed at the end, or eval_period beyond max_iter
+        evaluate()
+    if comm.is_main_process():
+        path = write_metrics(cfg, last, iteration=cfg.train.max_iter)
+        log.info("metrics: APbox %s APmask %s -> %s", last.get("bbox", {}).get("AP"),
+                 last.get("segm", {}).get("AP"), path)
+    return last
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="configs/det/mask_rcnn_vit_b_100ep.py", help="LazyConfig file")
+    parser.add_argument("--backbone", default=None, help="registered backbone name (or module:name)")
+    parser.add_argument("--weights", default=None, help="backbone initialization checkpoint ('' = random init)")
+    parser.add_argument("--source", default=None, help="checkpoint format: auto | vit | mae | supervised | mocov3 | beit")
+    parser.add_argument("--init", default=None, choices=INITS,
+                        help="Table 4 entry: selects lr / weight decay / drop path (and BEiT's backbone needs)")
+    parser.add_argument("--output-dir", default=None)
+    parser.add_argument("--eval-only", action="store_true", help="evaluate the last (or init) checkpoint only")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
+    g = parser.add_argument_group("datasets")
+    g.add_argument("--coco-root", default=None, help="COCO 2017 root (holds coco/annotations, coco/train2017, ...)")
+    g.add_argument("--train-json", default=None)
+    g.add_argument("--train-images", default=None)
+    g.add_argument("--val-json", default=None)
+    g.add_argument("--val-images", default=None)
+    g = parser.add_argument_group("distributed (detectron2.engine.launch)")
+    g.add_argument("--num-gpus", type=int, default=1, help="GPUs per machine")
+    g.add_argument("--num-machines", type=int, default=1)
+    g.add_argument("--machine-rank", type=int, default=0)
+    g.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine 0 for multi-machine runs")
+    parser.add_argument("opts", nargs="*", help="key=value LazyConfig overrides, e.g. train.max_iter=100")
+
+
+def run(args: argparse.Namespace) -> None:
+    from detectron2.engine import launch
+
+    if args.num_gpus > 1 or args.num_machines > 1:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    else:
+        main(args)
+
+
+def read_metrics(output_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(output_dir) / "metrics.json").read_text())
