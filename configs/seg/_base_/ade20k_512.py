@@ -1,0 +1,40 @@
+# ADE20K (ADEChallengeData2016 layout): 512x512 crops from RandomResize(2048x512, ratio 0.5-2.0), flip,
+# photometric distortion; test at 2048x512 (keep ratio) with slide inference.
+dataset_type = "ADE20KDataset"
+data_root = "data/ade/ADEChallengeData2016"
+train_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadAnnotations", reduce_zero_label=True),
+    dict(type="RandomResize", scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type="RandomCrop", crop_size=(512, 512), cat_max_ratio=0.75),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PhotoMetricDistortion"),
+    dict(type="PackSegInputs"),
+]
+test_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="Resize", scale=(2048, 512), keep_ratio=True),
+    dict(type="LoadAnnotations", reduce_zero_label=True),
+    dict(type="PackSegInputs"),
+]
+train_dataloader = dict(
+    batch_size=2,  # per GPU; 8 GPUs -> 16
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="InfiniteSampler", shuffle=True),
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 data_prefix=dict(img_path="images/training", seg_map_path="annotations/training"),
+                 pipeline=train_pipeline),
+)
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
+                 pipeline=test_pipeline),
+)
+test_dataloader = val_dataloader
+val_evaluator = dict(type="IoUMetricPerClass", iou_metrics=["mIoU"])
+test_evaluator = val_evaluator

@@ -1,0 +1,75 @@
+"""A segmentation dataset from any "images + label PNGs + classes.txt" folder, validated up front."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+from PIL import Image
+
+from ..errors import DataError
+
+
+def read_classes(path: str | Path) -> tuple[str, ...]:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"classes file not found: {p}")
+    names = tuple(line.strip() for line in p.read_text().splitlines() if line.strip())
+    if not names:
+        raise DataError(f"classes file {p} lists no class")
+    return names
+
+
+@DATASETS.register_module()
+class LabelFolderDataset(BaseSegDataset):
+    """Images ``<img_path>/<stem><img_suffix>`` with labels ``<seg_map_path>/<stem>.png`` (class index per pixel).
+
+    ``classes_file``: one class name per line. With ``reduce_zero_label`` (default, as ADE20K), label 0 means
+    "unlabeled" (ignored) and label i is class line i. Every pair is checked before training: the label exists,
+    has the image's size, and holds no value above the class count except the ignore value 255.
+    """
+
+    METAINFO: dict = dict()  # classes come from classes_file; a palette is generated
+
+    def __init__(self, classes_file: str, reduce_zero_label: bool = True, img_suffix: str = ".jpg",
+                 seg_map_suffix: str = ".png", validate: bool = True, **kwargs) -> None:
+        classes = read_classes(classes_file)
+        self.classes_file = classes_file
+        self.validate = validate
+        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, reduce_zero_label=reduce_zero_label,
+                         metainfo=dict(classes=classes), **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        img_dir = self.data_prefix.get("img_path", "")
+        if not os.path.isdir(img_dir):
+            raise DataError(f"image folder not found: {img_dir}")
+        data_list = super().load_data_list()
+        if not data_list:
+            raise DataError(f"no '*{self.img_suffix}' image in {img_dir}")
+        if self.validate:
+            self._check(data_list)
+        return data_list
+
+    def _check(self, data_list: list[dict]) -> None:
+        n_classes = len(self.metainfo["classes"])
+        max_label = n_classes if self.reduce_zero_label else n_classes - 1
+
+        def check(item: dict) -> None:
+            img, seg = item["img_path"], item["seg_map_path"]
+            if not os.path.isfile(seg):
+                raise DataError(f"label file missing for {img}: {seg}")
+            with Image.open(img) as im, Image.open(seg) as lb:
+                if im.size != lb.size:
+                    raise DataError(f"label {seg} is {lb.size[0]}x{lb.size[1]} but its image {img} is "
+                                    f"{im.size[0]}x{im.size[1]}")
+                values = np.unique(np.asarray(lb))
+            bad = values[(values > max_label) & (values != 255)]
+            if bad.size:
+                raise DataError(f"label {seg} holds value {int(bad.max())} above the class count "
+                                f"({n_classes} classes in {self.classes_file})")
+
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            list(pool.map(check, data_list))

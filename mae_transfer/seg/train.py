@@ -1,0 +1,205 @@
+"""UperNet training / evaluation through mmengine's Runner (mmseg models, datasets, IoUMetric).
+
+Additions over mmseg's own train script: the per-entry table (``--init``), ``--backbone/--weights``,
+dataset flags for any "images + label PNGs + classes.txt" folder, ``--cfg-options`` key checking,
+CPU fallbacks (SyncBN -> BN, no AMP wrapper), weights_only-safe resume, and ``metrics.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import accepts_kwarg
+from ..errors import ConfigError, NonFiniteLossError
+from ..recipes import INITS, INIT_BACKBONE, seg_entry_values
+from . import compat
+
+compat.install()
+
+log = logging.getLogger("mae_transfer.seg")
+
+_REGISTRY_NAMES = ("MODELS", "DATASETS", "TRANSFORMS", "OPTIMIZERS", "OPTIM_WRAPPERS", "OPTIM_WRAPPER_CONSTRUCTORS",
+                   "PARAM_SCHEDULERS", "HOOKS", "METRICS", "LOOPS", "VISUALIZERS", "VISBACKENDS", "DATA_SAMPLERS")
+
+
+def _locate_type(type_name: Any) -> Any:
+    if not isinstance(type_name, str):
+        return type_name
+    import mmseg.registry as regs
+
+    for name in _REGISTRY_NAMES:
+        reg = getattr(regs, name, None)
+        if reg is not None:
+            found = reg.get(type_name)
+            if found is not None:
+                return found
+    return None
+
+
+def check_option_key(cfg: Any, key: str) -> None:
+    """``a.b.c`` must exist in the config, or be an argument of the registered type that holds it."""
+    node: Any = getattr(cfg, "_cfg_dict", cfg)  # mmengine Config -> its ConfigDict
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        is_last = i == len(parts) - 1
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+            continue
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            continue
+        if isinstance(node, dict) and is_last and "type" in node:
+            target = _locate_type(node["type"])
+            if target is None:
+                return  # unknown to us: let the registry decide
+            if accepts_kwarg(target, part):
+                return
+            raise ConfigError(f"unknown config key {key!r}: {node['type']} takes no argument {part!r}")
+        raise ConfigError(f"unknown config key {key!r} ({'.'.join(parts[:i + 1])} not found)")
+
+
+def _replace_value(node: Any, old: str, new: str, keys: tuple[str, ...]) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in keys and v == old:
+                node[k] = new
+            else:
+                _replace_value(v, old, new, keys)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _replace_value(v, old, new, keys)
+
+
+def apply_entry(cfg: Any, init: str) -> dict[str, float]:
+    """The entry table's lr / drop path (and BEiT's backbone needs) for ``init`` at the config's size."""
+    entry = cfg.get("entry", {})
+    values = seg_entry_values(init, entry.get("size", "B"))
+    cfg.optim_wrapper.optimizer.lr = values["lr"]
+    cfg.model.backbone.drop_path_rate = values["drop_path"]
+    for k, v in INIT_BACKBONE.get(init, {}).items():
+        cfg.model.backbone[k] = v
+    cfg.entry = dict(entry, init=init)
+    return values
+
+
+def _folder_dataset(images: str, labels: str, classes: str, pipeline: list) -> dict:
+    return dict(type="LabelFolderDataset", classes_file=classes, data_root="",
+                data_prefix=dict(img_path=images, seg_map_path=labels), pipeline=pipeline)
+
+
+def load_config(args: argparse.Namespace) -> Any:
+    from mmengine.config import Config
+
+    if not Path(args.config).is_file():
+        raise ConfigError(f"config file not found: {args.config}")
+    cfg = Config.fromfile(args.config)
+    if args.init:
+        apply_entry(cfg, args.init)
+    bb = cfg.model.backbone
+    if args.backbone:
+        bb.name = args.backbone
+    if args.weights is not None:
+        bb.weights = args.weights
+    if args.source:
+        bb.source = args.source
+    if args.data_root:
+        for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+            cfg[loader].dataset.data_root = args.data_root
+    if args.train_images or args.val_images:
+        if not args.classes:
+            raise ConfigError("--classes CLASSES.txt is required with --train-images/--val-images")
+    for split, images, labels in (("train", args.train_images, args.train_labels),
+                                  ("val", args.val_images, args.val_labels)):
+        if images or labels:
+            if not (images and labels):
+                raise ConfigError(f"--{split}-images and --{split}-labels go together")
+            loader = cfg[f"{split}_dataloader"]
+            loader.dataset = _folder_dataset(images, labels, args.classes, loader.dataset.pipeline)
+            if split == "val":
+                cfg.test_dataloader = cfg.val_dataloader
+    if args.classes:
+        from .datasets import read_classes
+
+        n = len(read_classes(args.classes))
+        cfg.model.decode_head.num_classes = n
+        cfg.model.auxiliary_head.num_classes = n
+    options = {}
+    for item in args.cfg_options or []:
+        if "=" not in item:
+            raise ConfigError(f"--cfg-options item {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        check_option_key(cfg, key)
+        options[key] = _parse(value)
+    cfg.merge_from_dict(options)
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or f"output/seg/{Path(args.config).stem}"
+    cfg.launcher = args.launcher
+    if args.launcher == "none":  # one process: SyncBN has no peers (and refuses CPU tensors)
+        _replace_value(cfg.model, "SyncBN", "BN", keys=("type", "pyramid_norm"))
+    if not torch.cuda.is_available() and cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
+        cfg.optim_wrapper.type = "OptimWrapper"  # mixed precision wrapper is CUDA-only
+    cfg.resume = bool(args.resume)
+    return cfg
+
+
+def _parse(value: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    from mmengine.runner import Runner
+
+    cfg = load_config(args)
+    runner = Runner.from_cfg(cfg)
+    if args.eval_only:
+        ckpt = args.checkpoint or _last_checkpoint(cfg.work_dir)
+        if ckpt:
+            runner.load_checkpoint(ckpt)
+        else:
+            log.warning("--eval-only without a checkpoint: evaluating the initialization (--weights)")
+            runner.model.init_weights()
+        return runner.test()
+    try:
+        runner.train()
+    except RuntimeError as e:
+        if "nan" in str(e).lower() or "inf" in str(e).lower():
+            raise NonFiniteLossError(f"{str(e).splitlines()[0]} (checkpoints kept in {cfg.work_dir})") from None
+        raise
+    metrics_file = Path(cfg.work_dir) / "metrics.json"
+    return {"metrics_file": str(metrics_file)}
+
+
+def _last_checkpoint(work_dir: str) -> str | None:
+    p = Path(work_dir) / "last_checkpoint"
+    return p.read_text().strip() if p.is_file() else None
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="configs/seg/upernet_vit_b_512x512_160k_ade20k.py", help="mmengine config")
+    parser.add_argument("--backbone", default=None, help="registered backbone name (or module:name)")
+    parser.add_argument("--weights", default=None, help="backbone initialization checkpoint ('' = random init)")
+    parser.add_argument("--source", default=None, help="checkpoint format: auto | vit | mae | supervised | mocov3 | beit")
+    parser.add_argument("--init", default=None, choices=INITS, help="Table 5 entry: lr / drop path from the entry table")
+    parser.add_argument("--work-dir", default=None)
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate a checkpoint (default: the work dir's last)")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint for --eval-only")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none",
+                        help="mmengine launcher (pytorch: under torchrun; slurm: under srun)")
+    g = parser.add_argument_group("datasets")
+    g.add_argument("--data-root", default=None, help="ADE20K root (ADEChallengeData2016)")
+    g.add_argument("--train-images", default=None)
+    g.add_argument("--train-labels", default=None)
+    g.add_argument("--val-images", default=None)
+    g.add_argument("--val-labels", default=None)
+    g.add_argument("--classes", default=None, help="classes.txt (one name per line; label 0 = ignore)")
+    parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE",
+                        help="config overrides, e.g. train_cfg.max_iters=1000 optim_wrapper.optimizer.lr=2e-4")

@@ -1,0 +1,227 @@
+"""mmsegmentation harness: UperNet training/eval on coco128 semantic labels, configs, bad input, resume,
+and parity with mmseg's own MAE backbone."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mae_transfer.seg  # noqa: F401  (mmcv-lite shims before any mmseg import)
+from conftest import COCO128, one_line_error, run_tool
+from mae_transfer.paths import REPO_ROOT
+
+MINI = "configs/seg/mini/upernet_vit_tiny_coco128.py"
+CLASSES = str(COCO128 / "semantic/classes.txt")
+
+
+def label_folder(root: Path, split: str, n: int) -> tuple[str, str]:
+    """images/ + labels/ with symlinks to the first ``n`` coco128 pairs of a split."""
+    img_dir, lbl_dir = root / "images", root / "labels"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    lbl_dir.mkdir(parents=True, exist_ok=True)
+    images = "train2017" if split == "training" else "val2017"
+    for lbl in sorted((COCO128 / "semantic" / split).glob("*.png"))[:n]:
+        (img_dir / f"{lbl.stem}.jpg").symlink_to(COCO128 / images / f"{lbl.stem}.jpg")
+        (lbl_dir / lbl.name).symlink_to(lbl)
+    return str(img_dir), str(lbl_dir)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, tuple[str, str]]:
+    root = tmp_path_factory.mktemp("seg_folders")
+    return {"train2": label_folder(root / "train2", "training", 2), "val4": label_folder(root / "val4", "validation", 4)}
+
+
+def seg(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return run_tool("tools/train_seg.py", "--config", MINI, *args, timeout=timeout)
+
+
+def data_args(train: tuple[str, str] | None, val: tuple[str, str]) -> list[str]:
+    out = ["--classes", CLASSES, "--val-images", val[0], "--val-labels", val[1]]
+    if train:
+        out += ["--train-images", train[0], "--train-labels", train[1]]
+    return out
+
+
+def scalars(work_dir: Path) -> list[dict]:
+    files = list(work_dir.glob("*/vis_data/scalars.json"))
+    return [json.loads(line) for f in files for line in f.read_text().splitlines()]
+
+
+def test_train_and_evaluate_end_to_end(tmp_path, folders):
+    """coco128 semantic train (100 images) -> val subset: loss falls, mIoU / aAcc / per-class IoU produced."""
+    res = seg(*data_args(None, folders["val4"]), "--work-dir", str(tmp_path), "--cfg-options",
+              "train_cfg.max_iters=150", "train_cfg.val_interval=150", "default_hooks.logger.interval=10")
+    assert res.returncode == 0, res.stderr[-3000:]
+    losses = [r["loss"] for r in scalars(tmp_path) if "loss" in r]  # each a 10-iteration mean, batch 2
+    assert len(losses) == 15 and np.mean(losses[-4:]) < np.mean(losses[:4]), losses
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["mIoU"] is not None and metrics["aAcc"] is not None and metrics["iteration"] == 150
+    assert len(metrics["per_class_IoU"]) == 133 and "person" in metrics["per_class_IoU"]
+    assert list(tmp_path.glob("*/vis_data/events.out.tfevents*")) and (tmp_path / "upernet_vit_tiny_coco128.py").exists()
+
+
+@pytest.mark.slow
+def test_learning_is_real_on_two_images(tmp_path, folders):
+    args = data_args(folders["train2"], folders["train2"])
+    before = seg(*args, "--work-dir", str(tmp_path / "untrained"), "--eval-only")
+    assert before.returncode == 0, before.stderr[-3000:]
+    after = seg(*args, "--work-dir", str(tmp_path / "trained"), "--cfg-options", "train_cfg.max_iters=200",
+                "train_cfg.val_interval=200", "optim_wrapper.optimizer.lr=5e-4")
+    assert after.returncode == 0, after.stderr[-3000:]
+    m0 = json.loads((tmp_path / "untrained/metrics.json").read_text())["mIoU"]
+    m1 = json.loads((tmp_path / "trained/metrics.json").read_text())["mIoU"]
+    assert m1 > m0 + 20.0, (m0, m1)
+
+
+def test_killed_run_resumes_with_weights_only_loading(tmp_path, folders):
+    args = [sys.executable, "tools/train_seg.py", "--config", MINI, "--work-dir", str(tmp_path),
+            *data_args(folders["train2"], folders["val4"]), "--cfg-options", "train_cfg.max_iters=30",
+            "train_cfg.val_interval=30", "default_hooks.checkpoint.interval=10", "default_hooks.logger.interval=5"]
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not (tmp_path / "iter_10.pth").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "metrics.json").exists()
+    res = subprocess.run([*args, "--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "resumed" in res.stdout.lower() or "resumed" in res.stderr.lower()
+    assert json.loads((tmp_path / "metrics.json").read_text())["iteration"] == 30
+    # mmengine's checkpoint loads with torch's default weights_only=True thanks to the allow-list
+    ckpt = torch.load(tmp_path / "iter_30.pth", weights_only=True)
+    assert ckpt["meta"]["iter"] == 30
+
+
+# ----------------------------------------------------------------------------- bad input
+def _bad_folder(tmp_path: Path, name: str, folders, edit) -> tuple[str, str]:
+    src_img, src_lbl = folders["val4"]
+    img_dir, lbl_dir = tmp_path / name / "images", tmp_path / name / "labels"
+    img_dir.mkdir(parents=True)
+    lbl_dir.mkdir(parents=True)
+    for f in Path(src_img).iterdir():
+        (img_dir / f.name).symlink_to(f.resolve())
+    for f in Path(src_lbl).iterdir():
+        (lbl_dir / f.name).symlink_to(f.resolve())
+    edit(img_dir, lbl_dir)
+    return str(img_dir), str(lbl_dir)
+
+
+def test_bad_input_errors_are_one_line(tmp_path, folders):
+    def resized_label(img_dir, lbl_dir):
+        f = sorted(lbl_dir.iterdir())[0]
+        arr = np.asarray(Image.open(f.resolve()))
+        f.unlink()
+        Image.fromarray(arr[:-7]).save(f)
+
+    def out_of_range(img_dir, lbl_dir):
+        f = sorted(lbl_dir.iterdir())[1]
+        arr = np.asarray(Image.open(f.resolve())).copy()
+        f.unlink()
+        arr[0, 0] = 200
+        Image.fromarray(arr).save(f)
+
+    bad = _bad_folder(tmp_path, "size", folders, resized_label)
+    err = one_line_error(seg(*data_args(bad, folders["val4"]), "--work-dir", str(tmp_path / "w1")))
+    assert "label" in err and ".png" in err and "but its image" in err
+    bad = _bad_folder(tmp_path, "range", folders, out_of_range)
+    err = one_line_error(seg(*data_args(bad, folders["val4"]), "--work-dir", str(tmp_path / "w2")))
+    assert "holds value 200 above the class count (133 classes" in err
+    err = one_line_error(seg("--classes", str(tmp_path / "nope.txt"), "--val-images", folders["val4"][0],
+                             "--val-labels", folders["val4"][1]))
+    assert "classes file not found" in err and "nope.txt" in err
+    err = one_line_error(seg("--cfg-options", "model.decode_head.chanels=64"))
+    assert "chanels" in err and "UPerHead" in err
+    err = one_line_error(seg("--cfg-options", "train_cfg.max_iterz=3"))
+    assert "unknown config key 'train_cfg.max_iterz'" in err
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"model": {"patch_embed.proj.weight": torch.zeros(32, 3, 16, 16)}}, wrong)
+    err = one_line_error(seg(*data_args(folders["train2"], folders["val4"]), "--weights", str(wrong),
+                             "--work-dir", str(tmp_path / "w3")))
+    assert "wrong.pth" in err and "(32, 3, 16, 16)" in err
+
+
+# ----------------------------------------------------------------------------- configs and parity
+def test_table5_configs():
+    from mmengine.config import Config
+
+    from mae_transfer.recipes import seg_entry_values
+
+    b = Config.fromfile(str(REPO_ROOT / "configs/seg/upernet_vit_b_512x512_160k_ade20k.py"))
+    mae_b = seg_entry_values("mae", "B")
+    assert b.optim_wrapper.optimizer.lr == mae_b["lr"] and b.model.backbone.drop_path_rate == mae_b["drop_path"]
+    assert b.optim_wrapper.optimizer.weight_decay == 0.05 and b.optim_wrapper.paramwise_cfg.layer_decay == 0.65
+    assert b.param_scheduler[0].end == 1500 and b.param_scheduler[1].power == 1.0 and b.train_cfg.max_iters == 160000
+    assert b.train_dataloader.batch_size * 8 == 16
+    assert b.model.backbone.taps == (3, 5, 7, 11) and b.model.backbone.window_size == 0
+    assert b.model.backbone.rel_pos == "per_block" and b.model.decode_head.channels == 768
+    assert b.model.auxiliary_head.loss_decode.loss_weight == 0.4 and b.model.auxiliary_head.in_index == 2
+    assert b.model.test_cfg.mode == "slide" and b.model.test_cfg.stride == (341, 341)
+    large = Config.fromfile(str(REPO_ROOT / "configs/seg/upernet_vit_l_512x512_160k_ade20k.py"))
+    assert large.model.backbone.taps == (7, 11, 15, 23) and large.model.backbone.name == "mae_vit_l"
+
+
+def test_backbone_maps_equal_mmseg_mae_backbone(tmp_path):
+    """Same weights in mmseg's ``MAE`` backbone and ours (configured like it) give the same maps.
+
+    Configured like mmseg's: the cls token stays in the sequence, every block global with its own relative
+    position table (cls rows included), and layer scale (mmseg's MAE always has it; init 1.0 in its config).
+    Our default segmentation setup differs only there: it drops the cls token and adds no layer scale.
+    """
+    from mmseg.models.backbones import MAE
+
+    from mae_transfer.backbone import build_backbone
+
+    torch.manual_seed(0)
+    ref = MAE(img_size=64, patch_size=16, embed_dims=64, num_layers=4, num_heads=2, out_indices=[0, 1, 2, 3],
+              init_values=1.0, norm_cfg=dict(type="LN", eps=1e-6))
+    ref.eval()  # (mmseg's BEiT.train returns None: no chaining)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # non-trivial rel-pos tables and layer scales too
+    canonical = {"cls_token": ref.cls_token, "pos_embed": ref.pos_embed,
+                 "patch_embed.proj.weight": ref.patch_embed.projection.weight,
+                 "patch_embed.proj.bias": ref.patch_embed.projection.bias}
+    for i, layer in enumerate(ref.layers):
+        p = f"blocks.{i}"
+        canonical.update({
+            f"{p}.norm1.weight": layer.ln1.weight, f"{p}.norm1.bias": layer.ln1.bias,
+            f"{p}.attn.qkv.weight": layer.attn.qkv.weight, f"{p}.attn.qkv.bias": layer.attn.qkv.bias,
+            f"{p}.attn.proj.weight": layer.attn.proj.weight, f"{p}.attn.proj.bias": layer.attn.proj.bias,
+            f"{p}.attn.relative_position_bias_table": layer.attn.relative_position_bias_table,
+            f"{p}.norm2.weight": layer.ln2.weight, f"{p}.norm2.bias": layer.ln2.bias,
+            f"{p}.mlp.fc1.weight": layer.ffn.layers[0][0].weight, f"{p}.mlp.fc1.bias": layer.ffn.layers[0][0].bias,
+            f"{p}.mlp.fc2.weight": layer.ffn.layers[1].weight, f"{p}.mlp.fc2.bias": layer.ffn.layers[1].bias,
+            f"{p}.gamma_1": layer.gamma_1, f"{p}.gamma_2": layer.gamma_2})
+    torch.save({"model": {k: v.detach().clone() for k, v in canonical.items()}}, tmp_path / "w.pth")
+    ours = build_backbone("mae_vit_b", embed_dim=64, depth=4, num_heads=2, img_size=64, pretrain_img_size=64,
+                          taps=(0, 1, 2, 3), window_size=0, rel_pos="per_block", init_values=1.0,
+                          use_cls_token=True).eval()
+    report = ours.load_pretrained(str(tmp_path / "w.pth"), source="beit")
+    assert not report.resized
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        a = ours.vit.forward_intermediates(x, [0, 1, 2, 3])
+        b = ref(x)
+    for u, v in zip(a, b):
+        assert (u - v).abs().max().item() <= 1e-5 * max(1.0, v.abs().max().item())
+
+
+@pytest.mark.slow
+def test_full_size_vit_b_upernet_one_iteration():
+    code = ("from benchmarks.bench_seg import one_iteration; import json; "
+            "print(json.dumps(one_iteration('configs/seg/upernet_vit_b_512x512_160k_ade20k.py')))")
+    res = run_tool("-c", code, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["losses"]["decode.loss_ce"] > 0 and out["step_s"] > 0 and out["peak_mib"] > 0
