@@ -181,7 +181,10 @@ def apply_to_model(
                 to_load[key] = src
                 report.loaded.append(key)
             elif key in resizers:
-                to_load[key] = resizers[key](src, target)
+                try:
+                    to_load[key] = resizers[key](src, target)
+                except CheckpointError as e:
+                    raise CheckpointError(f"{report.path or 'checkpoint'}: {e}") from None
                 report.resized.append(f"{key} {tuple(src.shape)}->{tuple(target.shape)}")
             else:
                 raise CheckpointError(f"{report.path or 'checkpoint'}: {key} has shape {tuple(src.shape)}, "
