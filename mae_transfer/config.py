@@ -31,6 +31,8 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse
     """A dataclass field with a help string (shown by ``--help`` of the tools)."""
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    if dataclasses.is_dataclass(default):
+        return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
 
 
@@ -144,8 +146,9 @@ def accepts_kwarg(target: Any, name: str) -> bool:
     return False
 
 
-def load_config(path: str | Path, relative_to: str | Path | None = None, expect: type | None = None) -> Any:
-    """Run a config file and return its ``config`` object."""
+def load_config(path: str | Path, relative_to: str | Path | None = None, expect: type | None = None,
+                name: str = "config") -> Any:
+    """Run a config file and return its ``config`` object (or another global ``name`` it defines)."""
     p = Path(path)
     if relative_to is not None and not p.is_absolute():
         p = Path(relative_to).resolve().parent / p
@@ -155,9 +158,9 @@ def load_config(path: str | Path, relative_to: str | Path | None = None, expect:
         namespace = runpy.run_path(str(p))
     except TypeError as e:  # an unknown field in the config file itself
         raise ConfigError(f"{p}: {e}") from None
-    if "config" not in namespace:
-        raise ConfigError(f"config file {p} does not define `config`")
-    cfg = namespace["config"]
+    if name not in namespace:
+        raise ConfigError(f"config file {p} does not define `{name}`")
+    cfg = namespace[name]
     if expect is not None and not isinstance(cfg, expect):
         raise ConfigError(f"config file {p} defines a {type(cfg).__name__}, expected {expect.__name__}")
     return cfg

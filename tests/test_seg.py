@@ -144,6 +144,9 @@ def test_bad_input_errors_are_one_line(tmp_path, folders):
     assert "chanels" in err and "UPerHead" in err
     err = one_line_error(seg("--cfg-options", "train_cfg.max_iterz=3"))
     assert "unknown config key 'train_cfg.max_iterz'" in err
+    err = one_line_error(seg(*data_args(folders["train2"], folders["val4"]), "--work-dir", str(tmp_path / "nan"),
+                             "--cfg-options", "train_cfg.max_iters=3", "model.decode_head.loss_decode.loss_weight=1e39"))
+    assert "loss is inf at iteration 1" in err
     wrong = tmp_path / "wrong.pth"
     torch.save({"model": {"patch_embed.proj.weight": torch.zeros(32, 3, 16, 16)}}, wrong)
     err = one_line_error(seg(*data_args(folders["train2"], folders["val4"]), "--weights", str(wrong),

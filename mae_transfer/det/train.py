@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import accepts_kwarg
 from ..errors import ConfigError, NonFiniteLossError
 from ..recipes import INITS, set_det_entry
+from ..runlog import setup_logging
 from ..utils import write_json_atomic
 from .data import coco2017_paths, register_coco
 
@@ -182,6 +183,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_config(args)
     args.config_file = args.config  # default_setup logs the config file by this name
     default_setup(cfg, args)
+    setup_logging(cfg.train.output_dir, comm.is_main_process(), name="log_mae_transfer.txt")
     logging.getLogger("detectron2.engine.train_loop").addFilter(_NoTracebackForNaN())
     register_datasets(cfg, eval_only=args.eval_only)
 

@@ -7,6 +7,7 @@ registers the project's types in mmseg's registries, so any mmseg config can use
   DATASETS:                    LabelFolderDataset     (images + label PNGs + classes.txt)
   METRICS:                     IoUMetricPerClass      (mmseg's IoUMetric + per-class IoU in the results)
   HOOKS:                       MetricsJSONHook        (writes work_dir/metrics.json after every evaluation)
+                               NonFiniteLossHook      (stops on a NaN / inf loss with a one-line error)
 """
 from . import compat
 
@@ -14,7 +15,8 @@ compat.install()
 
 from .datasets import LabelFolderDataset  # noqa: E402
 from .modeling import ContractBackbone, ContractLayerDecayConstructor  # noqa: E402
-from .metrics import IoUMetricPerClass, MetricsJSONHook  # noqa: E402
+from .hooks import MetricsJSONHook, NonFiniteLossHook  # noqa: E402
+from .metrics import IoUMetricPerClass  # noqa: E402
 
 __all__ = ["ContractBackbone", "ContractLayerDecayConstructor", "LabelFolderDataset", "IoUMetricPerClass",
-           "MetricsJSONHook"]
+           "MetricsJSONHook", "NonFiniteLossHook"]

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..config import accepts_kwarg
-from ..errors import ConfigError, NonFiniteLossError
+from ..errors import ConfigError
 from ..recipes import INITS, INIT_BACKBONE, seg_entry_values
+from ..runlog import setup_logging
 from . import compat
 
 compat.install()
@@ -158,6 +160,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     from mmengine.runner import Runner
 
     cfg = load_config(args)
+    setup_logging(cfg.work_dir, int(os.environ.get("RANK", "0")) == 0, name="log_mae_transfer.txt")
     runner = Runner.from_cfg(cfg)
     if args.eval_only:
         ckpt = args.checkpoint or _last_checkpoint(cfg.work_dir)
@@ -167,12 +170,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             log.warning("--eval-only without a checkpoint: evaluating the initialization (--weights)")
             runner.model.init_weights()
         return runner.test()
-    try:
-        runner.train()
-    except RuntimeError as e:
-        if "nan" in str(e).lower() or "inf" in str(e).lower():
-            raise NonFiniteLossError(f"{str(e).splitlines()[0]} (checkpoints kept in {cfg.work_dir})") from None
-        raise
+    runner.train()  # a NaN / inf loss stops it through NonFiniteLossHook (one-line error)
     metrics_file = Path(cfg.work_dir) / "metrics.json"
     return {"metrics_file": str(metrics_file)}
 

@@ -25,7 +25,7 @@ default_hooks = dict(
     sampler_seed=dict(type="DistSamplerSeedHook"),
     visualization=dict(type="SegVisualizationHook"),
 )
-custom_hooks = [dict(type="MetricsJSONHook")]
+custom_hooks = [dict(type="MetricsJSONHook"), dict(type="NonFiniteLossHook")]
 vis_backends = [dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")]
 visualizer = dict(type="SegLocalVisualizer", vis_backends=vis_backends, name="visualizer")
 log_processor = dict(by_epoch=False)

@@ -1,0 +1,66 @@
+"""What a search runs: the entries (initialization x size x task), the protocol, the schedules, the storage."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..config import ConfigBase, option
+from ..errors import ConfigError
+from ..recipes import INITS
+from .protocol import Protocol
+
+TOOLS = {"det": "tools/train_det.py", "seg": "tools/train_seg.py"}
+METRICS = {"det": "APbox", "seg": "mIoU"}
+# how a trial's hyperparameters reach each harness (key=value overrides)
+PARAM_KEYS = {
+    "det": {"lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
+            "drop_path": "model.backbone.bottom_up.drop_path_rate"},
+    "seg": {"lr": "optim_wrapper.optimizer.lr", "weight_decay": "optim_wrapper.optimizer.weight_decay",
+            "drop_path": "model.backbone.drop_path_rate"},
+}
+
+
+@dataclasses.dataclass
+class Entry(ConfigBase):
+    init: str = option("mae", "initialization: random | supervised | mocov3 | beit | mae")
+    size: str = option("B", "model size (B | L): selects the entry table row and the ViT-L reuse rule")
+    task: str = option("det", "det (tools/train_det.py) | seg (tools/train_seg.py)")
+    weights: str = option("", "backbone checkpoint ('' = random init)")
+    source: str = option("auto", "checkpoint format")
+    args: list = option([], "arguments for every trial of this entry (config, datasets, key=value overrides)")
+    schedules: dict = option({}, "schedule name -> extra arguments, for this entry (default: the search's)")
+    reuse_lr_wd_from: str = option("", "entry whose stage-1 lr / wd this one reuses (ViT-L from ViT-B)")
+
+
+@dataclasses.dataclass
+class SearchConfig(ConfigBase):
+    name: str = option("search", "search name")
+    storage: str = option("journal:output/search/search.journal", "journal:PATH or an Optuna RDB URL")
+    output_dir: str = option("output/search", "trial run directories and logs")
+    protocol: Protocol = option(Protocol(), "the per-entry protocol")
+    entries: dict = option({}, "entry name -> Entry")
+    schedules: dict = option({}, "task -> {schedule name -> extra arguments}")
+    trial_timeout_s: int = option(0, "kill a trial after this many seconds (0 = no limit)")
+    heartbeat_s: float = option(30.0, "worker heartbeat period")
+    stale_after_s: float = option(900.0, "a running trial with no heartbeat for this long is re-run")
+
+    def validate(self) -> None:
+        self.protocol.validate()
+        if not self.entries:
+            raise ConfigError(f"search {self.name!r} has no entries")
+        for name, e in self.entries.items():
+            if not isinstance(e, Entry):
+                raise ConfigError(f"entry {name!r} is not an Entry(...)")
+            if e.init not in INITS:
+                raise ConfigError(f"entry {name!r}: unknown initialization {e.init!r}; choose from {', '.join(INITS)}")
+            if e.task not in TOOLS:
+                raise ConfigError(f"entry {name!r}: unknown task {e.task!r}; choose det or seg")
+            if e.reuse_lr_wd_from and e.reuse_lr_wd_from not in self.entries:
+                raise ConfigError(f"entry {name!r} reuses lr / wd from unknown entry {e.reuse_lr_wd_from!r}")
+            missing = [s for s in self.protocol.schedules if s not in self.schedules_for(name)]
+            if missing:
+                raise ConfigError(f"entry {name!r}: schedule(s) {missing} of protocol {self.protocol.name!r} "
+                                  f"are not defined for task {e.task!r}")
+
+    def schedules_for(self, entry: str) -> dict:
+        e = self.entries[entry]
+        return {**self.schedules.get(e.task, {}), **e.schedules}

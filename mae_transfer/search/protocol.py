@@ -1,0 +1,160 @@
+"""The per-entry search protocol as data, and the pure logic that says which trials come next.
+
+Default = Li et al. (2021), the protocol behind MAE's Table 4:
+  stage 1  drop path 0, short schedule, grid lr x wd; while the best value sits on the grid's edge,
+           extend the grid in that direction (one more value, same ratio), up to ``max_extensions`` times;
+  stage 2  drop path in {0, 0.1, 0.2, 0.3} at the stage-1 best, medium schedule;
+  stage 3  every schedule length at the best (lr, wd, drop path); the entry's result is the best of them.
+  ViT-L reuses ViT-B's stage-1 lr / wd (the entry's ``reuse_lr_wd_from``) and re-tunes drop path only.
+
+``next_trials(protocol, finished)`` is a pure function of the finished trials, so any number of workers
+can call it; the store deduplicates what they enqueue.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from typing import Any, Sequence
+
+from ..config import ConfigBase, option
+from ..errors import ConfigError
+
+
+@dataclasses.dataclass
+class Protocol(ConfigBase):
+    name: str = option("li2021", "protocol name (recorded in the study)")
+    lrs: tuple[float, ...] = option((8e-5, 1.6e-4, 3.2e-4), "stage-1 learning rates")
+    weight_decays: tuple[float, ...] = option((0.05, 0.1, 0.2), "stage-1 weight decays")
+    stage1_drop_path: float = option(0.0, "drop path during stage 1")
+    stage1_schedule: str = option("short", "schedule name for stage 1")
+    extend_edges: bool = option(True, "extend the lr / wd grid while its best value is on an edge")
+    max_extensions: int = option(2, "extensions per axis at most")
+    drop_paths: tuple[float, ...] = option((0.0, 0.1, 0.2, 0.3), "stage-2 drop path values")
+    stage2_schedule: str = option("medium", "schedule name for stage 2")
+    schedules: tuple[str, ...] = option(("short", "medium", "long"), "stage-3 schedule names (best of them counts)")
+
+    def fingerprint(self) -> str:
+        """Stable hash of everything that decides which trials run."""
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def validate(self) -> None:
+        if len(self.lrs) < 1 or len(self.weight_decays) < 1 or not self.drop_paths or not self.schedules:
+            raise ConfigError(f"protocol {self.name!r}: lrs, weight_decays, drop_paths and schedules must be non-empty")
+        for name in (self.stage1_schedule, self.stage2_schedule):
+            if name not in self.schedules:
+                raise ConfigError(f"protocol {self.name!r}: schedule {name!r} is not in schedules {self.schedules}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    """One training run: the stage that asked for it and its hyperparameters."""
+
+    stage: int
+    lr: float
+    weight_decay: float
+    drop_path: float
+    schedule: str
+
+    def key(self) -> str:
+        """Identity of the run (stage excluded: the same run serves every stage that needs it)."""
+        return f"lr={self.lr:.6g}|wd={self.weight_decay:.6g}|dp={self.drop_path:.6g}|sched={self.schedule}"
+
+    def params(self) -> dict[str, Any]:
+        return {"lr": self.lr, "weight_decay": self.weight_decay, "drop_path": self.drop_path, "schedule": self.schedule}
+
+
+@dataclasses.dataclass
+class Finished:
+    """A finished run as the protocol sees it (``value`` None = failed)."""
+
+    key: str
+    value: float | None
+    lr: float
+    weight_decay: float
+    drop_path: float
+    schedule: str
+
+
+def _extend(grid: Sequence[float], best: float) -> float | None:
+    """One new value beyond the edge the best sits on (same ratio as the neighbouring step), else None."""
+    g = sorted(grid)
+    if len(g) < 2:
+        return None
+    if math.isclose(best, g[-1]):
+        return g[-1] * (g[-1] / g[-2])
+    if math.isclose(best, g[0]):
+        return g[0] / (g[1] / g[0])
+    return None
+
+
+def _best(runs: list[Finished]) -> Finished | None:
+    ok = [r for r in runs if r.value is not None and math.isfinite(r.value)]
+    return max(ok, key=lambda r: r.value) if ok else None
+
+
+def _grid(protocol: Protocol, finished: list[Finished]) -> tuple[list[float], list[float]]:
+    """The stage-1 grid after the extensions the finished results call for."""
+    lrs, wds = list(protocol.lrs), list(protocol.weight_decays)
+    if not protocol.extend_edges:
+        return lrs, wds
+    by_key = {r.key: r for r in finished}
+    for _ in range(protocol.max_extensions):
+        specs = [TrialSpec(1, lr, wd, protocol.stage1_drop_path, protocol.stage1_schedule) for lr in lrs for wd in wds]
+        runs = [by_key.get(s.key()) for s in specs]
+        if any(r is None for r in runs):
+            break  # the current grid is not complete yet
+        best = _best([r for r in runs if r is not None])
+        if best is None:
+            break
+        new_lr = _extend(lrs, best.lr)
+        new_wd = _extend(wds, best.weight_decay)
+        if new_lr is None and new_wd is None:
+            break
+        if new_lr is not None:
+            lrs = sorted(lrs + [new_lr])
+        if new_wd is not None:
+            wds = sorted(wds + [new_wd])
+    return lrs, wds
+
+
+def stage1_best(protocol: Protocol, finished: list[Finished]) -> tuple[list[TrialSpec], Finished | None]:
+    """(stage-1 trials still needed, best stage-1 run once the grid is settled)."""
+    by_key = {r.key: r for r in finished}
+    lrs, wds = _grid(protocol, finished)
+    specs = [TrialSpec(1, lr, wd, protocol.stage1_drop_path, protocol.stage1_schedule) for lr in lrs for wd in wds]
+    missing = [s for s in specs if s.key() not in by_key]
+    if missing:
+        return missing, None
+    return [], _best([by_key[s.key()] for s in specs])
+
+
+def next_trials(protocol: Protocol, finished: list[Finished],
+                reused: tuple[float, float] | None = None) -> tuple[list[TrialSpec], Finished | None]:
+    """(trials to run now, the entry's final best run or None while the protocol is not done).
+
+    ``reused``: (lr, wd) from another entry's stage 1 (an entry's ``reuse_lr_wd_from``); stage 1 is skipped.
+    """
+    by_key = {r.key: r for r in finished}
+    if reused is None:
+        todo, best1 = stage1_best(protocol, finished)
+        if todo:
+            return todo, None
+        if best1 is None:
+            return [], None  # every stage-1 run failed: nothing to build on
+        lr, wd = best1.lr, best1.weight_decay
+    else:
+        lr, wd = reused
+    stage2 = [TrialSpec(2, lr, wd, dp, protocol.stage2_schedule) for dp in protocol.drop_paths]
+    missing = [s for s in stage2 if s.key() not in by_key]
+    if missing:
+        return missing, None
+    best2 = _best([by_key[s.key()] for s in stage2])
+    if best2 is None:
+        return [], None
+    stage3 = [TrialSpec(3, lr, wd, best2.drop_path, sched) for sched in protocol.schedules]
+    missing = [s for s in stage3 if s.key() not in by_key]
+    if missing:
+        return missing, None
+    return [], _best([by_key[s.key()] for s in stage3])

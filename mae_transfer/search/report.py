@@ -1,0 +1,187 @@
+"""Tables 4 and 5 from a search's results (markdown + CSV), with the paper's numbers beside them, and
+plots: each entry's stage-1 lr x wd grid as a heat map, and the metric against the schedule length."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..recipes import TABLE4, TABLE5
+from .config import METRICS, SearchConfig
+from .protocol import TrialSpec
+from .runner import entry_status
+from .store import TrialStore
+
+INIT_LABELS = {"random": "random init", "supervised": "supervised", "mocov3": "MoCo v3", "beit": "BEiT", "mae": "MAE"}
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
+    """One row per entry: its final best trial (or how far it got) and every finished trial."""
+    store = TrialStore(cfg.storage, cfg.protocol)
+    rows = []
+    for name, e in cfg.entries.items():
+        specs, best, done = entry_status(cfg, store, name)
+        trials = []
+        for t in store.trials(name):
+            if "spec" not in t.user_attrs or t.user_attrs.get("duplicate_of") is not None:
+                continue
+            spec = TrialSpec(**json.loads(t.user_attrs["spec"]))
+            trials.append({"number": t.number, "state": t.state.name, "value": t.value, **spec.__dict__,
+                           **{k: t.user_attrs.get(k) for k in ("APmask", "aAcc", "error", "log")}})
+        best_trial = None
+        if best is not None:
+            best_trial = next((t for t in trials if t["state"] == "COMPLETE" and
+                               TrialSpec(0, t["lr"], t["weight_decay"], t["drop_path"], t["schedule"]).key() == best.key),
+                              None)
+        rows.append({"entry": name, "init": e.init, "size": e.size, "task": e.task, "done": done,
+                     "best": best_trial, "trials": trials, "pending": len(specs)})
+    return rows
+
+
+def _paper(task: str, init: str, size: str) -> tuple[Any, Any]:
+    size = size if size in ("B", "L") else "B"  # miniature entries are shown beside the paper's ViT-B
+    if task == "det":
+        return TABLE4.get(init, {}).get(size, (None, None))
+    return TABLE5.get(init, {}).get(size), None
+
+
+def tables(rows: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
+    """Table 4 (det) and Table 5 (seg) as lists of rows (header first)."""
+    out: dict[str, list[list[str]]] = {}
+    for task, title in (("det", "Table 4 (COCO Mask R-CNN)"), ("seg", "Table 5 (ADE20K UperNet)")):
+        task_rows = [r for r in rows if r["task"] == task]
+        if not task_rows:
+            continue
+        if task == "det":
+            header = ["init", "size", "APbox", "APmask", "paper APbox", "paper APmask", "lr", "wd", "drop path",
+                      "schedule", "trials"]
+        else:
+            header = ["init", "size", "mIoU", "aAcc", "paper mIoU", "lr", "wd", "drop path", "schedule", "trials"]
+        body = [header]
+        for r in task_rows:
+            b = r["best"] or {}
+            paper = _paper(task, r["init"], r["size"])
+            n = sum(1 for t in r["trials"] if t["state"] in ("COMPLETE", "FAIL") and t.get("error") != "interrupted (worker gone)")
+            if b:
+                common = [f"{b['lr']:.3g}", f"{b['weight_decay']:.3g}", f"{b['drop_path']:.2g}", b["schedule"], str(n)]
+            else:
+                common = ["-", "-", "-", "(no result)" if r["done"] else "(in progress)", str(n)]
+            if task == "det":
+                body.append([INIT_LABELS.get(r["init"], r["init"]), r["size"], _fmt(b.get("value")), _fmt(b.get("APmask")),
+                             _fmt(paper[0]), _fmt(paper[1]), *common])
+            else:
+                body.append([INIT_LABELS.get(r["init"], r["init"]), r["size"], _fmt(b.get("value")), _fmt(b.get("aAcc")),
+                             _fmt(paper[0]), *common])
+        out[title] = body
+    return out
+
+
+def markdown(table: list[list[str]]) -> str:
+    head, *body = table
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    paths = []
+    for r in rows:
+        metric = METRICS[r["task"]]
+        s1 = [t for t in r["trials"] if t["schedule"] == cfg.protocol.stage1_schedule
+              and math.isclose(t["drop_path"], cfg.protocol.stage1_drop_path) and t["state"] in ("COMPLETE", "FAIL")]
+        if s1:
+            lrs = sorted({t["lr"] for t in s1})
+            wds = sorted({t["weight_decay"] for t in s1})
+            grid = np.full((len(wds), len(lrs)), np.nan)
+            for t in s1:
+                grid[wds.index(t["weight_decay"]), lrs.index(t["lr"])] = t["value"] if t["value"] is not None else np.nan
+            fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(lrs), 1.2 + 0.8 * len(wds)))
+            im = ax.imshow(grid, cmap="viridis", origin="lower")
+            ax.set_xticks(range(len(lrs)), [f"{v:.2g}" for v in lrs])
+            ax.set_yticks(range(len(wds)), [f"{v:.2g}" for v in wds])
+            ax.set_xlabel("learning rate")
+            ax.set_ylabel("weight decay")
+            for (i, j), v in np.ndenumerate(grid):
+                ax.text(j, i, "failed" if math.isnan(v) else f"{v:.2f}", ha="center", va="center", color="w", fontsize=8)
+            ax.set_title(f"{r['entry']}: stage 1 {metric}")
+            fig.colorbar(im, ax=ax)
+            fig.tight_layout()
+            p = out_dir / f"grid_{r['entry'].replace('/', '_')}.png"
+            fig.savefig(p, dpi=110)
+            plt.close(fig)
+            paths.append(p)
+    # metric vs schedule length, one line per entry (the best (lr, wd, dp) of each entry)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for r in rows:
+        b = r["best"]
+        if not b:
+            continue
+        pts = [(cfg.protocol.schedules.index(t["schedule"]), t["value"]) for t in r["trials"]
+               if t["state"] == "COMPLETE" and t["lr"] == b["lr"] and t["weight_decay"] == b["weight_decay"]
+               and t["drop_path"] == b["drop_path"] and t["schedule"] in cfg.protocol.schedules]
+        if pts:
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=r["entry"])
+            drawn = True
+    if drawn:
+        ax.set_xticks(range(len(cfg.protocol.schedules)), list(cfg.protocol.schedules))
+        ax.set_xlabel("schedule")
+        ax.set_ylabel("metric")
+        ax.legend(fontsize=8)
+        ax.set_title("metric vs schedule length (each entry's best lr / wd / drop path)")
+        fig.tight_layout()
+        p = out_dir / "schedules.png"
+        fig.savefig(p, dpi=110)
+        paths.append(p)
+    plt.close(fig)
+    return paths
+
+
+def write_report(cfg: SearchConfig, out_dir: str | Path) -> Path:
+    """report.md + table CSVs + PNG plots under ``out_dir``; returns the markdown path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = collect(cfg)
+    tabs = tables(rows)
+    md = [f"# {cfg.name}: search report", "", f"Protocol `{cfg.protocol.name}` ({cfg.protocol.fingerprint()}), "
+          f"storage `{cfg.storage}`.", ""]
+    for title, table in tabs.items():
+        md += [f"## {title}", "", markdown(table), ""]
+        if any(r["size"] not in ("B", "L") for r in rows):
+            md += ["Paper columns: the full-scale ViT-B numbers (ImageNet pretraining, COCO / ADE20K), for reference "
+                   "only; this run's entries are miniature.", ""]
+        with open(out / f"{'table4' if 'Table 4' in title else 'table5'}.csv", "w", newline="") as f:
+            csv.writer(f).writerows(table)
+    plots = plot_grids(cfg, rows, out)
+    md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    md += ["## Trials", ""]
+    for r in rows:
+        md.append(f"### {r['entry']} ({'done' if r['done'] else 'in progress'})")
+        md.append("")
+        md.append("| # | state | value | lr | wd | drop path | schedule | note |")
+        md.append("|---|---|---|---|---|---|---|---|")
+        for t in sorted(r["trials"], key=lambda t: t["number"]):
+            note = t.get("error") or ""
+            if t["state"] == "FAIL" and t.get("log"):
+                note += f" (log: {t['log']})"
+            md.append(f"| {t['number']} | {t['state']} | {_fmt(t['value'], 3)} | {t['lr']:.3g} | {t['weight_decay']:.3g} "
+                      f"| {t['drop_path']:.2g} | {t['schedule']} | {note.strip()} |")
+        md.append("")
+    path = out / "report.md"
+    path.write_text("\n".join(md))
+    return path

@@ -1,0 +1,180 @@
+"""Search workers: plan the next trials of every entry, claim one, run it as a real tool invocation.
+
+A trial is ``python tools/train_det.py|train_seg.py <entry args> <schedule args> --init ... --weights ...
+<lr/wd/drop-path overrides> --output-dir <trial dir>``; its ``metrics.json`` gives the value. The search
+never trains anything itself. Workers are plain processes: ``--workers N`` on one machine (multiprocessing),
+a Slurm job array through submitit, or any number of ``tools/search.py run`` on machines that share the
+storage (RDB URL).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..paths import REPO_ROOT
+from .config import METRICS, PARAM_KEYS, TOOLS, SearchConfig
+from .protocol import Finished, TrialSpec, next_trials, stage1_best
+from .store import Claimed, TrialStore
+
+log = logging.getLogger("mae_transfer.search")
+
+
+def entry_status(cfg: SearchConfig, store: TrialStore, name: str) -> tuple[list[TrialSpec], Finished | None, bool]:
+    """(trials to enqueue, final best, done). Done: a final best, or nothing left to try (all failed)."""
+    entry = cfg.entries[name]
+    reused = None
+    if entry.reuse_lr_wd_from:
+        src_todo, src_best = stage1_best(cfg.protocol, store.finished(entry.reuse_lr_wd_from))
+        if src_todo or src_best is None:
+            src_done = entry_status(cfg, store, entry.reuse_lr_wd_from)[2]
+            return [], None, src_done and src_best is None  # wait for the source entry (dead end if it failed)
+        reused = (src_best.lr, src_best.weight_decay)
+    specs, best = next_trials(cfg.protocol, store.finished(name), reused)
+    if best is not None:
+        return [], best, True
+    pending = store.counts(name).get("WAITING", 0) + store.counts(name).get("RUNNING", 0)
+    return specs, None, not specs and pending == 0
+
+
+def trial_command(cfg: SearchConfig, name: str, spec: TrialSpec, out_dir: Path) -> list[str]:
+    e = cfg.entries[name]
+    keys = PARAM_KEYS[e.task]
+    sched = list(cfg.schedules_for(name)[spec.schedule])
+    overrides = [f"{keys['lr']}={spec.lr!r}", f"{keys['weight_decay']}={spec.weight_decay!r}",
+                 f"{keys['drop_path']}={spec.drop_path!r}"]
+    args = [*e.args, *sched]
+    flags = [a for a in args if "=" not in a or a.startswith("--")]
+    kv = [a for a in args if "=" in a and not a.startswith("--")] + overrides
+    cmd = [sys.executable, str(REPO_ROOT / TOOLS[e.task]), *flags, "--init", e.init, "--weights", e.weights,
+           "--source", e.source, "--work-dir" if e.task == "seg" else "--output-dir", str(out_dir)]
+    if (out_dir / "last_checkpoint").exists():  # an interrupted run continues where it stopped
+        cmd.append("--resume")
+    return cmd + (["--cfg-options", *kv] if e.task == "seg" else kv)
+
+
+def _read_metric(task: str, out_dir: Path) -> tuple[float | None, dict[str, Any]]:
+    path = out_dir / "metrics.json"
+    if not path.is_file():
+        return None, {}
+    data = json.loads(path.read_text())
+    value = data.get(METRICS[task])
+    extra = {k: data.get(k) for k in ("APbox", "APmask", "mIoU", "aAcc", "mAcc") if k in data}
+    if value is None and task == "det" and data.get("iteration", 0) > 0:
+        value = 0.0  # COCOeval gives NaN when a trained model predicts nothing: that is AP 0
+    return value, extra
+
+
+def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float | None:
+    spec, name = claimed.spec, claimed.entry
+    out_dir = Path(cfg.output_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", name) / \
+        re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.key())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "trial.log"
+    cmd = trial_command(cfg, name, spec, out_dir)
+    attrs = {"log": str(log_path), "output_dir": str(out_dir), "command": " ".join(cmd)}
+    log.info("trial %s #%d (stage %d) %s", name, claimed.number, spec.stage, spec.key())
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(cfg.heartbeat_s):
+            store.heartbeat(claimed)
+
+    threading.Thread(target=beat, daemon=True).start()
+    t0 = time.time()
+    try:
+        with open(log_path, "a") as logf:
+            logf.write(f"$ {' '.join(cmd)}\n")
+            logf.flush()
+            proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=logf, stderr=subprocess.STDOUT,
+                                  timeout=cfg.trial_timeout_s or None, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        rc = "timeout"
+    finally:
+        stop.set()
+    attrs["seconds"] = round(time.time() - t0, 1)
+    value, extra = _read_metric(cfg.entries[name].task, out_dir) if rc == 0 else (None, {})
+    if rc != 0 or value is None or not math.isfinite(value):
+        reason = f"exit {rc}" if rc != 0 else "no metric in metrics.json"
+        errors = [ln for ln in log_path.read_text().splitlines() if ln.startswith("error: ")]
+        if errors:
+            reason += f": {errors[-1][7:]}"
+        store.fail(claimed, reason, attrs, retry=False)
+        log.warning("trial %s #%d failed (%s); log: %s", name, claimed.number, reason, log_path)
+        return None
+    store.complete(claimed, float(value), {**attrs, **extra})
+    log.info("trial %s #%d: %s = %.3f (%.0f s)", name, claimed.number, METRICS[cfg.entries[name].task], value,
+             attrs["seconds"])
+    return float(value)
+
+
+def work(cfg: SearchConfig, worker: str = "worker", max_trials: int = 0, poll_s: float = 5.0) -> int:
+    """Run trials until every entry is done (or ``max_trials`` ran); returns the number run here."""
+    cfg.validate()
+    store = TrialStore(cfg.storage, cfg.protocol)
+    ran = 0
+    while not max_trials or ran < max_trials:
+        claimed = None
+        all_done = True
+        for name in cfg.entries:
+            store.reclaim_stale(name, cfg.stale_after_s)
+            specs, _, done = entry_status(cfg, store, name)
+            all_done &= done
+            if specs:
+                store.enqueue(name, specs)
+            claimed = store.claim(name)
+            if claimed is not None:
+                break
+        if claimed is not None:
+            run_trial(cfg, store, claimed)
+            ran += 1
+            continue
+        if all_done:
+            break
+        time.sleep(poll_s)  # other workers hold the remaining trials, or a source entry is still running
+    log.info("%s: ran %d trial(s); search %s", worker, ran, "complete" if all_done else "stopped")
+    return ran
+
+
+def _work_in_subprocess(config_path: str, overrides: list[str], index: int) -> int:
+    from ..config import apply_overrides, load_config
+    from ..runlog import setup_logging
+
+    setup_logging()
+    cfg = apply_overrides(load_config(config_path, expect=SearchConfig), overrides)
+    return work(cfg, worker=f"worker{index}")
+
+
+def run_workers(config_path: str, overrides: list[str], workers: int) -> list[int]:
+    """``workers`` local processes on the same storage."""
+    import multiprocessing as mp
+
+    if workers <= 1:
+        return [_work_in_subprocess(config_path, overrides, 0)]
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        return pool.starmap(_work_in_subprocess, [(config_path, overrides, i) for i in range(workers)])
+
+
+def submit_slurm_array(config_path: str, overrides: list[str], workers: int, folder: str, partition: str | None,
+                       timeout_min: int, gpus_per_worker: int = 1, cluster: str | None = None) -> list[Any]:
+    """A Slurm job array of ``workers`` search workers (each one GPU) sharing the storage."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    params: dict[str, Any] = dict(timeout_min=timeout_min, tasks_per_node=1, nodes=1, name="mae_transfer_search")
+    if executor.cluster == "slurm":
+        params.update(gpus_per_node=gpus_per_worker, slurm_array_parallelism=workers)
+        if partition:
+            params["slurm_partition"] = partition
+    executor.update_parameters(**params)
+    return executor.map_array(_work_in_subprocess, [config_path] * workers, [overrides] * workers, list(range(workers)))

@@ -1,0 +1,185 @@
+"""Durable trial store on Optuna storages: one study per entry, shared by any number of workers.
+
+Storage URLs: ``journal:PATH`` (an append-only Optuna journal file, safe for several processes on one
+machine or a shared file system) or any Optuna RDB URL (``sqlite:///x.db``, ``postgresql://...``) for
+workers on several machines. Trials are enqueued with fixed parameters; a worker claims one by moving it
+from WAITING to RUNNING (atomic in both storages), runs it, and records COMPLETE with the metric or FAIL
+with the error and the log path. A trial whose worker died is marked ``interrupted`` and enqueued again;
+a trial that crashed or produced NaN stays failed (its log path is recorded) and the search goes on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from ..errors import ConfigError
+from .protocol import Finished, Protocol, TrialSpec
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+HOST = socket.gethostname()
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        path = url.split(":", 1)[1]
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(path))
+    if "://" in url:
+        return optuna.storages.RDBStorage(url)
+    raise ConfigError(f"storage {url!r}: use journal:PATH or an RDB URL such as sqlite:///search.db")
+
+
+@dataclass
+class Claimed:
+    entry: str
+    trial_id: int
+    number: int
+    spec: TrialSpec
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TrialStore:
+    def __init__(self, url: str, protocol: Protocol) -> None:
+        self.url = url
+        self.protocol = protocol
+        self.storage = open_storage(url)
+        self._studies: dict[str, optuna.Study] = {}
+
+    # ------------------------------------------------------------------ studies
+    def study(self, entry: str) -> optuna.Study:
+        if entry not in self._studies:
+            study = optuna.create_study(study_name=entry, storage=self.storage, direction="maximize",
+                                        load_if_exists=True)
+            attrs = study.user_attrs
+            fp = self.protocol.fingerprint()
+            if "protocol_fingerprint" not in attrs:
+                study.set_user_attr("protocol_fingerprint", fp)
+                study.set_user_attr("protocol", self.protocol.to_dict())
+            elif attrs["protocol_fingerprint"] != fp:
+                raise ConfigError(f"storage {self.url} holds entry {entry!r} from protocol "
+                                  f"{attrs.get('protocol', {}).get('name', '?')} ({attrs['protocol_fingerprint']}), "
+                                  f"not this protocol {self.protocol.name} ({fp}); use another storage")
+            self._studies[entry] = study
+        return self._studies[entry]
+
+    def trials(self, entry: str) -> list[optuna.trial.FrozenTrial]:
+        return self.study(entry).get_trials(deepcopy=False)
+
+    @staticmethod
+    def _spec(t: optuna.trial.FrozenTrial) -> TrialSpec:
+        return TrialSpec(**json.loads(t.user_attrs["spec"]))
+
+    def finished(self, entry: str) -> list[Finished]:
+        """Completed runs and failed ones (value None); interrupted / duplicate claims are not results."""
+        out = []
+        for t in self.trials(entry):
+            if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and t.user_attrs.get("retry") is False):
+                s = self._spec(t)
+                out.append(Finished(t.user_attrs["key"], t.value if t.state == TrialState.COMPLETE else None,
+                                    s.lr, s.weight_decay, s.drop_path, s.schedule))
+        return out
+
+    def enqueue(self, entry: str, specs: list[TrialSpec]) -> int:
+        """Add the specs no trial of this entry covers yet (finished, waiting or running)."""
+        covered = {t.user_attrs.get("key") for t in self.trials(entry)
+                   if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+                   or (t.state == TrialState.FAIL and t.user_attrs.get("retry") is False)}
+        added = 0
+        for spec in specs:
+            if spec.key() in covered:
+                continue
+            self.study(entry).enqueue_trial(params={}, user_attrs={"key": spec.key(), "stage": spec.stage,
+                                                                    "spec": json.dumps(spec.__dict__)})
+            covered.add(spec.key())
+            added += 1
+        return added
+
+    # ------------------------------------------------------------------ claiming
+    def claim(self, entry: str) -> Claimed | None:
+        """Move one waiting trial to RUNNING for this worker (atomic); None when none waits."""
+        study = self.study(entry)
+        study_id = self.storage.get_study_id_from_name(entry)
+        for t in self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+            tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            try:
+                if not self.storage.set_trial_state_values(tid, state=TrialState.RUNNING):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            key = t.user_attrs["key"]
+            older = [o for o in study.get_trials(deepcopy=False) if o.user_attrs.get("key") == key
+                     and o.number < t.number and (o.state in (TrialState.COMPLETE, TrialState.RUNNING)
+                                                  or (o.state == TrialState.FAIL and o.user_attrs.get("retry") is False))]
+            if older:  # another worker enqueued the same run first: leave it to that trial
+                self.storage.set_trial_user_attr(tid, "duplicate_of", older[0].number)
+                self.storage.set_trial_user_attr(tid, "retry", None)
+                self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
+                continue
+            spec = self._spec(t)
+            for name, value, dist in (("lr", spec.lr, FloatDistribution(1e-9, 10.0, log=True)),
+                                      ("weight_decay", spec.weight_decay, FloatDistribution(0.0, 10.0)),
+                                      ("drop_path", spec.drop_path, FloatDistribution(0.0, 1.0)),
+                                      ("schedule", spec.schedule, CategoricalDistribution(self.protocol.schedules))):
+                self.storage.set_trial_param(tid, name, dist.to_internal_repr(value), dist)
+            for k, v in (("host", HOST), ("pid", os.getpid()), ("heartbeat", time.time())):
+                self.storage.set_trial_user_attr(tid, k, v)
+            return Claimed(entry, tid, t.number, spec)
+        return None
+
+    def heartbeat(self, claimed: Claimed) -> None:
+        self.storage.set_trial_user_attr(claimed.trial_id, "heartbeat", time.time())
+
+    def complete(self, claimed: Claimed, value: float, attrs: dict[str, Any]) -> None:
+        for k, v in attrs.items():
+            self.storage.set_trial_user_attr(claimed.trial_id, k, v)
+        self.storage.set_trial_state_values(claimed.trial_id, state=TrialState.COMPLETE, values=[value])
+
+    def fail(self, claimed: Claimed, reason: str, attrs: dict[str, Any], retry: bool = False) -> None:
+        """``retry``: the run did not get to finish (worker killed) and must run again."""
+        for k, v in {**attrs, "error": reason, "retry": retry}.items():
+            self.storage.set_trial_user_attr(claimed.trial_id, k, v)
+        self.storage.set_trial_state_values(claimed.trial_id, state=TrialState.FAIL)
+
+    def reclaim_stale(self, entry: str, grace_s: float = 900.0) -> int:
+        """RUNNING trials whose worker is gone (dead pid on this host, or no heartbeat for ``grace_s``)
+        become FAIL + interrupted, so the protocol enqueues them again."""
+        n = 0
+        self.study(entry)
+        study_id = self.storage.get_study_id_from_name(entry)
+        for t in self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            a = t.user_attrs
+            dead = a.get("host") == HOST and a.get("pid") is not None and not _pid_alive(int(a["pid"]))
+            silent = time.time() - float(a.get("heartbeat", 0)) > grace_s
+            if dead or silent:
+                tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+                self.storage.set_trial_user_attr(tid, "error", "interrupted (worker gone)")
+                self.storage.set_trial_user_attr(tid, "retry", True)
+                self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
+                n += 1
+        return n
+
+    def counts(self, entry: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.trials(entry):
+            out[t.state.name] = out.get(t.state.name, 0) + 1
+        return out

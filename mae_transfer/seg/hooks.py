@@ -1,0 +1,46 @@
+"""Runner hooks: ``metrics.json`` after every evaluation, and a stop on a non-finite loss."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+from ..errors import NonFiniteLossError
+from ..utils import write_json_atomic
+from .metrics import clean_number
+
+
+@HOOKS.register_module()
+class MetricsJSONHook(Hook):
+    """After each validation/test epoch, write ``work_dir/metrics.json``: mIoU, aAcc, mAcc, per-class IoU."""
+
+    priority = "LOW"
+
+    def _write(self, runner, metrics: dict[str, Any] | None, loop: Any, phase: str) -> None:
+        if not metrics or runner.rank != 0:
+            return
+        summary = {k.split("/", 1)[-1]: clean_number(round(float(v), 4)) for k, v in metrics.items()}
+        per_class = next((m.per_class_iou for m in loop.evaluator.metrics if hasattr(m, "per_class_iou")), {})
+        data = {"mIoU": summary.get("mIoU"), "aAcc": summary.get("aAcc"), "mAcc": summary.get("mAcc"),
+                "per_class_IoU": per_class, "iteration": runner.iter, "phase": phase}
+        write_json_atomic(data, Path(runner.work_dir) / "metrics.json")
+
+    def after_val_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:
+        self._write(runner, metrics, runner.val_loop, "val")
+
+    def after_test_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:
+        self._write(runner, metrics, runner.test_loop, "test")
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stop training with a one-line error when the loss is NaN/inf (checkpoints already written stay)."""
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        loss = (outputs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLossError(f"loss is {float(loss)} at iteration {runner.iter + 1}; stopping "
+                                     f"(checkpoints kept in {runner.work_dir})")

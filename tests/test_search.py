@@ -1,0 +1,211 @@
+"""Per-entry search: protocol logic, the Optuna-backed store, two workers on real tiny runs, resume, report."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import COCO128, one_line_error, run_tool
+from mae_transfer.config import load_config
+from mae_transfer.errors import ConfigError
+from mae_transfer.paths import REPO_ROOT
+from mae_transfer.search import Protocol, SearchConfig, TrialStore, TrialSpec, next_trials
+from mae_transfer.search.protocol import Finished
+from mae_transfer.search.report import write_report
+
+
+def done(spec: TrialSpec, value: float | None) -> Finished:
+    return Finished(spec.key(), value, spec.lr, spec.weight_decay, spec.drop_path, spec.schedule)
+
+
+def run_protocol(protocol: Protocol, score, reused=None) -> tuple[list[TrialSpec], Finished | None]:
+    """Drive the protocol to the end with a scoring function; returns every spec run and the final best."""
+    finished: list[Finished] = []
+    history: list[TrialSpec] = []
+    for _ in range(50):
+        specs, best = next_trials(protocol, finished, reused)
+        if not specs:
+            return history, best
+        for s in specs:
+            history.append(s)
+            finished.append(done(s, score(s)))
+    raise AssertionError("protocol did not terminate")
+
+
+# ----------------------------------------------------------------------------- protocol (pure logic)
+def test_li_protocol_interior_optimum_needs_no_extension():
+    p = Protocol()
+    history, best = run_protocol(p, lambda s: -abs(s.lr - 1.6e-4) * 1e4 - abs(s.weight_decay - 0.1) + s.drop_path
+                                 + {"short": 0, "medium": 1, "long": 2}[s.schedule])
+    stage1 = [s for s in history if s.stage == 1]
+    assert len(stage1) == 9 and {s.drop_path for s in stage1} == {0.0} and {s.schedule for s in stage1} == {"short"}
+    stage2 = [s for s in history if s.stage == 2]
+    assert [s.drop_path for s in stage2] == [0.0, 0.1, 0.2, 0.3] and {s.schedule for s in stage2} == {"medium"}
+    assert all((s.lr, s.weight_decay) == (1.6e-4, 0.1) for s in stage2)
+    stage3 = [s for s in history if s.stage == 3]
+    assert [s.schedule for s in stage3] == ["short", "long"]  # medium at the best dp already ran in stage 2
+    assert (best.lr, best.weight_decay, best.drop_path, best.schedule) == (1.6e-4, 0.1, 0.3, "long")
+
+
+def test_grid_extends_toward_an_edge_optimum():
+    p = Protocol(max_extensions=2)
+    history, best = run_protocol(p, lambda s: s.lr * 1e4 - s.weight_decay)  # bigger lr, smaller wd always better
+    lrs = sorted({s.lr for s in history if s.stage == 1})
+    wds = sorted({s.weight_decay for s in history if s.stage == 1})
+    assert lrs == pytest.approx([8e-5, 1.6e-4, 3.2e-4, 6.4e-4, 1.28e-3])
+    assert wds == pytest.approx([0.0125, 0.025, 0.05, 0.1, 0.2])
+    assert best.lr == pytest.approx(1.28e-3) and best.weight_decay == pytest.approx(0.0125)
+
+
+def test_vit_l_reuses_lr_wd_and_failures_are_skipped():
+    p = Protocol()
+    history, best = run_protocol(p, lambda s: None if s.drop_path == 0.3 else s.drop_path, reused=(8e-5, 0.1))
+    assert not [s for s in history if s.stage == 1]
+    assert all((s.lr, s.weight_decay) == (8e-5, 0.1) for s in history)
+    assert best.drop_path == 0.2  # 0.3 failed (None) and is never chosen
+    _, best = run_protocol(p, lambda s: None)
+    assert best is None  # every stage-1 run failed: a dead end, not an endless loop
+
+
+# ----------------------------------------------------------------------------- store
+def test_store_deduplicates_and_refuses_another_protocol(tmp_path):
+    url = f"journal:{tmp_path / 's.journal'}"
+    p = Protocol(lrs=(1e-4, 2e-4), weight_decays=(0.05,))
+    store = TrialStore(url, p)
+    specs, _ = next_trials(p, [])
+    assert store.enqueue("e", specs) == 2 and store.enqueue("e", specs) == 0
+    a, b = store.claim("e"), store.claim("e")
+    assert a and b and a.spec != b.spec and store.claim("e") is None
+    store.complete(a, 1.0, {})
+    store.fail(b, "exit 2", {"log": "x"}, retry=False)
+    assert {f.value for f in store.finished("e")} == {1.0, None}
+    with pytest.raises(ConfigError, match="from protocol li2021.*not this protocol other"):
+        TrialStore(url, Protocol(name="other", lrs=(1e-4, 2e-4), weight_decays=(0.05,))).study("e")
+    # same protocol from a fresh process view: the history is all there
+    assert len(TrialStore(url, p).finished("e")) == 2
+
+
+def test_dead_worker_trials_are_requeued(tmp_path):
+    p = Protocol(lrs=(1e-4,), weight_decays=(0.05,))
+    store = TrialStore(f"journal:{tmp_path / 's.journal'}", p)
+    store.enqueue("e", next_trials(p, [])[0])
+    claimed = store.claim("e")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.storage.set_trial_user_attr(claimed.trial_id, "pid", dead.pid)  # its worker is gone
+    assert store.reclaim_stale("e") == 1
+    assert store.finished("e") == []  # not a result
+    assert store.enqueue("e", next_trials(p, [])[0]) == 1  # so the same run is enqueued again
+
+
+def test_config_errors(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from mae_transfer.search import Protocol, SearchConfig\nconfig = SearchConfig(protocol=Protocol(lrz=1))\n")
+    with pytest.raises(ConfigError, match="lrz"):
+        load_config(bad)
+    cfg = load_config(REPO_ROOT / "configs/search/li2021_coco.py").replace(entries={})
+    with pytest.raises(ConfigError, match="no entries"):
+        cfg.validate()
+    err = one_line_error(run_tool("tools/search.py", "status", "--config", "configs/search/li2021_coco.py", "storag=x"))
+    assert "unknown config key 'storag'" in err
+
+
+# ----------------------------------------------------------------------------- real runs
+def _label_folder(root: Path, split: str, n: int) -> tuple[str, str]:
+    (root / "img").mkdir(parents=True)
+    (root / "lbl").mkdir()
+    images = "train2017" if split == "training" else "val2017"
+    for lbl in sorted((COCO128 / "semantic" / split).glob("*.png"))[:n]:
+        (root / "img" / f"{lbl.stem}.jpg").symlink_to(COCO128 / images / f"{lbl.stem}.jpg")
+        (root / "lbl" / lbl.name).symlink_to(lbl)
+    return str(root / "img"), str(root / "lbl")
+
+
+def tiny_search(tmp_path: Path) -> Path:
+    """A seg search small enough for CI: 2-3 iteration schedules on 2 train / 2 val coco128 images."""
+    tr = _label_folder(tmp_path / "train", "training", 2)
+    va = _label_folder(tmp_path / "val", "validation", 2)
+    common = ["--config", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--classes",
+              str(COCO128 / "semantic/classes.txt"), "--train-images", tr[0], "--train-labels", tr[1],
+              "--val-images", va[0], "--val-labels", va[1], "default_hooks.logger.interval=1"]
+    path = tmp_path / "search.py"
+    path.write_text(f"""
+from mae_transfer.search import Entry, Protocol, SearchConfig
+common = {common!r}
+config = SearchConfig(
+    name="tiny", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
+    protocol=Protocol(name="tiny", lrs=(1e-4, 2e-4), weight_decays=(0.05,), max_extensions=1,
+                      drop_paths=(0.0, 0.1), stage1_schedule="short", stage2_schedule="long",
+                      schedules=("short", "long")),
+    schedules={{"seg": {{"short": ["train_cfg.max_iters=2"], "long": ["train_cfg.max_iters=3"]}}}},
+    entries={{
+        "seg/random/B": Entry(init="random", task="seg", args=common),
+        "seg/broken/B": Entry(init="mae", task="seg", weights="{tmp_path}/missing.pth", args=common),
+    }},
+    heartbeat_s=2.0,
+)
+""")
+    return path
+
+
+def trial_table(path: Path) -> list:
+    cfg = load_config(path)
+    store = TrialStore(cfg.storage, cfg.protocol)
+    return [(name, t) for name in cfg.entries for t in store.trials(name)]
+
+
+def test_two_workers_share_one_study_and_report(tmp_path):
+    path = tiny_search(tmp_path)
+    res = run_tool("tools/search.py", "run", "--config", str(path), "--workers", "2", timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    per_worker = [int(x) for x in re.search(r"trials run by this command: \d+ \(([\d, ]+) per worker\)",
+                                            res.stdout).group(1).split(", ")]
+    assert len(per_worker) == 2 and min(per_worker) >= 1, res.stdout  # both workers pulled trials
+    trials = trial_table(path)
+    ran = [(n, t.user_attrs["key"]) for n, t in trials if t.state.name in ("COMPLETE", "FAIL")
+           and t.user_attrs.get("duplicate_of") is None]
+    assert sum(per_worker) == len(ran)
+    assert max(Counter(ran).values()) == 1  # no run executed twice
+    random_done = [t for n, t in trials if n == "seg/random/B" and t.state.name == "COMPLETE"]
+    assert len(random_done) >= 5  # 3 stage-1 (grid extended once), 2 stage-2, maybe 1 stage-3
+    broken = [t for n, t in trials if n == "seg/broken/B"]
+    assert broken and all(t.state.name == "FAIL" for t in broken)
+    assert "checkpoint not found" in broken[0].user_attrs["error"] and Path(broken[0].user_attrs["log"]).is_file()
+    assert "seg/random/B" in res.stdout and "done" in res.stdout
+    report = write_report(load_config(path), tmp_path / "report")
+    text = report.read_text()
+    assert "Table 5 (ADE20K UperNet)" in text and "(no result)" in text  # the broken entry
+    assert (tmp_path / "report" / "table5.csv").exists() and (tmp_path / "report" / "grid_seg_random_B.png").exists()
+    assert (tmp_path / "report" / "schedules.png").exists()
+
+
+def test_killed_search_resumes_without_rerunning_or_losing_trials(tmp_path):
+    path = tiny_search(tmp_path)
+    proc = subprocess.Popen([sys.executable, "tools/search.py", "run", "--config", str(path)], cwd=REPO_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        states = [t.state.name for _, t in trial_table(path)] if (tmp_path / "study.journal").exists() else []
+        if states.count("COMPLETE") >= 2 and "RUNNING" in states:
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the worker and the trial it was running
+    proc.wait()
+    before = {(n, t.user_attrs["key"]) for n, t in trial_table(path) if t.state.name == "COMPLETE"}
+    assert len(before) >= 2
+    res = run_tool("tools/search.py", "run", "--config", str(path), timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    trials = trial_table(path)
+    complete = [(n, t.user_attrs["key"]) for n, t in trials if t.state.name == "COMPLETE"]
+    assert max(Counter(complete).values()) == 1 and before <= set(complete)  # nothing re-run, nothing lost
+    interrupted = [t for _, t in trials if t.user_attrs.get("retry") is True]
+    assert len(interrupted) == 1
+    assert ("seg/random/B", interrupted[0].user_attrs["key"]) in set(complete)  # ... and it was run again
