@@ -9,25 +9,18 @@ coco128 image through the same LSJ mapper, batch 1. Prints step time, peak memor
 """
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 from typing import Any
 
 import torch
 
+try:
+    from benchmarks._common import compare_isolated, peak_mib
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import compare_isolated, peak_mib
 from mae_transfer.paths import REPO_ROOT, shared_data
 
 VITDET_REF = "detectron2:common/models/mask_rcnn_vitdet.py"
-
-
-def _peak_mib(device: str) -> float:
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _batch(image_size: int = 1024) -> list[dict]:
@@ -68,7 +61,7 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dic
     model = instantiate(model_cfg).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     batch = _batch()
-    rss_built = _peak_mib(device)
+    rss_built = peak_mib(device)
     times, losses = [], {}
     with EventStorage(0):
         for _ in range(steps + 1):  # the first step warms up allocators and optimizer state
@@ -84,33 +77,12 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dic
             losses = {k: float(v) for k, v in loss_dict.items()}
     return {"model": name, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
             "step_s": min(times[1:]) if steps else times[0], "first_step_s": times[0],
-            "peak_rss_mib": _peak_mib(device), "rss_after_build_mib": rss_built, "losses": losses}
+            "peak_mib": peak_mib(device), "rss_after_build_mib": rss_built, "losses": losses}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", nargs="+", default=["configs/det/mask_rcnn_vit_b_100ep.py", VITDET_REF])
-    p.add_argument("--steps", type=int, default=1)
-    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.one:
-        print(json.dumps(one_iteration(args.one, steps=args.steps)))
-        return
-    rows = []
-    for cfg in args.configs:
-        out = subprocess.run([sys.executable, __file__, "--one", cfg, "--steps", str(args.steps)], check=True,
-                             capture_output=True, text=True, cwd=REPO_ROOT).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-    dev = rows[0]["device"]
-    print(f"Mask R-CNN, one training iteration, 1024x1024, batch 1, on {dev}"
-          f" ({torch.get_num_threads()} threads)" if dev == "cpu" else "")
-    print(f"{'model':<70}{'params M':>10}{'step s':>10}{'peak MiB':>11}")
-    for r in rows:
-        print(f"{r['model']:<70}{r['params_m']:>10.1f}{r['step_s']:>10.2f}{r['peak_rss_mib']:>11.0f}")
-    base = rows[-1]
-    for r in rows[:-1]:
-        print(f"{r['model']} / {base['model'].split(' (')[0]}: time x{r['step_s'] / base['step_s']:.2f}, "
-              f"memory x{r['peak_rss_mib'] / base['peak_rss_mib']:.2f}")
+    compare_isolated(__file__, __doc__, one_iteration, ["configs/det/mask_rcnn_vit_b_100ep.py", VITDET_REF],
+                     "Mask R-CNN, one training iteration, 1024x1024, batch 1")
 
 
 if __name__ == "__main__":

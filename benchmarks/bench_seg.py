@@ -12,11 +12,6 @@ train on a single value per channel (with SyncBN over 8 GPUs x 2 images the reci
 """
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+try:
+    from benchmarks._common import compare_isolated, peak_mib
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import compare_isolated, peak_mib
 from mae_transfer.paths import REPO_ROOT, shared_data
 
 MMSEG_MAE = "mmseg:mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py"
@@ -104,34 +103,14 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dic
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         losses = {k: float(v) for k, v in loss_dict.items() if "loss" in k}
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mib(device)
     return {"model": config, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
             "step_s": min(times[1:]) if steps else times[0], "peak_mib": peak, "losses": losses}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", nargs="+", default=["configs/seg/upernet_vit_b_512x512_160k_ade20k.py", MMSEG_MAE])
-    p.add_argument("--steps", type=int, default=1)
-    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.one:
-        print(json.dumps(one_iteration(args.one, steps=args.steps)))
-        return
-    rows = []
-    for cfg in args.configs:
-        out = subprocess.run([sys.executable, __file__, "--one", cfg, "--steps", str(args.steps)], check=True,
-                             capture_output=True, text=True, cwd=REPO_ROOT).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"UperNet, one training iteration, 512x512, batch 2, on {rows[0]['device']}")
-    print(f"{'config':<66}{'params M':>10}{'step s':>9}{'peak MiB':>10}")
-    for r in rows:
-        print(f"{r['model']:<66}{r['params_m']:>10.1f}{r['step_s']:>9.2f}{r['peak_mib']:>10.0f}")
-    base = rows[-1]
-    for r in rows[:-1]:
-        print(f"{r['model']} / {base['model']}: time x{r['step_s'] / base['step_s']:.2f}, "
-              f"memory x{r['peak_mib'] / base['peak_mib']:.2f}")
+    compare_isolated(__file__, __doc__, one_iteration, ["configs/seg/upernet_vit_b_512x512_160k_ade20k.py", MMSEG_MAE],
+                     "UperNet, one training iteration, 512x512, batch 2")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from .errors import UserError
 
@@ -33,3 +34,48 @@ def add_slurm_args(parser: argparse.ArgumentParser) -> None:
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     pass
+
+
+def flat_config_tool(argv: Sequence[str] | None, doc: str, config_cls: type, run: Callable[[Any], Any],
+                     config_dir: str) -> None:
+    """The pretrain / eval_cls command line: ``--config FILE``, ``key=value`` overrides, ``--resume``,
+    ``--print-config``, and ``--slurm`` to submit the same run through submitit."""
+    from .config import apply_overrides, load_config
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter,
+                                     epilog="config keys (override with key=value):\n" + config_cls.help_text())
+    parser.add_argument("--config", default=None, help=f"config file under {config_dir} (default: the dataclass defaults)")
+    parser.add_argument("--resume", default=None, help="checkpoint path, or 'auto' (OUTPUT_DIR/checkpoint-last.pth)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    add_slurm_args(parser)
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, expect=config_cls) if args.config else config_cls()
+    cfg = apply_overrides(cfg, args.overrides)
+    if args.resume:
+        cfg = cfg.replace(resume=args.resume)
+    if args.print_config:
+        print("\n".join(f"{k}={v!r}" for k, v in cfg.to_dict().items()))
+        return
+    if args.slurm:
+        from .launch import submit_slurm
+
+        job = submit_slurm(run, cfg, folder=args.slurm_folder or Path(cfg.output_dir) / "submitit", nodes=args.nodes,
+                           gpus_per_node=args.gpus_per_node, partition=args.partition,
+                           timeout_min=args.timeout_min, cpus_per_task=args.cpus_per_task)
+        print(f"submitted Slurm job {job.job_id}")
+        return
+    run(cfg)
+
+
+def harness_tool(argv: Sequence[str] | None, doc: str, harness: str) -> None:
+    """train_det / train_seg: the harness's own arguments, with the registered backbones in ``--help``."""
+    import importlib
+
+    from .backbone import registered_backbones
+
+    module = importlib.import_module(f"mae_transfer.{harness}.train")
+    parser = argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter,
+                                     epilog="registered backbones: " + ", ".join(registered_backbones()))
+    module.add_args(parser)
+    module.run(parser.parse_args(argv))

@@ -168,6 +168,7 @@ def test_table5_configs():
     assert b.train_dataloader.batch_size * 8 == 16
     assert b.model.backbone.taps == (3, 5, 7, 11) and b.model.backbone.window_size == 0
     assert b.model.backbone.rel_pos == "per_block" and b.model.decode_head.channels == 768
+    assert b.model.backbone.use_cls_token
     assert b.model.auxiliary_head.loss_decode.loss_weight == 0.4 and b.model.auxiliary_head.in_index == 2
     assert b.model.test_cfg.mode == "slide" and b.model.test_cfg.stride == (341, 341)
     large = Config.fromfile(str(REPO_ROOT / "configs/seg/upernet_vit_l_512x512_160k_ade20k.py"))
@@ -179,7 +180,7 @@ def test_backbone_maps_equal_mmseg_mae_backbone(tmp_path):
 
     Configured like mmseg's: the cls token stays in the sequence, every block global with its own relative
     position table (cls rows included), and layer scale (mmseg's MAE always has it; init 1.0 in its config).
-    Our default segmentation setup differs only there: it drops the cls token and adds no layer scale.
+    Our Table 5 configs differ only there: they add no layer scale (the MAE ViT has none).
     """
     from mmseg.models.backbones import MAE
 

@@ -12,20 +12,13 @@ Examples:
 """
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
-from mae_transfer.cli import HelpFormatter, run_tool
+from mae_transfer.cli import harness_tool, run_tool
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from mae_transfer.backbone import registered_backbones
-    from mae_transfer.det.train import add_args, run
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter,
-                                     epilog="registered backbones: " + ", ".join(registered_backbones()))
-    add_args(parser)
-    run(parser.parse_args(argv))
+    harness_tool(argv, __doc__, "det")
 
 
 if __name__ == "__main__":

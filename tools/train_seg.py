@@ -12,21 +12,13 @@ Examples:
 """
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
-from mae_transfer.cli import HelpFormatter, run_tool
+from mae_transfer.cli import harness_tool, run_tool
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from mae_transfer.backbone import registered_backbones
-    from mae_transfer.seg.train import add_args
-    from mae_transfer.seg.train import main as train_main
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter,
-                                     epilog="registered backbones: " + ", ".join(registered_backbones()))
-    add_args(parser)
-    train_main(parser.parse_args(argv))
+    harness_tool(argv, __doc__, "seg")
 
 
 if __name__ == "__main__":

@@ -156,7 +156,8 @@ def _parse(value: str) -> Any:
         return value
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """One process of a run (under mmengine's launcher when --launcher pytorch|slurm)."""
     from mmengine.runner import Runner
 
     cfg = load_config(args)

@@ -1,7 +1,7 @@
 # UperNet (mmseg's UPerHead + FCN auxiliary head) on the contract backbone, as in MAE Table 5 / BEiT's
 # semantic-segmentation code: taps after blocks 3, 5, 7, 11 rescaled 4x / 2x / 1x / 0.5x, all-global
-# attention with a zero-initialized relative position bias per block, absolute position embeddings
-# resized from the pretraining grid (14) to 32.
+# attention with the cls token kept in the sequence and a zero-initialized relative position bias per
+# block (cls rows included), absolute position embeddings resized from the pretraining grid (14) to 32.
 custom_imports = dict(imports=["mae_transfer.seg"], allow_failed_imports=False)
 norm_cfg = dict(type="SyncBN", requires_grad=True)
 crop_size = (512, 512)
@@ -26,6 +26,7 @@ model = dict(
         taps=(3, 5, 7, 11),
         window_size=0,             # global attention everywhere (BEiT / MAE segmentation setup)
         rel_pos="per_block",
+        use_cls_token=True,
         drop_path_rate=0.1,
         pyramid_norm="SyncBN",
     ),

@@ -1,0 +1,49 @@
+"""Side-by-side measurement plumbing: every model runs in its own subprocess (clean peak-RSS accounting on
+CPU, the allocator's peak on CUDA) and the rows are printed with their ratios to the last one."""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from typing import Any, Callable
+
+import torch
+
+from mae_transfer.paths import REPO_ROOT
+
+
+def peak_mib(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB, whole process
+
+
+def compare_isolated(script: str, doc: str, one: Callable[..., dict[str, Any]], default_configs: list[str],
+                     title: str) -> None:
+    """CLI: ``--configs A B ...`` measured one subprocess each (``one(config, steps=...)``), ratios vs the last."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=default_configs)
+    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, steps=args.steps)))
+        return
+    rows = []
+    for cfg in args.configs:
+        out = subprocess.run([sys.executable, script, "--one", cfg, "--steps", str(args.steps)], check=True,
+                             capture_output=True, text=True, cwd=REPO_ROOT).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    dev = rows[0]["device"]
+    where = torch.cuda.get_device_name() if dev == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"{title}, on {where}")
+    width = max(len(r["model"]) for r in rows) + 2
+    print(f"{'model':<{width}}{'params M':>10}{'step s':>10}{'peak MiB':>11}")
+    for r in rows:
+        print(f"{r['model']:<{width}}{r['params_m']:>10.1f}{r['step_s']:>10.2f}{r['peak_mib']:>11.0f}")
+    base = rows[-1]
+    for r in rows[:-1]:
+        print(f"{r['model']} / {base['model']}: time x{r['step_s'] / base['step_s']:.2f}, "
+              f"memory x{r['peak_mib'] / base['peak_mib']:.2f}")
