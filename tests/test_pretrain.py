@@ -188,3 +188,17 @@ def test_torchrun_two_processes_match_one_process_global_batch(cifar_small, tmp_
     assert [r["step"] for r in log_one] == [r["step"] for r in log_two]
     assert [round(r["lr"], 12) for r in log_one] == [round(r["lr"], 12) for r in log_two]
     assert abs(log_one[-1]["loss"] - log_two[-1]["loss"]) < 0.3
+
+
+def test_submitit_job_runs_two_ranks(cifar_small, tmp_path):
+    """The Slurm path (submitit), run by submitit's local executor: 2 tasks join one DDP group via
+    TorchDistributedEnvironment and agree on the (all-reduced) loss."""
+    from mae_transfer.launch import submit_slurm
+
+    cfg = tiny_cfg(cifar_small / "train", tmp_path / "out", epochs=1, batch_size=8)
+    job = submit_slurm(pretrain, cfg, folder=tmp_path / "submitit", nodes=1, gpus_per_node=2, cpus_per_task=1,
+                       timeout_min=10, cluster="local")
+    results = job.results()
+    assert len(results) == 2 and results[0]["loss"] == results[1]["loss"]
+    assert (tmp_path / "out" / "encoder.pth").exists()
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["batch_size"] == 8

@@ -9,7 +9,6 @@ final ``metrics.json`` with APbox / APmask and the AP breakdown.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -271,6 +270,3 @@ def run(args: argparse.Namespace) -> None:
     else:
         main(args)
 
-
-def read_metrics(output_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(output_dir) / "metrics.json").read_text())

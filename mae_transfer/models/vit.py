@@ -25,6 +25,7 @@ import torch.utils.checkpoint as cp
 from timm.layers import PatchEmbed, resample_abs_pos_embed
 from timm.models.vision_transformer import Block
 
+from ..optim import vit_layer_id
 from .pos_embed import sincos_2d
 
 
@@ -254,11 +255,5 @@ class TransferViT(nn.Module):
 
     def layer_id(self, name: str) -> int:
         """0 for patch/pos/cls, i + 1 for block i; shared rel-pos tables count as the last block."""
-        if name.startswith(("patch_embed", "pos_embed", "cls_token")):
-            return 0
-        if name.startswith("blocks."):
-            return int(name.split(".")[1]) + 1
-        if name.startswith("rel_pos_"):
-            return self.depth
-        return self.depth + 1
+        return vit_layer_id(name, self.depth)
 

@@ -111,9 +111,8 @@ def load_config(args: argparse.Namespace) -> Any:
     if args.data_root:
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
             cfg[loader].dataset.data_root = args.data_root
-    if args.train_images or args.val_images:
-        if not args.classes:
-            raise ConfigError("--classes CLASSES.txt is required with --train-images/--val-images")
+    if (args.train_images or args.val_images) and not args.classes:
+        raise ConfigError("--classes CLASSES.txt is required with --train-images/--val-images")
     for split, images, labels in (("train", args.train_images, args.train_labels),
                                   ("val", args.val_images, args.val_labels)):
         if images or labels:
