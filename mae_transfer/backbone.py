@@ -110,8 +110,9 @@ def registered_backbones() -> list[str]:
 
 # ----------------------------------------------------------------------------- ViT + pyramid
 def default_taps(depth: int) -> tuple[int, ...]:
-    """Last block of each of 4 equal groups (B: 2, 5, 8, 11; L: 5, 11, 17, 23)."""
-    return tuple((g + 1) * depth // 4 - 1 for g in range(4))
+    """Last block of each of 4 equal groups (B: 2, 5, 8, 11; L: 5, 11, 17, 23); shallower than 4 blocks,
+    groups share blocks (depth 2: 0, 0, 0, 1)."""
+    return tuple(max(0, (g + 1) * depth // 4 - 1) for g in range(4))
 
 
 def resize_rel_pos_table(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -168,7 +169,7 @@ class ViTPyramidBackbone(Backbone):
     ) -> None:
         super().__init__()
         taps = tuple(taps) if taps is not None else default_taps(depth)
-        if len(taps) != 4 or max(taps) >= depth:
+        if len(taps) != 4 or max(taps) >= depth or min(taps) < 0:
             raise ConfigError(f"taps must be 4 block indices < depth {depth}, got {taps}")
         self.taps = taps
         self.vit = TransferViT(

@@ -49,7 +49,7 @@ def flat_config_tool(argv: Sequence[str] | None, doc: str, config_cls: type, run
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     add_slurm_args(parser)
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may come before or after flags
     cfg = load_config(args.config, expect=config_cls) if args.config else config_cls()
     cfg = apply_overrides(cfg, args.overrides)
     if args.resume:
@@ -78,4 +78,4 @@ def harness_tool(argv: Sequence[str] | None, doc: str, harness: str) -> None:
     parser = argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter,
                                      epilog="registered backbones: " + ", ".join(registered_backbones()))
     module.add_args(parser)
-    module.run(parser.parse_args(argv))
+    module.run(parser.parse_intermixed_args(argv))  # overrides may come before or after flags

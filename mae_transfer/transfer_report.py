@@ -78,8 +78,10 @@ def transfer_report(weights: str, out_dir: str | Path, preset: str = "mini", onl
             entry["metrics"] = {k: v for k, v in json.loads(metrics_file.read_text()).items()
                                 if not isinstance(v, (dict, list))}
         else:
-            errors = [ln for ln in log_path.read_text().splitlines() if ln.startswith("error: ")]
-            entry["error"] = errors[-1][7:] if errors else f"exit {rc}"
+            # our tools print "error: ..."; argparse prints "PROG: error: ..."
+            errors = [ln.split("error: ", 1)[1] for ln in log_path.read_text().splitlines()
+                      if ln.startswith("error: ") or ": error: " in ln]
+            entry["error"] = errors[-1] if errors else f"exit {rc}"
         results["evaluations"][name] = entry
         write_json_atomic(results, out / "report.json")
     lines = [f"# Transfer report: `{weights}`", "", f"Preset `{preset}`; each evaluation's log and outputs are "

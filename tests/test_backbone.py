@@ -74,6 +74,18 @@ def test_beit_checkpoint_equals_timm_beit(tmp_path):
     theirs = ref.forward_intermediates(x, indices=[0, 1, 2], norm=False, output_fmt="NCHW", intermediates_only=True)
     for a, b in zip(ours, theirs):
         assert (a - b).abs().max().item() <= 1e-5
+    # the backbone's taps repeat block 2: both level 3 and level 4 come from it
+    assert torch.equal(bb.vit.forward_intermediates(x, bb.taps)[3], ours[2])
+
+
+def test_shallow_vit_shares_blocks_between_groups():
+    """Fewer than 4 blocks: groups share blocks, and all four levels still come out."""
+    assert default_taps(2) == (0, 0, 0, 1) and default_taps(12) == (2, 5, 8, 11)
+    bb = build_backbone("mae_vit_tiny_p4", depth=2, embed_dim=64, num_heads=2, img_size=32).eval()
+    feats = bb(torch.randn(1, 3, 32, 32))
+    assert [tuple(f.shape[-2:]) for f in feats.values()] == [(8, 8), (4, 4), (2, 2), (1, 1)]
+    with pytest.raises(ConfigError, match="taps"):
+        build_backbone("mae_vit_tiny_p4", depth=2, taps=(0, 1, 2, 3))
 
 
 def _d2_vit(img, window, window_blocks, dim=64, depth=4, heads=2):

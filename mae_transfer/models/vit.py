@@ -239,7 +239,6 @@ class TransferViT(nn.Module):
             cls = (self.cls_token + pos[:, :1]).expand(b, -1, -1)
             pos = pos[:, 1:]
         x = x + pos.reshape(1, h, w, c)
-        wanted = {i: k for k, i in enumerate(indices)}
         outs: list[torch.Tensor | None] = [None] * len(indices)
         cache: dict[str, torch.Tensor] = {}
         last = max(indices)
@@ -249,8 +248,9 @@ class TransferViT(nn.Module):
                 x, cls = cp.checkpoint(blk, x, bias, cls, use_reentrant=False)
             else:
                 x, cls = blk(x, bias, cls)
-            if i in wanted:
-                outs[wanted[i]] = x.permute(0, 3, 1, 2).contiguous()
+            if i in indices:
+                tap = x.permute(0, 3, 1, 2).contiguous()
+                outs = [tap if j == i else o for j, o in zip(indices, outs)]  # an index may repeat
         return outs  # type: ignore[return-value]
 
     def layer_id(self, name: str) -> int:
