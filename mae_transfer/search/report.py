@@ -23,6 +23,12 @@ def _fmt(v: Any, digits: int = 1) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _column_digits(values: list[Any]) -> int:
+    """1 decimal as in the paper, 3 when a column holds values under 1 (miniature runs: APbox 0.014 is not 0.0)."""
+    small = any(isinstance(v, float) and math.isfinite(v) and abs(v) < 1 for v in values)
+    return 3 if small else 1
+
+
 def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
     """One row per entry: its final best trial (or how far it got) and every finished trial."""
     store = TrialStore(cfg.storage, cfg.protocol)
@@ -66,6 +72,9 @@ def tables(rows: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
         else:
             header = ["init", "size", "mIoU", "aAcc", "paper mIoU", "lr", "wd", "drop path", "schedule", "trials"]
         body = [header]
+        second = "APmask" if task == "det" else "aAcc"
+        d1 = _column_digits([(r["best"] or {}).get("value") for r in task_rows])
+        d2 = _column_digits([(r["best"] or {}).get(second) for r in task_rows])
         for r in task_rows:
             b = r["best"] or {}
             paper = _paper(task, r["init"], r["size"])
@@ -74,12 +83,8 @@ def tables(rows: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
                 common = [f"{b['lr']:.3g}", f"{b['weight_decay']:.3g}", f"{b['drop_path']:.2g}", b["schedule"], str(n)]
             else:
                 common = ["-", "-", "-", "(no result)" if r["done"] else "(in progress)", str(n)]
-            if task == "det":
-                body.append([INIT_LABELS.get(r["init"], r["init"]), r["size"], _fmt(b.get("value")), _fmt(b.get("APmask")),
-                             _fmt(paper[0]), _fmt(paper[1]), *common])
-            else:
-                body.append([INIT_LABELS.get(r["init"], r["init"]), r["size"], _fmt(b.get("value")), _fmt(b.get("aAcc")),
-                             _fmt(paper[0]), *common])
+            measured = [INIT_LABELS.get(r["init"], r["init"]), r["size"], _fmt(b.get("value"), d1), _fmt(b.get(second), d2)]
+            body.append([*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common])
         out[title] = body
     return out
 
@@ -116,7 +121,7 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
             ax.set_xlabel("learning rate")
             ax.set_ylabel("weight decay")
             for (i, j), v in np.ndenumerate(grid):
-                ax.text(j, i, "failed" if math.isnan(v) else f"{v:.2f}", ha="center", va="center", color="w", fontsize=8)
+                ax.text(j, i, "failed" if math.isnan(v) else f"{v:.3g}", ha="center", va="center", color="w", fontsize=8)
             ax.set_title(f"{r['entry']}: stage 1 {metric}")
             fig.colorbar(im, ax=ax)
             fig.tight_layout()
@@ -124,31 +129,32 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
             fig.savefig(p, dpi=110)
             plt.close(fig)
             paths.append(p)
-    # metric vs schedule length, one line per entry (the best (lr, wd, dp) of each entry)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = False
+    # metric vs schedule length: one panel per task (APbox and mIoU do not share a scale), a line per entry
+    curves: dict[str, list[tuple[str, list[tuple[int, float]]]]] = {}
     for r in rows:
         b = r["best"]
         if not b:
             continue
-        pts = [(cfg.protocol.schedules.index(t["schedule"]), t["value"]) for t in r["trials"]
-               if t["state"] == "COMPLETE" and t["lr"] == b["lr"] and t["weight_decay"] == b["weight_decay"]
-               and t["drop_path"] == b["drop_path"] and t["schedule"] in cfg.protocol.schedules]
+        pts = sorted((cfg.protocol.schedules.index(t["schedule"]), t["value"]) for t in r["trials"]
+                     if t["state"] == "COMPLETE" and t["lr"] == b["lr"] and t["weight_decay"] == b["weight_decay"]
+                     and t["drop_path"] == b["drop_path"] and t["schedule"] in cfg.protocol.schedules)
         if pts:
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=r["entry"])
-            drawn = True
-    if drawn:
-        ax.set_xticks(range(len(cfg.protocol.schedules)), list(cfg.protocol.schedules))
-        ax.set_xlabel("schedule")
-        ax.set_ylabel("metric")
-        ax.legend(fontsize=8)
-        ax.set_title("metric vs schedule length (each entry's best lr / wd / drop path)")
+            curves.setdefault(r["task"], []).append((r["entry"], pts))
+    if curves:
+        fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.8), squeeze=False)
+        for ax, (task, lines) in zip(axes[0], curves.items()):
+            for entry, pts in lines:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=entry)
+            ax.set_xticks(range(len(cfg.protocol.schedules)), list(cfg.protocol.schedules))
+            ax.set_xlabel("schedule")
+            ax.set_ylabel(METRICS.get(task, "metric"))
+            ax.legend(fontsize=8)
+        fig.suptitle("metric vs schedule length (each entry's best lr / wd / drop path)")
         fig.tight_layout()
         p = out_dir / "schedules.png"
         fig.savefig(p, dpi=110)
+        plt.close(fig)
         paths.append(p)
-    plt.close(fig)
     return paths
 
 
