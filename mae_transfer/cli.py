@@ -68,6 +68,23 @@ def flat_config_tool(argv: Sequence[str] | None, doc: str, config_cls: type, run
     run(cfg)
 
 
+def add_backbone_args(parser: argparse.ArgumentParser) -> None:
+    """The backbone flags both harnesses share (applied to the config by ``apply_backbone_args``)."""
+    parser.add_argument("--backbone", default=None, help="registered backbone name (or module:name)")
+    parser.add_argument("--weights", default=None, help="backbone initialization checkpoint ('' = random init)")
+    parser.add_argument("--source", default=None, help="checkpoint format: auto | vit | mae | supervised | mocov3 | beit")
+
+
+def apply_backbone_args(node: Any, args: argparse.Namespace) -> None:
+    """Write --backbone / --weights / --source into a backbone config node (LazyConfig or mmengine)."""
+    if args.backbone:
+        node.name = args.backbone
+    if args.weights is not None:
+        node.weights = args.weights
+    if args.source:
+        node.source = args.source
+
+
 def harness_tool(argv: Sequence[str] | None, doc: str, harness: str) -> None:
     """train_det / train_seg: the harness's own arguments, with the registered backbones in ``--help``."""
     import importlib

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..cli import add_backbone_args, apply_backbone_args
 from ..config import accepts_kwarg
 from ..errors import ConfigError, NonFiniteLossError
 from ..recipes import INITS, set_det_entry
@@ -69,12 +70,7 @@ def load_config(args: argparse.Namespace) -> DictConfig:
         cfg.entry.init = args.init
         apply_entry(cfg)
     bu = _bottom_up(cfg)
-    if args.backbone:
-        bu.name = args.backbone
-    if args.weights is not None:
-        bu.weights = args.weights
-    if args.source:
-        bu.source = args.source
+    apply_backbone_args(bu, args)
     if args.output_dir:
         cfg.train.output_dir = args.output_dir
     for ov in args.opts:
@@ -239,9 +235,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/det/mask_rcnn_vit_b_100ep.py", help="LazyConfig file")
-    parser.add_argument("--backbone", default=None, help="registered backbone name (or module:name)")
-    parser.add_argument("--weights", default=None, help="backbone initialization checkpoint ('' = random init)")
-    parser.add_argument("--source", default=None, help="checkpoint format: auto | vit | mae | supervised | mocov3 | beit")
+    add_backbone_args(parser)
     parser.add_argument("--init", default=None, choices=INITS,
                         help="Table 4 entry: selects lr / weight decay / drop path (and BEiT's backbone needs)")
     parser.add_argument("--output-dir", default=None)

@@ -250,7 +250,9 @@ class TransferViT(nn.Module):
                 x, cls = blk(x, bias, cls)
             if i in indices:
                 tap = x.permute(0, 3, 1, 2).contiguous()
-                outs = [tap if j == i else o for j, o in zip(indices, outs)]  # an index may repeat
+                for k, j in enumerate(indices):  # an index may repeat (shallow ViTs share tap blocks)
+                    if j == i:
+                        outs[k] = tap
         return outs  # type: ignore[return-value]
 
     def layer_id(self, name: str) -> int:

@@ -14,9 +14,10 @@ from typing import Any
 
 import torch
 
+from ..cli import add_backbone_args, apply_backbone_args
 from ..config import accepts_kwarg
 from ..errors import ConfigError
-from ..recipes import INITS, INIT_BACKBONE, seg_entry_values
+from ..recipes import INIT_BACKBONE, INITS, seg_entry_values
 from ..runlog import setup_logging
 from . import compat
 
@@ -102,12 +103,7 @@ def load_config(args: argparse.Namespace) -> Any:
     if args.init:
         apply_entry(cfg, args.init)
     bb = cfg.model.backbone
-    if args.backbone:
-        bb.name = args.backbone
-    if args.weights is not None:
-        bb.weights = args.weights
-    if args.source:
-        bb.source = args.source
+    apply_backbone_args(bb, args)
     if args.data_root:
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
             cfg[loader].dataset.data_root = args.data_root
@@ -182,9 +178,7 @@ def _last_checkpoint(work_dir: str) -> str | None:
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/seg/upernet_vit_b_512x512_160k_ade20k.py", help="mmengine config")
-    parser.add_argument("--backbone", default=None, help="registered backbone name (or module:name)")
-    parser.add_argument("--weights", default=None, help="backbone initialization checkpoint ('' = random init)")
-    parser.add_argument("--source", default=None, help="checkpoint format: auto | vit | mae | supervised | mocov3 | beit")
+    add_backbone_args(parser)
     parser.add_argument("--init", default=None, choices=INITS, help="Table 5 entry: lr / drop path from the entry table")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
