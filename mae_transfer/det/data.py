@@ -16,7 +16,9 @@ def validate_coco(json_file: str | Path, image_root: str | Path, need_annotation
                   need_masks: bool = True) -> dict[str, int]:
     """Check a COCO instances json against its image folder; raise DataError naming the first problem.
 
-    Returns counts (images, annotations, categories, non-crowd RLE masks) for logging and mapper setup.
+    Returns counts for logging and mapper setup: images, annotations, categories, and the mask formats
+    present (``polygon_instances``, ``rle_instances`` = non-crowd RLE, ``crowd`` = iscrowd annotations,
+    which real COCO stores as uncompressed RLE).
     """
     json_file, image_root = Path(json_file), Path(image_root)
     if not json_file.is_file():
@@ -59,9 +61,26 @@ def validate_coco(json_file: str | Path, image_root: str | Path, need_annotation
     if absent:
         raise DataError(f"{len(absent)} image(s) listed in {json_file} are missing from {image_root}, "
                         f"e.g. {absent[0]}")
-    rle = sum(isinstance(a.get("segmentation"), dict) and not a.get("iscrowd", 0) for a in data["annotations"])
-    return {"images": len(data["images"]), "annotations": len(data["annotations"]), "categories": len(cat_ids),
-            "rle_instances": rle}
+    anns = data["annotations"]
+    crowd = [bool(a.get("iscrowd", 0)) for a in anns]
+    return {"images": len(data["images"]), "annotations": len(anns), "categories": len(cat_ids),
+            "polygon_instances": sum(isinstance(a.get("segmentation"), list) and not c for a, c in zip(anns, crowd)),
+            "rle_instances": sum(isinstance(a.get("segmentation"), dict) and not c for a, c in zip(anns, crowd)),
+            "crowd": sum(crowd)}
+
+
+def check_mask_dependencies(json_file: str | Path, counts: dict[str, int]) -> None:
+    """Polygon masks are transformed with ``apply_polygons``, which clips them with shapely under any crop
+    (detectron2's FixedSizeCrop, the LSJ crop of every det config); detectron2 lists shapely only as an
+    optional extra, so without this check a missing package surfaces as a data-loader worker's traceback."""
+    if not counts.get("polygon_instances"):
+        return
+    try:
+        import shapely.geometry  # noqa: F401
+    except ImportError:
+        raise DataError(f"{json_file} has {counts['polygon_instances']} polygon mask(s), which need the 'shapely' "
+                        "package (detectron2 crops polygons with it): pip install shapely, or rerun "
+                        "scripts/install.sh") from None
 
 
 def register_coco(name: str, json_file: str, image_root: str, need_annotations: bool = True) -> dict[str, int]:

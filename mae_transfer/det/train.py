@@ -24,7 +24,7 @@ from ..errors import ConfigError, NonFiniteLossError
 from ..recipes import INITS, set_det_entry
 from ..runlog import setup_logging
 from ..utils import write_json_atomic
-from .data import coco2017_paths, register_coco
+from .data import check_mask_dependencies, coco2017_paths, register_coco
 
 log = logging.getLogger("mae_transfer.det")
 
@@ -119,6 +119,8 @@ def register_datasets(cfg: DictConfig, eval_only: bool = False) -> None:
         is_train = name == cfg.dataloader.train.dataset.names
         counts = register_coco(name, known[name]["json"], known[name]["images"], need_annotations=is_train)
         log.info("dataset %s: %s", name, counts)
+        if is_train:
+            check_mask_dependencies(known[name]["json"], counts)
         if is_train and counts["rle_instances"]:  # polygon masks cannot hold RLE instances
             cfg.dataloader.train.mapper.instance_mask_format = "bitmask"
 
