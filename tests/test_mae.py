@@ -154,3 +154,38 @@ def test_patchify_roundtrip_and_pixel_order():
     # official order within a patch: (row, col, channel)
     p = m.patchify(x)
     assert p[0, 0, :3].tolist() == x[0, :, 0, 0].tolist() and p[0, 0, 3:6].tolist() == x[0, :, 0, 1].tolist()
+
+
+def test_bf16_autocast_decoder_takes_the_fp32_mask_token_as_official():
+    """Under bf16 autocast the mask token joins the decoder input in fp32 (the cat promotes, as in the
+    official models_mae.py): loss, prediction and every gradient equal a reference decoder written that
+    way, bit for bit. Casting the token to bf16 first changes them."""
+    torch.manual_seed(0)
+    model = build_mae("mae_vit_base_patch16", **TINY)
+    imgs = torch.randn(2, 3, 32, 32)
+    noise = torch.rand(2, 64)
+
+    def reference_decoder(latent, ids_restore):
+        x = model.decoder_embed(latent)
+        mask_tokens = model.mask_token.repeat(x.shape[0], ids_restore.shape[1] + 1 - x.shape[1], 1)
+        x_ = torch.cat([x[:, 1:, :], mask_tokens], dim=1)
+        x_ = torch.gather(x_, 1, ids_restore.unsqueeze(-1).repeat(1, 1, x.shape[2]))
+        x = torch.cat([x[:, :1, :], x_], dim=1) + model.decoder_pos_embed
+        for blk in model.decoder_blocks:
+            x = blk(x)
+        return model.decoder_pred(model.decoder_norm(x))[:, 1:, :]
+
+    def run(decoder):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            latent, mask, ids_restore = model.forward_encoder(imgs, 0.75, noise)
+            pred = decoder(latent, ids_restore)
+            loss = model.forward_loss(imgs, pred, mask)
+        loss.backward()
+        return loss.detach(), pred.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                              if p.grad is not None}
+
+    loss, pred, grads = run(model.forward_decoder)
+    ref_loss, ref_pred, ref_grads = run(reference_decoder)
+    assert torch.equal(loss, ref_loss) and torch.equal(pred, ref_pred)
+    assert grads.keys() == ref_grads.keys() and all(torch.equal(grads[n], ref_grads[n]) for n in grads)

@@ -148,7 +148,7 @@ class MaskedAutoencoderViT(nn.Module):
         x = self.patch_embed(imgs) + self.pos_embed[:, 1:, :]
         if self.encoder_mask_tokens:
             _, mask, ids_restore = self.random_masking(x, mask_ratio, noise)
-            tokens = self.encoder_mask_token.to(x.dtype) + self.pos_embed[:, 1:, :]
+            tokens = self.encoder_mask_token + self.pos_embed[:, 1:, :]
             x = torch.where(mask.unsqueeze(-1).bool(), tokens.expand_as(x), x)
         else:
             x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)
@@ -161,9 +161,10 @@ class MaskedAutoencoderViT(nn.Module):
     def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         x = self.decoder_embed(latent)
         if not self.encoder_mask_tokens:
-            # append one shared mask token per removed patch, then undo the shuffle
+            # append one shared mask token per removed patch, then undo the shuffle; under autocast the cat
+            # promotes the bf16 tokens to the fp32 mask token's dtype, as in the official models_mae.py
             n_mask = ids_restore.shape[1] + 1 - x.shape[1]
-            tokens = torch.cat([x[:, 1:, :], self.mask_token.to(x.dtype).expand(x.shape[0], n_mask, -1)], dim=1)
+            tokens = torch.cat([x[:, 1:, :], self.mask_token.expand(x.shape[0], n_mask, -1)], dim=1)
             tokens = torch.gather(tokens, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))
             x = torch.cat([x[:, :1, :], tokens], dim=1)
         x = x + self.decoder_pos_embed
