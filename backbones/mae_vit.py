@@ -28,6 +28,7 @@ def _factory(name: str):
     def build(**overrides: Any) -> ViTPyramidBackbone:
         return ViTPyramidBackbone(**{**ARCHS[name], **overrides})
 
+    build.arch = ARCHS[name]  # read by mae_transfer.backbone.backbone_settings (recipe cards)
     build.__name__ = name
     build.__doc__ = f"{name}: {ARCHS[name]} + pyramid; keyword overrides go to ViTPyramidBackbone."
     return build

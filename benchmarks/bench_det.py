@@ -52,11 +52,8 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dic
         model_cfg = model_zoo.get_config("common/models/mask_rcnn_vitdet.py").model
         lr, wd, name = 1e-4, 0.1, "detectron2 ViTDet-B (model_zoo common/models/mask_rcnn_vitdet.py)"
     else:
-        from mae_transfer.det.train import apply_entry
-
         cfg = LazyConfig.load(str(REPO_ROOT / config) if not config.startswith("/") else config)
-        values = apply_entry(cfg)
-        model_cfg, lr, wd, name = cfg.model, values["lr"], values["weight_decay"], config
+        model_cfg, lr, wd, name = cfg.model, cfg.optimizer.lr, cfg.optimizer.weight_decay, config
     torch.manual_seed(0)
     model = instantiate(model_cfg).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)

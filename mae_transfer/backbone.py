@@ -23,6 +23,7 @@ first, so a backbone living anywhere on the path works in every tool.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pkgutil
 import re
@@ -101,6 +102,25 @@ def build_backbone(name: str, **overrides: Any) -> Backbone:
         return factory(**overrides)
     except TypeError as e:
         raise ConfigError(f"backbone {name!r}: {e}") from None
+
+
+def backbone_settings(name: str, **overrides: Any) -> dict[str, Any]:
+    """The constructor arguments a registered ViT backbone would get (its factory's ``arch`` shape, then
+    ``ViTPyramidBackbone``'s defaults, then ``overrides``), resolved without building it: what a recipe card
+    reports. Empty for a backbone whose factory declares no ``arch`` (e.g. a ConvNet plug-in)."""
+    load_plugins()
+    arch = getattr(BACKBONES.get(name.split(":")[-1]), "arch", None)
+    if arch is None:
+        return {}
+    params = inspect.signature(ViTPyramidBackbone.__init__).parameters.values()
+    settings = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    settings.update(arch)
+    settings.update(overrides)
+    settings["taps"] = tuple(settings["taps"]) if settings["taps"] is not None else default_taps(settings["depth"])
+    if settings["global_blocks"] is None:
+        settings["global_blocks"] = settings["taps"]
+    settings["global_blocks"] = tuple(settings["global_blocks"])
+    return settings
 
 
 def registered_backbones() -> list[str]:

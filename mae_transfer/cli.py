@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import UserError
+from .errors import ConfigError, UserError
+from .paths import REPO_ROOT
+from .recipes import VIT_SIZES
 
 
 def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
@@ -47,6 +51,8 @@ def flat_config_tool(argv: Sequence[str] | None, doc: str, config_cls: type, run
     parser.add_argument("--config", default=None, help=f"config file under {config_dir} (default: the dataclass defaults)")
     parser.add_argument("--resume", default=None, help="checkpoint path, or 'auto' (OUTPUT_DIR/checkpoint-last.pth)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--print-recipe", action="store_true",
+                        help="print the recipe card (each result-deciding number, its value and source) and exit")
     add_slurm_args(parser)
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_intermixed_args(argv)  # overrides may come before or after flags
@@ -56,6 +62,10 @@ def flat_config_tool(argv: Sequence[str] | None, doc: str, config_cls: type, run
         cfg = cfg.replace(resume=args.resume)
     if args.print_config:
         print("\n".join(f"{k}={v!r}" for k, v in cfg.to_dict().items()))
+        return
+    if args.print_recipe:
+        world = args.nodes * args.gpus_per_node if args.slurm else int(os.environ.get("WORLD_SIZE", "1"))
+        print(cfg.recipe_card(world).format())
         return
     if args.slurm:
         from .launch import submit_slurm
@@ -83,6 +93,29 @@ def apply_backbone_args(node: Any, args: argparse.Namespace) -> None:
         node.weights = args.weights
     if args.source:
         node.source = args.source
+
+
+def config_for_backbone(config: str | None, pattern: str, backbone: str | None) -> str:
+    """``--config`` as given, else the full-size config of ``--backbone``'s ViT size (``pattern`` has a
+    ``{size}`` field: b, l, ...); ViT-B's when the backbone has no sized config."""
+    if config:
+        return config
+    size = VIT_SIZES.get(backbone or "", "B").lower()
+    path = pattern.format(size=size)
+    return path if (REPO_ROOT / path).is_file() or Path(path).is_file() else pattern.format(size="b")
+
+
+def check_backbone_size(config: str, config_size: str, backbone: str | None) -> None:
+    """A full-size config holds one ViT size's numbers (drop path, activation checkpointing, taps, output
+    dir): ``--backbone`` of another size is refused, naming the config to use."""
+    size = VIT_SIZES.get(backbone or "")
+    if size is None or size == config_size:
+        return
+    right = re.sub(r"_vit_[a-z]_", f"_vit_{size.lower()}_", config)
+    hint = f"use --config {right}" if right != config and ((REPO_ROOT / right).is_file() or Path(right).is_file()) \
+        else f"write a ViT-{size} variant of it"
+    raise ConfigError(f"--backbone {backbone} is ViT-{size} but {config} holds the ViT-{config_size} recipe "
+                      f"(drop path, activation checkpointing, output dir); {hint}")
 
 
 def harness_tool(argv: Sequence[str] | None, doc: str, harness: str) -> None:

@@ -26,6 +26,12 @@ def takes_weight_decay(name: str, param: torch.Tensor) -> bool:
     return not any(tok in name for tok in NO_DECAY_TOKENS)
 
 
+def takes_weight_decay_official_mae(name: str, param: torch.Tensor) -> bool:
+    """The official MAE pretraining rule (main_pretrain.py through timm's ``add_weight_decay``): no decay on
+    1-D tensors and biases only, so the (1, 1, D) cls and mask tokens ARE decayed."""
+    return not (param.ndim <= 1 or name.endswith(".bias"))
+
+
 def vit_layer_id(name: str, num_layers: int) -> int:
     """Layer id of a parameter of a timm-named ViT with ``num_layers`` blocks."""
     if name.startswith(("cls_token", "pos_embed", "patch_embed", "mask_token", "reg_token")):

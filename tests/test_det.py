@@ -148,7 +148,9 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, coco_subsets):
 
 
 # ----------------------------------------------------------------------------- configs and recipes
-def test_table4_configs_resolve_entry_values():
+def test_init_applies_the_entry_table_to_recipe_configs_only():
+    """--init on a config that claims Li et al.'s recipe takes that entry's lr / wd / drop path; a CPU
+    miniature (claims no recipe) keeps its own numbers."""
     from detectron2.config import LazyConfig
 
     from mae_transfer.det.train import apply_entry
@@ -162,17 +164,18 @@ def test_table4_configs_resolve_entry_values():
     }
     for (name, init), (lr, wd, dp, iters, epochs) in cases.items():
         cfg = LazyConfig.load(str(REPO_ROOT / "configs/det" / name))
-        cfg.entry.init = init
-        apply_entry(cfg)
+        apply_entry(cfg, init)
         bu = cfg.model.backbone.bottom_up
         assert (cfg.optimizer.lr, cfg.optimizer.weight_decay, bu.drop_path_rate, cfg.train.max_iter) == (lr, wd, dp, iters)
         assert cfg.dataloader.train.total_batch_size == 64 and cfg.model.backbone.square_pad == 1024
-        assert cfg.lr_multiplier.warmup_length == pytest.approx(0.25 / epochs)  # a quarter epoch
         if init == "beit":
             assert bu.rel_pos == "per_block"
     vitdet = LazyConfig.load(str(REPO_ROOT / "configs/det/vitdet_vit_l_100ep.py"))
-    apply_entry(vitdet)
+    apply_entry(vitdet, "mae")
     assert vitdet.optimizer.params.layer_decay == 0.8 and vitdet.model.backbone.bottom_up.drop_path_rate == 0.4
+    mini = LazyConfig.load(str(REPO_ROOT / MINI))
+    apply_entry(mini, "random")
+    assert (mini.optimizer.lr, mini.optimizer.weight_decay, mini.entry.init) == (2e-4, 0.1, "random")
 
 
 def test_vitdet_neck_equals_detectron2_simple_feature_pyramid():

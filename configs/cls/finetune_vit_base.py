@@ -8,5 +8,5 @@ config = ClsConfig(
     data_path=os.environ.get("IMAGENET_ROOT", "datasets/imagenet"), val_split="val", input_size=224,
     epochs=100, warmup_epochs=5, batch_size=32, accum_iter=4, optimizer="adamw", blr=1e-3, weight_decay=0.05,
     layer_decay=0.75, drop_path=0.1, smoothing=0.1, mixup=0.8, cutmix=1.0, randaug="rand-m9-mstd0.5-inc1-mmax9",
-    reprob=0.25, output_dir="output/cls/finetune_vit_base",
+    reprob=0.25, output_dir="output/cls/finetune_vit_base", recipe="mae_t9",
 )

@@ -19,4 +19,5 @@ config = PretrainConfig(
     betas=(0.9, 0.95),
     num_workers=10,
     output_dir="output/pretrain/mae_vit_base_1600ep",
+    recipe="mae_t8",
 )

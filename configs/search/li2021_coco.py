@@ -1,6 +1,7 @@
 # Table 4's search at full scale (Li et al. 2021): every initialization x {ViT-B, ViT-L} on COCO.
 # Checkpoints come from environment variables (official releases or this project's own pretraining).
-# ViT-L entries reuse their ViT-B entry's lr / wd and re-tune drop path only. Random init runs longer.
+# ViT-L entries reuse their ViT-B entry's lr / wd and re-tune drop path only. Random init runs longer: its
+# stages 1 and 2 both use 100 epochs (its "short" schedule), stage 3 compares 100 / 200 / 400 epochs.
 import os
 
 from mae_transfer.recipes import det_iters
@@ -31,7 +32,8 @@ for init in ("random", "supervised", "mocov3", "beit", "mae"):
         entries[f"det/{init}/{size}"] = Entry(
             init=init, size=size, task="det", weights=WEIGHTS.get((init, size), ""), args=coco,
             schedules=dict(zip(("short", "medium", "long"), (schedule(size, e) for e in epochs))),
-            reuse_lr_wd_from=f"det/{init}/B" if size == "L" else "")
+            reuse_lr_wd_from=f"det/{init}/B" if size == "L" else "",
+            protocol={"stage2_schedule": "short"} if init == "random" else {})
 
 config = SearchConfig(
     name="li2021_coco",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import ConfigBase, option
+from ..recipes import FINETUNE_REFERENCE, LINPROBE_REFERENCE, RecipeCard, make_card
 
 
 @dataclasses.dataclass
@@ -47,3 +48,29 @@ class ClsConfig(ConfigBase):
     eval_every: int = option(1, "epochs between evaluations (the last epoch is always evaluated)")
     seed: int = option(0, "random seed")
     device: str = option("auto", "auto | cpu | cuda")
+    recipe: str = option("", "the published recipe these numbers claim, for the recipe card: mae_t9 (fine-tune) | "
+                             "mae_t10 (linear probe) | '' (none)")
+
+    def effective_batch(self, world: int) -> int:
+        return self.batch_size * self.accum_iter * world
+
+    def recipe_card(self, world: int = 1) -> RecipeCard:
+        """The numbers that decide the classification result, at ``world`` training processes."""
+        values = {"mode": self.mode, "model": self.model, "optimizer": self.optimizer, "blr": self.blr,
+                  "lr": self.lr, "weight_decay": self.weight_decay, "effective_batch": self.effective_batch(world),
+                  "epochs": self.epochs, "warmup_epochs": self.warmup_epochs, "input_size": self.input_size,
+                  "drop_path": self.drop_path, "mixup": self.mixup, "cutmix": self.cutmix}
+        if self.mode == "finetune":
+            values.update(layer_decay=self.layer_decay, smoothing=self.smoothing, randaug=self.randaug)
+        else:
+            values.update(momentum=self.momentum)
+        size = {"base": "B", "large": "L", "huge": "H"}.get(self.model.split("_")[2] if self.model.count("_") > 2
+                                                            else "", "B")
+        reference = {"mae_t9": FINETUNE_REFERENCE[size], "mae_t10": LINPROBE_REFERENCE}.get(self.recipe, {})
+        lr = self.lr if self.lr is not None else self.blr * self.effective_batch(world) / 256
+        notes = [f"global batch {self.effective_batch(world)} = {world} process(es) x {self.batch_size} x "
+                 f"{self.accum_iter} accumulation; lr {lr:.4g}", f"output dir: {self.output_dir}"]
+        claims = {"mae_t9": f"MAE Table 9 fine-tuning, ViT-{size}", "mae_t10": "MAE Table 10 linear probing"}.get(
+            self.recipe, "")
+        recipe = "finetune" if self.recipe == "mae_t9" else self.recipe
+        return make_card(f"classification ({self.mode})", claims, values, reference, recipe, notes=notes)

@@ -150,6 +150,9 @@ def run_cls(cfg: ClsConfig) -> dict[str, Any]:
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cfg.to_dict(), out / "config.json")
+        card = cfg.recipe_card(world)
+        card.write(out)
+        log.info("%s", card.format())
 
     if cfg.mode == "linprobe" and cfg.cache_features:
         metrics = _linprobe_cached(cfg, model, train_set, val_set, device, amp_dtype, main)

@@ -14,6 +14,7 @@ from detectron2.modeling import Backbone as D2Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 
 from .. import backbone as contract
+from ..errors import ConfigError
 from ..optim import param_groups
 
 log = logging.getLogger("mae_transfer.det")
@@ -101,10 +102,32 @@ def find_contract_backbone(model: nn.Module) -> contract.Backbone:
     raise ValueError("the detector holds no contract backbone")
 
 
-def det_param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
-    """Optimizer groups with the shared layer-decay / no-decay rule (``params`` of the optimizer config)."""
-    return param_groups(model, lr=lr, weight_decay=weight_decay, layer_decay=layer_decay,
-                        backbone=find_contract_backbone(model))
+def det_param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0,
+                     weight_decay_rule: str = "li") -> list[dict]:
+    """Optimizer groups (``params`` of the optimizer config) with the contract backbone's layer decay.
+
+    ``weight_decay_rule``: ``li`` = the project's shared rule (no decay on biases, 1-D tensors, position /
+    cls tokens, rel-pos tables; Li et al. do not state theirs); ``vitdet`` = ViTDet's configs, i.e.
+    detectron2's ``get_default_optimizer_params`` with ``weight_decay_norm=0`` and ``pos_embed`` exempt
+    (biases and rel-pos tables ARE decayed).
+    """
+    backbone = find_contract_backbone(model)
+    if weight_decay_rule == "li":
+        return param_groups(model, lr=lr, weight_decay=weight_decay, layer_decay=layer_decay, backbone=backbone)
+    if weight_decay_rule != "vitdet":
+        raise ConfigError(f"unknown weight_decay_rule {weight_decay_rule!r}; choose li or vitdet")
+    from detectron2.solver import get_default_optimizer_params
+
+    inner = {id(p): n for n, p in backbone.named_parameters()}
+    full = {n: id(p) for n, p in model.named_parameters()}
+
+    def lr_factor(name: str) -> float:
+        sub = inner.get(full.get(name.lstrip("."), -1))
+        layer = backbone.layer_id(sub) if sub is not None else backbone.num_layers + 1
+        return layer_decay ** (backbone.num_layers + 1 - layer)
+
+    return get_default_optimizer_params(model, base_lr=lr, weight_decay=weight_decay, weight_decay_norm=0.0,
+                                        lr_factor_func=lr_factor, overrides={"pos_embed": {"weight_decay": 0.0}})
 
 
 __all__ = ["ContractBackbone", "SimpleNeck", "LastLevelMaxPool", "det_param_groups"]

@@ -9,6 +9,7 @@ final ``metrics.json`` with APbox / APmask and the AP breakdown.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
 import os
@@ -18,28 +19,31 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..cli import add_backbone_args, apply_backbone_args
+from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, config_for_backbone
 from ..config import accepts_kwarg
 from ..errors import ConfigError, NonFiniteLossError
-from ..recipes import INITS, set_det_entry
+from ..recipes import INIT_BACKBONE, INITS, det_entry_values, track_changes
 from ..runlog import setup_logging
 from ..utils import write_json_atomic
 from .data import check_mask_dependencies, coco2017_paths, register_coco
+from .recipe import bottom_up, det_card, det_values
 
 log = logging.getLogger("mae_transfer.det")
 
 
 # ----------------------------------------------------------------------------- config
-def _bottom_up(cfg: DictConfig) -> DictConfig:
-    node = cfg.model.backbone
-    while "bottom_up" in node:
-        node = node.bottom_up
-    return node
-
-
-def apply_entry(cfg: DictConfig) -> dict[str, float]:
-    """Write ``cfg.entry``'s table values into the optimizer and backbone (what ``--init`` does)."""
-    return set_det_entry(cfg.optimizer, _bottom_up(cfg), **cfg.entry)
+def apply_entry(cfg: DictConfig, init: str) -> None:
+    """``--init``: the entry's initialization; on a config that claims a published recipe, also that
+    recipe's lr / wd / drop path / layer decay for the entry (a config that claims none keeps its numbers)."""
+    cfg.entry.init = init
+    if cfg.entry.get("recipe"):
+        values = det_entry_values(init, cfg.entry.size, cfg.entry.recipe)
+        cfg.optimizer.lr = values["lr"]
+        cfg.optimizer.weight_decay = values["weight_decay"]
+        cfg.optimizer.params.layer_decay = values["layer_decay"]
+        bottom_up(cfg).drop_path_rate = values["drop_path"]
+    for key, value in INIT_BACKBONE.get(init, {}).items():
+        bottom_up(cfg)[key] = value
 
 
 def check_override_key(cfg: DictConfig, key: str) -> None:
@@ -61,30 +65,35 @@ def check_override_key(cfg: DictConfig, key: str) -> None:
 
 
 def load_config(args: argparse.Namespace) -> DictConfig:
+    """The LazyConfig with --init, backbone flags, --output-dir, overrides and datasets applied; what each
+    changed in the recipe's numbers is kept in ``cfg.entry.changed_by`` for the recipe card."""
     from detectron2.config import LazyConfig
 
+    args.config = config_for_backbone(args.config, "configs/det/mask_rcnn_vit_{size}_100ep.py", args.backbone)
     if not Path(args.config).is_file():
         raise ConfigError(f"config file not found: {args.config}")
     cfg = LazyConfig.load(args.config)
-    if args.init:  # the entry's values replace the config's (command-line overrides still win)
-        cfg.entry.init = args.init
-        apply_entry(cfg)
-    bu = _bottom_up(cfg)
-    apply_backbone_args(bu, args)
+    if cfg.entry.get("recipe"):
+        check_backbone_size(args.config, cfg.entry.size, args.backbone)
+    changed_by: dict[str, str] = {}
+
+    track = functools.partial(track_changes, lambda: det_values(cfg), changed_by)
+    if args.init:
+        track(f"--init {args.init}", lambda: apply_entry(cfg, args.init))
+    track("--backbone", lambda: apply_backbone_args(bottom_up(cfg), args))
     if args.output_dir:
         cfg.train.output_dir = args.output_dir
     for ov in args.opts:
         if "=" not in ov:
             raise ConfigError(f"override {ov!r} is not of the form key=value")
         check_override_key(cfg, ov.split("=", 1)[0])
-    LazyConfig.apply_overrides(cfg, list(args.opts))
+    track("override", lambda: LazyConfig.apply_overrides(cfg, list(args.opts)))
     _datasets_from_flags(cfg, args)
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         cfg.train.device = "cpu"
     if cfg.train.device == "cpu" and cfg.train.amp.enabled:
-        cfg.train.amp.enabled = False  # autocast + GradScaler here are CUDA features
-    cfg.entry.values = {"lr": cfg.optimizer.lr, "weight_decay": cfg.optimizer.weight_decay,
-                         "drop_path": bu.drop_path_rate, "layer_decay": cfg.optimizer.params.layer_decay}
+        track("CPU run", lambda: setattr(cfg.train.amp, "enabled", False))  # autocast + GradScaler: CUDA here
+    cfg.entry.changed_by = changed_by
     return cfg
 
 
@@ -149,7 +158,7 @@ def do_test(cfg: DictConfig, model: torch.nn.Module) -> dict[str, Any]:
 
 def write_metrics(cfg: DictConfig, results: dict[str, Any], iteration: int) -> Path:
     bbox, segm = results.get("bbox", {}), results.get("segm", {})
-    bu = _bottom_up(cfg)
+    bu = bottom_up(cfg)
     metrics = {
         "APbox": bbox.get("AP"), "APmask": segm.get("AP"), "bbox": bbox, "segm": segm, "iteration": iteration,
         "backbone": bu.name, "weights": bu.weights or "random init", "entry": OmegaConf.to_container(cfg.entry),
@@ -182,6 +191,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     default_setup(cfg, args)
     setup_logging(cfg.train.output_dir, comm.is_main_process(), name="log_mae_transfer.txt")
     logging.getLogger("detectron2.engine.train_loop").addFilter(_NoTracebackForNaN())
+    card = det_card(cfg, cfg.entry.changed_by)
+    card.notes.append(f"global batch {cfg.dataloader.train.total_batch_size} = {comm.get_world_size()} process(es) x "
+                      f"{cfg.dataloader.train.total_batch_size // comm.get_world_size()}")
+    log.info("%s", card.format())
+    if comm.is_main_process():
+        card.write(cfg.train.output_dir)
     register_datasets(cfg, eval_only=args.eval_only)
 
     model = instantiate(cfg.model).to(cfg.train.device)
@@ -236,10 +251,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="configs/det/mask_rcnn_vit_b_100ep.py", help="LazyConfig file")
+    parser.add_argument("--config", default=None,
+                        help="LazyConfig file (default: configs/det/mask_rcnn_vit_{b,l}_100ep.py by --backbone's size)")
     add_backbone_args(parser)
     parser.add_argument("--init", default=None, choices=INITS,
-                        help="Table 4 entry: selects lr / weight decay / drop path (and BEiT's backbone needs)")
+                        help="Table 4 entry: its lr / weight decay / drop path on a config that claims a published "
+                             "recipe (and BEiT's backbone needs); the recipe card shows what changed")
+    parser.add_argument("--print-recipe", action="store_true", help="print the recipe card and exit")
     parser.add_argument("--output-dir", default=None)
     parser.add_argument("--eval-only", action="store_true", help="evaluate the last (or init) checkpoint only")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
@@ -260,6 +278,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from detectron2.engine import launch
 
+    if args.print_recipe:
+        cfg = load_config(args)
+        print(det_card(cfg, cfg.entry.changed_by).format())
+        return
     if args.num_gpus > 1 or args.num_machines > 1:
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import ConfigBase, option
+from ..recipes import PRETRAIN_REFERENCES, RecipeCard, make_card
 
 
 @dataclasses.dataclass
@@ -27,7 +28,9 @@ class PretrainConfig(ConfigBase):
     blr: float = option(1.5e-4, "base lr: lr = blr x effective_batch / 256")
     lr: float | None = option(None, "absolute lr (overrides blr)")
     min_lr: float = option(0.0, "lr at the end of the cosine")
-    weight_decay: float = option(0.05, "AdamW weight decay (none on biases, norms, pos/cls/mask tokens)")
+    weight_decay: float = option(0.05, "AdamW weight decay (none on biases and norms, as main_pretrain.py)")
+    wd_exempt_tokens: bool = option(False, "also exempt the cls / mask tokens from weight decay (False = the official "
+                                           "main_pretrain.py, whose timm add_weight_decay decays them)")
     betas: tuple[float, float] = option((0.9, 0.95), "AdamW betas")
     precision: str = option("auto", "auto (bf16 on capable GPUs, else fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
     # run
@@ -37,3 +40,26 @@ class PretrainConfig(ConfigBase):
     log_every: int = option(20, "iterations between log lines")
     seed: int = option(0, "base random seed (each epoch and rank reseeds from it: resume is exact)")
     device: str = option("auto", "auto | cpu | cuda")
+    recipe: str = option("", "the published recipe these numbers claim, for the recipe card: mae_t8 (released "
+                             "models) | mae_t8_ablation (800 epochs) | '' (none)")
+
+    def effective_batch(self, world: int) -> int:
+        return self.batch_size * self.accum_iter * world
+
+    def recipe_card(self, world: int = 1) -> RecipeCard:
+        """The numbers that decide the pretrained encoder, at ``world`` training processes."""
+        values = {"model": self.model, "blr": self.blr, "lr": self.lr, "weight_decay": self.weight_decay,
+                  "wd_exempt_tokens": self.wd_exempt_tokens, "betas": tuple(self.betas), "epochs": self.epochs,
+                  "warmup_epochs": self.warmup_epochs, "effective_batch": self.effective_batch(world),
+                  "input_size": self.input_size, "mask_ratio": self.mask_ratio, "mask_strategy": self.mask_strategy,
+                  "norm_pix_loss": self.norm_pix_loss, "loss_on_all_patches": self.loss_on_all_patches,
+                  "min_lr": self.min_lr, "precision": self.precision}
+        lr = self.lr if self.lr is not None else self.blr * self.effective_batch(world) / 256
+        notes = [f"global batch {self.effective_batch(world)} = {world} process(es) x {self.batch_size} x "
+                 f"{self.accum_iter} accumulation; lr {lr:.4g} = " +
+                 ("absolute (lr set)" if self.lr is not None else f"blr x {self.effective_batch(world)} / 256"),
+                 f"output dir: {self.output_dir}"]
+        claims = f"MAE Table 8 ({'800-epoch ablation' if 'ablation' in self.recipe else 'released models'})" \
+            if self.recipe else ""
+        return make_card("MAE pretraining", claims, values, PRETRAIN_REFERENCES.get(self.recipe, {}), self.recipe,
+                         notes=notes)

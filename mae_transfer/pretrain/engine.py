@@ -24,7 +24,7 @@ from ..checkpoints import extract_state_dict, load_checkpoint, save_atomic
 from ..data import SafeImageFolder, SkipCounter, collate_skip_bad, pretrain_transform
 from ..errors import CheckpointError, DataError, NonFiniteLossError
 from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae
-from ..optim import cosine_lr, describe_groups, param_groups, set_lr
+from ..optim import cosine_lr, describe_groups, param_groups, set_lr, takes_weight_decay, takes_weight_decay_official_mae
 from ..runlog import RunLogger, setup_logging
 from ..utils import autocast, resolve_precision, seed_all, write_json_atomic
 from .config import PretrainConfig
@@ -53,6 +53,12 @@ def _resume_path(cfg: PretrainConfig) -> Path | None:
     return Path(cfg.resume)
 
 
+def pretrain_param_groups(model: torch.nn.Module, cfg: PretrainConfig, lr: float) -> list[dict]:
+    """AdamW groups: weight decay on all but biases and 1-D tensors (official), or the tokens too."""
+    decays = takes_weight_decay if cfg.wd_exempt_tokens else takes_weight_decay_official_mae
+    return param_groups(model, lr=lr, weight_decay=cfg.weight_decay, decays=decays)
+
+
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Run MAE pretraining; returns the last epoch's stats. Writes into ``cfg.output_dir``."""
     device, rank, world = dist.init_distributed(cfg.device)
@@ -74,7 +80,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     seed_all(cfg.seed)  # identical initial weights on every rank and in every run with this seed
     model = build_model(cfg).to(device)
     lr = effective_lr(cfg, world)
-    groups = param_groups(model, lr=lr, weight_decay=cfg.weight_decay)
+    groups = pretrain_param_groups(model, cfg, lr)
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
@@ -86,6 +92,9 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cfg.to_dict(), out / "config.json")
+        card = cfg.recipe_card(world)
+        card.write(out)
+        log.info("%s", card.format())
         log.info("model %s: %.1fM params; data %s: %d images; effective batch %d; lr %.3g; %s",
                  cfg.model, sum(p.numel() for p in model.parameters()) / 1e6, cfg.data_path, len(dataset),
                  cfg.batch_size * cfg.accum_iter * world, lr, describe_groups(groups))

@@ -13,9 +13,9 @@ METRICS = {"det": "APbox", "seg": "mIoU"}
 # how a trial's hyperparameters reach each harness (key=value overrides)
 PARAM_KEYS = {
     "det": {"lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
-            "drop_path": "model.backbone.bottom_up.drop_path_rate"},
+            "drop_path": "model.backbone.bottom_up.drop_path_rate", "layer_decay": "optimizer.params.layer_decay"},
     "seg": {"lr": "optim_wrapper.optimizer.lr", "weight_decay": "optim_wrapper.optimizer.weight_decay",
-            "drop_path": "model.backbone.drop_path_rate"},
+            "drop_path": "model.backbone.drop_path_rate", "layer_decay": "optim_wrapper.paramwise_cfg.layer_decay"},
 }
 
 
@@ -29,6 +29,8 @@ class Entry(ConfigBase):
     args: list = option([], "arguments for every trial of this entry (config, datasets, key=value overrides)")
     schedules: dict = option({}, "schedule name -> extra arguments, for this entry (default: the search's)")
     reuse_lr_wd_from: str = option("", "entry whose stage-1 lr / wd this one reuses (ViT-L from ViT-B)")
+    protocol: dict = option({}, "protocol fields this entry changes, e.g. {'stage2_schedule': 'short'} (random "
+                                "init, Li et al.) or {'layer_decays': (0.65, 0.75, 0.85, 0.95)}")
 
 
 @dataclasses.dataclass
@@ -43,6 +45,11 @@ class SearchConfig(ConfigBase):
     heartbeat_s: float = option(30.0, "worker heartbeat period")
     stale_after_s: float = option(900.0, "a running trial with no heartbeat for this long is re-run")
 
+    def protocol_for(self, entry: str) -> Protocol:
+        """The search's protocol with the entry's own changes."""
+        changes = self.entries[entry].protocol
+        return self.protocol.replace(**changes) if changes else self.protocol
+
     def validate(self) -> None:
         self.protocol.validate()
         if not self.entries:
@@ -56,7 +63,8 @@ class SearchConfig(ConfigBase):
                 raise ConfigError(f"entry {name!r}: unknown task {e.task!r}; choose det or seg")
             if e.reuse_lr_wd_from and e.reuse_lr_wd_from not in self.entries:
                 raise ConfigError(f"entry {name!r} reuses lr / wd from unknown entry {e.reuse_lr_wd_from!r}")
-            missing = [s for s in self.protocol.schedules if s not in self.schedules_for(name)]
+            self.protocol_for(name).validate()
+            missing = [s for s in self.protocol_for(name).schedules if s not in self.schedules_for(name)]
             if missing:
                 raise ConfigError(f"entry {name!r}: schedule(s) {missing} of protocol {self.protocol.name!r} "
                                   f"are not defined for task {e.task!r}")

@@ -6,6 +6,8 @@ Default = Li et al. (2021), the protocol behind MAE's Table 4:
   stage 2  drop path in {0, 0.1, 0.2, 0.3} at the stage-1 best, medium schedule;
   stage 3  every schedule length at the best (lr, wd, drop path); the entry's result is the best of them.
   ViT-L reuses ViT-B's stage-1 lr / wd (the entry's ``reuse_lr_wd_from``) and re-tunes drop path only.
+An entry may change protocol fields (``Entry.protocol``): random init's stage 2 at its short schedule (Li et
+al.), a layer-decay axis in stage 1 (``layer_decays``) where no source fixes it.
 
 ``next_trials(protocol, finished)`` is a pure function of the finished trials, so any number of workers
 can call it; the store deduplicates what they enqueue.
@@ -34,10 +36,15 @@ class Protocol(ConfigBase):
     drop_paths: tuple[float, ...] = option((0.0, 0.1, 0.2, 0.3), "stage-2 drop path values")
     stage2_schedule: str = option("medium", "schedule name for stage 2")
     schedules: tuple[str, ...] = option(("short", "medium", "long"), "stage-3 schedule names (best of them counts)")
+    layer_decays: tuple[float, ...] = option((), "stage-1 layer decays searched with lr x wd (empty: the config's)")
 
     def fingerprint(self) -> str:
-        """Stable hash of everything that decides which trials run."""
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        """Stable hash of everything that decides which trials run (an empty layer-decay axis is left out,
+        so stores written before that axis existed keep their fingerprint)."""
+        d = self.to_dict()
+        if not d["layer_decays"]:
+            del d["layer_decays"]
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def validate(self) -> None:
         if len(self.lrs) < 1 or len(self.weight_decays) < 1 or not self.drop_paths or not self.schedules:
@@ -56,13 +63,16 @@ class TrialSpec:
     weight_decay: float
     drop_path: float
     schedule: str
+    layer_decay: float | None = None  # None: the config's own
 
     def key(self) -> str:
         """Identity of the run (stage excluded: the same run serves every stage that needs it)."""
-        return f"lr={self.lr:.6g}|wd={self.weight_decay:.6g}|dp={self.drop_path:.6g}|sched={self.schedule}"
+        ld = "" if self.layer_decay is None else f"|ld={self.layer_decay:.6g}"
+        return f"lr={self.lr:.6g}|wd={self.weight_decay:.6g}|dp={self.drop_path:.6g}|sched={self.schedule}{ld}"
 
     def params(self) -> dict[str, Any]:
-        return {"lr": self.lr, "weight_decay": self.weight_decay, "drop_path": self.drop_path, "schedule": self.schedule}
+        out = {"lr": self.lr, "weight_decay": self.weight_decay, "drop_path": self.drop_path, "schedule": self.schedule}
+        return out if self.layer_decay is None else {**out, "layer_decay": self.layer_decay}
 
 
 @dataclasses.dataclass
@@ -75,6 +85,7 @@ class Finished:
     weight_decay: float
     drop_path: float
     schedule: str
+    layer_decay: float | None = None
 
 
 def _extend(grid: Sequence[float], best: float) -> float | None:
@@ -101,7 +112,7 @@ def _grid(protocol: Protocol, finished: list[Finished]) -> tuple[list[float], li
         return lrs, wds
     by_key = {r.key: r for r in finished}
     for _ in range(protocol.max_extensions):
-        specs = [TrialSpec(1, lr, wd, protocol.stage1_drop_path, protocol.stage1_schedule) for lr in lrs for wd in wds]
+        specs = _stage1_specs(protocol, lrs, wds)
         runs = [by_key.get(s.key()) for s in specs]
         if any(r is None for r in runs):
             break  # the current grid is not complete yet
@@ -119,11 +130,17 @@ def _grid(protocol: Protocol, finished: list[Finished]) -> tuple[list[float], li
     return lrs, wds
 
 
+def _stage1_specs(protocol: Protocol, lrs: Sequence[float], wds: Sequence[float]) -> list[TrialSpec]:
+    lds = protocol.layer_decays or (None,)
+    return [TrialSpec(1, lr, wd, protocol.stage1_drop_path, protocol.stage1_schedule, ld)
+            for lr in lrs for wd in wds for ld in lds]
+
+
 def stage1_best(protocol: Protocol, finished: list[Finished]) -> tuple[list[TrialSpec], Finished | None]:
     """(stage-1 trials still needed, best stage-1 run once the grid is settled)."""
     by_key = {r.key: r for r in finished}
     lrs, wds = _grid(protocol, finished)
-    specs = [TrialSpec(1, lr, wd, protocol.stage1_drop_path, protocol.stage1_schedule) for lr in lrs for wd in wds]
+    specs = _stage1_specs(protocol, lrs, wds)
     missing = [s for s in specs if s.key() not in by_key]
     if missing:
         return missing, None
@@ -137,23 +154,24 @@ def next_trials(protocol: Protocol, finished: list[Finished],
     ``reused``: (lr, wd) from another entry's stage 1 (an entry's ``reuse_lr_wd_from``); stage 1 is skipped.
     """
     by_key = {r.key: r for r in finished}
+    ld = None
     if reused is None:
         todo, best1 = stage1_best(protocol, finished)
         if todo:
             return todo, None
         if best1 is None:
             return [], None  # every stage-1 run failed: nothing to build on
-        lr, wd = best1.lr, best1.weight_decay
+        lr, wd, ld = best1.lr, best1.weight_decay, best1.layer_decay
     else:
         lr, wd = reused
-    stage2 = [TrialSpec(2, lr, wd, dp, protocol.stage2_schedule) for dp in protocol.drop_paths]
+    stage2 = [TrialSpec(2, lr, wd, dp, protocol.stage2_schedule, ld) for dp in protocol.drop_paths]
     missing = [s for s in stage2 if s.key() not in by_key]
     if missing:
         return missing, None
     best2 = _best([by_key[s.key()] for s in stage2])
     if best2 is None:
         return [], None
-    stage3 = [TrialSpec(3, lr, wd, best2.drop_path, sched) for sched in protocol.schedules]
+    stage3 = [TrialSpec(3, lr, wd, best2.drop_path, sched, ld) for sched in protocol.schedules]
     missing = [s for s in stage3 if s.key() not in by_key]
     if missing:
         return missing, None

@@ -31,7 +31,7 @@ def _column_digits(values: list[Any]) -> int:
 
 def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
     """One row per entry: its final best trial (or how far it got) and every finished trial."""
-    store = TrialStore(cfg.storage, cfg.protocol)
+    store = TrialStore(cfg.storage, cfg.protocol, {name: cfg.protocol_for(name) for name in cfg.entries})
     rows = []
     for name, e in cfg.entries.items():
         specs, best, done = entry_status(cfg, store, name)
@@ -45,7 +45,8 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
         best_trial = None
         if best is not None:
             best_trial = next((t for t in trials if t["state"] == "COMPLETE" and
-                               TrialSpec(0, t["lr"], t["weight_decay"], t["drop_path"], t["schedule"]).key() == best.key),
+                               TrialSpec(0, t["lr"], t["weight_decay"], t["drop_path"], t["schedule"],
+                                         t.get("layer_decay")).key() == best.key),
                               None)
         rows.append({"entry": name, "init": e.init, "size": e.size, "task": e.task, "done": done,
                      "best": best_trial, "trials": trials, "pending": len(specs)})
@@ -71,6 +72,9 @@ def tables(rows: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
                       "schedule", "trials"]
         else:
             header = ["init", "size", "mIoU", "aAcc", "paper mIoU", "lr", "wd", "drop path", "schedule", "trials"]
+        with_ld = any((r["best"] or {}).get("layer_decay") is not None for r in task_rows)
+        if with_ld:  # an entry searched layer decay (Entry.protocol layer_decays)
+            header.insert(header.index("drop path") + 1, "layer decay")
         body = [header]
         second = "APmask" if task == "det" else "aAcc"
         d1 = _column_digits([(r["best"] or {}).get("value") for r in task_rows])
@@ -81,8 +85,12 @@ def tables(rows: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
             n = sum(1 for t in r["trials"] if t["state"] in ("COMPLETE", "FAIL") and t.get("error") != "interrupted (worker gone)")
             if b:
                 common = [f"{b['lr']:.3g}", f"{b['weight_decay']:.3g}", f"{b['drop_path']:.2g}", b["schedule"], str(n)]
+                ld = b.get("layer_decay")
             else:
                 common = ["-", "-", "-", "(no result)" if r["done"] else "(in progress)", str(n)]
+                ld = None
+            if with_ld:
+                common.insert(3, "config" if ld is None else f"{ld:.2g}")
             measured = [INIT_LABELS.get(r["init"], r["init"]), r["size"], _fmt(b.get("value"), d1), _fmt(b.get(second), d2)]
             body.append([*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common])
         out[title] = body

@@ -33,12 +33,13 @@ def entry_status(cfg: SearchConfig, store: TrialStore, name: str) -> tuple[list[
     entry = cfg.entries[name]
     reused = None
     if entry.reuse_lr_wd_from:
-        src_todo, src_best = stage1_best(cfg.protocol, store.finished(entry.reuse_lr_wd_from))
+        src = entry.reuse_lr_wd_from
+        src_todo, src_best = stage1_best(cfg.protocol_for(src), store.finished(src))
         if src_todo or src_best is None:
             src_done = entry_status(cfg, store, entry.reuse_lr_wd_from)[2]
             return [], None, src_done and src_best is None  # wait for the source entry (dead end if it failed)
         reused = (src_best.lr, src_best.weight_decay)
-    specs, best = next_trials(cfg.protocol, store.finished(name), reused)
+    specs, best = next_trials(cfg.protocol_for(name), store.finished(name), reused)
     if best is not None:
         return [], best, True
     pending = store.counts(name).get("WAITING", 0) + store.counts(name).get("RUNNING", 0)
@@ -49,8 +50,7 @@ def trial_command(cfg: SearchConfig, name: str, spec: TrialSpec, out_dir: Path) 
     e = cfg.entries[name]
     keys = PARAM_KEYS[e.task]
     sched = list(cfg.schedules_for(name)[spec.schedule])
-    overrides = [f"{keys['lr']}={spec.lr!r}", f"{keys['weight_decay']}={spec.weight_decay!r}",
-                 f"{keys['drop_path']}={spec.drop_path!r}"]
+    overrides = [f"{keys[k]}={v!r}" for k, v in spec.params().items() if k != "schedule"]
     args = [*e.args, *sched]
     flags = [a for a in args if "=" not in a or a.startswith("--")]
     kv = [a for a in args if "=" in a and not a.startswith("--")] + overrides
@@ -120,7 +120,7 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
 def work(cfg: SearchConfig, worker: str = "worker", max_trials: int = 0, poll_s: float = 5.0) -> int:
     """Run trials until every entry is done (or ``max_trials`` ran); returns the number run here."""
     cfg.validate()
-    store = TrialStore(cfg.storage, cfg.protocol)
+    store = TrialStore(cfg.storage, cfg.protocol, {name: cfg.protocol_for(name) for name in cfg.entries})
     ran = 0
     while not max_trials or ran < max_trials:
         claimed = None

@@ -59,11 +59,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 class TrialStore:
-    def __init__(self, url: str, protocol: Protocol) -> None:
+    """``protocol``: the search's; ``entry_protocols``: entries whose protocol differs (``Entry.protocol``)."""
+
+    def __init__(self, url: str, protocol: Protocol, entry_protocols: dict[str, Protocol] | None = None) -> None:
         self.url = url
         self.protocol = protocol
+        self.entry_protocols = dict(entry_protocols or {})
         self.storage = open_storage(url)
         self._studies: dict[str, optuna.Study] = {}
+
+    def protocol_of(self, entry: str) -> Protocol:
+        return self.entry_protocols.get(entry, self.protocol)
 
     # ------------------------------------------------------------------ studies
     def study(self, entry: str) -> optuna.Study:
@@ -71,14 +77,15 @@ class TrialStore:
             study = optuna.create_study(study_name=entry, storage=self.storage, direction="maximize",
                                         load_if_exists=True)
             attrs = study.user_attrs
-            fp = self.protocol.fingerprint()
+            protocol = self.protocol_of(entry)
+            fp = protocol.fingerprint()
             if "protocol_fingerprint" not in attrs:
                 study.set_user_attr("protocol_fingerprint", fp)
-                study.set_user_attr("protocol", self.protocol.to_dict())
+                study.set_user_attr("protocol", protocol.to_dict())
             elif attrs["protocol_fingerprint"] != fp:
                 raise ConfigError(f"storage {self.url} holds entry {entry!r} from protocol "
                                   f"{attrs.get('protocol', {}).get('name', '?')} ({attrs['protocol_fingerprint']}), "
-                                  f"not this protocol {self.protocol.name} ({fp}); use another storage")
+                                  f"not this protocol {protocol.name} ({fp}); use another storage")
             self._studies[entry] = study
         return self._studies[entry]
 
@@ -96,7 +103,7 @@ class TrialStore:
             if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and t.user_attrs.get("retry") is False):
                 s = self._spec(t)
                 out.append(Finished(t.user_attrs["key"], t.value if t.state == TrialState.COMPLETE else None,
-                                    s.lr, s.weight_decay, s.drop_path, s.schedule))
+                                    s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay))
         return out
 
     def enqueue(self, entry: str, specs: list[TrialSpec]) -> int:
@@ -136,11 +143,11 @@ class TrialStore:
                 self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
                 continue
             spec = self._spec(t)
-            for name, value, dist in (("lr", spec.lr, FloatDistribution(1e-9, 10.0, log=True)),
-                                      ("weight_decay", spec.weight_decay, FloatDistribution(0.0, 10.0)),
-                                      ("drop_path", spec.drop_path, FloatDistribution(0.0, 1.0)),
-                                      ("schedule", spec.schedule, CategoricalDistribution(self.protocol.schedules))):
-                self.storage.set_trial_param(tid, name, dist.to_internal_repr(value), dist)
+            dists = {"lr": FloatDistribution(1e-9, 10.0, log=True), "weight_decay": FloatDistribution(0.0, 10.0),
+                     "drop_path": FloatDistribution(0.0, 1.0), "layer_decay": FloatDistribution(0.0, 1.0),
+                     "schedule": CategoricalDistribution(self.protocol_of(entry).schedules)}
+            for name, value in spec.params().items():
+                self.storage.set_trial_param(tid, name, dists[name].to_internal_repr(value), dists[name])
             for k, v in (("host", HOST), ("pid", os.getpid()), ("heartbeat", time.time())):
                 self.storage.set_trial_user_attr(tid, k, v)
             return Claimed(entry, tid, t.number, spec)

@@ -7,6 +7,7 @@ CPU fallbacks (SyncBN -> BN, no AMP wrapper), weights_only-safe resume, and ``me
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 from pathlib import Path
@@ -14,12 +15,13 @@ from typing import Any
 
 import torch
 
-from ..cli import add_backbone_args, apply_backbone_args
+from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, config_for_backbone
 from ..config import accepts_kwarg
 from ..errors import ConfigError
-from ..recipes import INIT_BACKBONE, INITS, seg_entry_values
+from ..recipes import INIT_BACKBONE, INITS, seg_entry_values, track_changes
 from ..runlog import setup_logging
 from . import compat
+from .recipe import seg_card, seg_values
 
 compat.install()
 
@@ -77,16 +79,18 @@ def _replace_value(node: Any, old: str, new: str, keys: tuple[str, ...]) -> None
             _replace_value(v, old, new, keys)
 
 
-def apply_entry(cfg: Any, init: str) -> dict[str, float]:
-    """The entry table's lr / drop path (and BEiT's backbone needs) for ``init`` at the config's size."""
+def apply_entry(cfg: Any, init: str) -> None:
+    """``--init``: the entry's initialization; on a config that claims a published recipe, also the entry
+    table's lr / drop path / layer decay at the config's size (a config that claims none keeps its numbers)."""
     entry = cfg.get("entry", {})
-    values = seg_entry_values(init, entry.get("size", "B"))
-    cfg.optim_wrapper.optimizer.lr = values["lr"]
-    cfg.model.backbone.drop_path_rate = values["drop_path"]
+    if entry.get("recipe"):
+        values = seg_entry_values(init, entry.get("size", "B"))
+        cfg.optim_wrapper.optimizer.lr = values["lr"]
+        cfg.model.backbone.drop_path_rate = values["drop_path"]
+        cfg.optim_wrapper.paramwise_cfg.layer_decay = values["layer_decay"]
     for k, v in INIT_BACKBONE.get(init, {}).items():
         cfg.model.backbone[k] = v
     cfg.entry = dict(entry, init=init)
-    return values
 
 
 def _folder_dataset(images: str, labels: str, classes: str, pipeline: list) -> dict:
@@ -95,15 +99,24 @@ def _folder_dataset(images: str, labels: str, classes: str, pipeline: list) -> d
 
 
 def load_config(args: argparse.Namespace) -> Any:
+    """The mmengine config with --init, backbone and dataset flags and --cfg-options applied; what each
+    changed in the recipe's numbers is kept in ``cfg.entry.changed_by`` for the recipe card."""
     from mmengine.config import Config
 
+    args.config = config_for_backbone(args.config, "configs/seg/upernet_vit_{size}_512x512_160k_ade20k.py",
+                                      args.backbone)
     if not Path(args.config).is_file():
         raise ConfigError(f"config file not found: {args.config}")
     cfg = Config.fromfile(args.config)
+    if cfg.get("entry", {}).get("recipe"):
+        check_backbone_size(args.config, cfg.entry.get("size", "B"), args.backbone)
+    changed_by: dict[str, str] = {}
+
+    track = functools.partial(track_changes, lambda: seg_values(cfg), changed_by)
     if args.init:
-        apply_entry(cfg, args.init)
+        track(f"--init {args.init}", lambda: apply_entry(cfg, args.init))
     bb = cfg.model.backbone
-    apply_backbone_args(bb, args)
+    track("--backbone", lambda: apply_backbone_args(bb, args))
     if args.data_root:
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
             cfg[loader].dataset.data_root = args.data_root
@@ -131,14 +144,15 @@ def load_config(args: argparse.Namespace) -> Any:
         key, value = item.split("=", 1)
         check_option_key(cfg, key)
         options[key] = _parse(value)
-    cfg.merge_from_dict(options)
+    track("override", lambda: cfg.merge_from_dict(options))
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or f"output/seg/{Path(args.config).stem}"
     cfg.launcher = args.launcher
     if args.launcher == "none":  # one process: SyncBN has no peers (and refuses CPU tensors)
         _replace_value(cfg.model, "SyncBN", "BN", keys=("type", "pyramid_norm"))
     if not torch.cuda.is_available() and cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
-        cfg.optim_wrapper.type = "OptimWrapper"  # mixed precision wrapper is CUDA-only
+        track("CPU run", lambda: setattr(cfg.optim_wrapper, "type", "OptimWrapper"))  # AMP wrapper: CUDA-only here
     cfg.resume = bool(args.resume)
+    cfg.entry = dict(cfg.get("entry", {}), changed_by=changed_by)
     return cfg
 
 
@@ -156,7 +170,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from mmengine.runner import Runner
 
     cfg = load_config(args)
-    setup_logging(cfg.work_dir, int(os.environ.get("RANK", "0")) == 0, name="log_mae_transfer.txt")
+    card = seg_card(cfg, cfg.entry["changed_by"])
+    if args.print_recipe:
+        print(card.format())
+        return {}
+    main = int(os.environ.get("RANK", "0")) == 0
+    setup_logging(cfg.work_dir, main, name="log_mae_transfer.txt")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    card.notes.append(f"global batch {world * cfg.train_dataloader.batch_size} = {world} process(es) x "
+                      f"{cfg.train_dataloader.batch_size} (recipe: 16)")
+    log.info("%s", card.format())
+    if main:
+        card.write(cfg.work_dir)
     runner = Runner.from_cfg(cfg)
     if args.eval_only:
         ckpt = args.checkpoint or _last_checkpoint(cfg.work_dir)
@@ -177,9 +202,14 @@ def _last_checkpoint(work_dir: str) -> str | None:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="configs/seg/upernet_vit_b_512x512_160k_ade20k.py", help="mmengine config")
+    parser.add_argument("--config", default=None,
+                        help="mmengine config (default: configs/seg/upernet_vit_{b,l}_512x512_160k_ade20k.py by "
+                             "--backbone's size)")
     add_backbone_args(parser)
-    parser.add_argument("--init", default=None, choices=INITS, help="Table 5 entry: lr / drop path from the entry table")
+    parser.add_argument("--init", default=None, choices=INITS,
+                        help="Table 5 entry: its lr / drop path / layer decay on a config that claims a published "
+                             "recipe (and BEiT's backbone needs); the recipe card shows what changed")
+    parser.add_argument("--print-recipe", action="store_true", help="print the recipe card and exit")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
     parser.add_argument("--eval-only", action="store_true", help="evaluate a checkpoint (default: the work dir's last)")

@@ -1,8 +1,6 @@
 # The miniature Table 4 setup: the CIFAR-pretrained tiny encoder (patch 4, 192 wide, 6 blocks; see
 # configs/pretrain/cifar10_tiny.py) transferred at 128px: a 32x32 token grid, windows of 8x8 (its
 # pretraining grid) with global attention at the taps (blocks 0, 2, 3, 5), pyramid strides 4-32.
-from mae_transfer.recipes import set_det_entry
-
 from .mask_rcnn_vit_tiny_coco128 import dataloader, datasets, entry, lr_multiplier, model, optimizer, train
 
 import detectron2.data.transforms as T  # noqa: E402
@@ -22,5 +20,7 @@ dataloader.train.mapper.augmentations = [
 ]
 dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=image_size, max_size=image_size)]
 dataloader.train.total_batch_size = 4
-set_det_entry(optimizer, bu, **entry)
+optimizer.lr = 8e-5
+optimizer.weight_decay = 0.1
+bu.drop_path_rate = 0.1
 train.output_dir = "output/det/mini_vit_tiny_p4_coco128"
