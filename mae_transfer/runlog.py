@@ -63,6 +63,27 @@ class RunLogger:
             self._tb = None
 
 
+def truncate_jsonl(path: str | Path, after_step: int, key: str = "step") -> None:
+    """Cut the file before the first record whose ``key`` (step / iteration) is beyond ``after_step``: a
+    resumed run logs those steps again. In place, so writers holding the file open in append mode go on
+    writing at its new end."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open("r+b") as f:
+        offset = 0
+        for line in f:
+            text = line.strip()
+            if text:
+                try:
+                    if json.loads(text).get(key, 0) > after_step:
+                        break
+                except ValueError:  # a line torn by the kill
+                    break
+            offset += len(line)
+        f.truncate(offset)
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():

@@ -41,12 +41,28 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def write_json_atomic(data: Any, path: str | Path) -> Path:
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """Write through a temporary file renamed over ``path``: readers never see a half-written file. The
+    file gets the usual umask permissions (mkstemp's 0600 would hide it from a team sharing runs)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json_atomic(data: Any, path: str | Path) -> Path:
+    return write_text_atomic(json.dumps(data, indent=2, sort_keys=False) + "\n", path)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import COCO128, one_line_error, run_tool
+from mae_transfer.checkpoints import load_checkpoint
 from mae_transfer.det.data import subset_coco, validate_coco
 from mae_transfer.errors import DataError
 from mae_transfer.paths import REPO_ROOT
@@ -71,7 +72,8 @@ def test_killed_run_resumes_from_last_checkpoint(coco_subsets, tmp_path):
     args = [sys.executable, "tools/train_det.py", "--config", MINI, "--output-dir", str(tmp_path),
             "--train-json", coco_subsets["train4"], "--train-images", TRAIN_IMAGES,
             "--val-json", coco_subsets["val6"], "--val-images", VAL_IMAGES,
-            "train.max_iter=8", "train.eval_period=8", "train.checkpointer.period=3", "train.log_period=1"]
+            "train.max_iter=8", "train.eval_period=8", "train.checkpointer.period=3", "train.log_period=1",
+            "train.checkpointer.max_to_keep=1"]
     proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and not (tmp_path / "model_0000002.pth").exists():
@@ -87,7 +89,13 @@ def test_killed_run_resumes_from_last_checkpoint(coco_subsets, tmp_path):
     assert "Loading from" in out and "model_0000002.pth" in out and "Starting training from iteration 3" in out
     iters = [r["iteration"] for r in read_jsonl(tmp_path / "log.jsonl") if "total_loss" in r]
     assert iters[-1] == 7 and 3 in iters  # continued after iteration 2 (0-based), did not restart
+    assert iters == sorted(set(iters)), "log.jsonl repeats iterations after the resume"
     assert json.loads((tmp_path / "metrics.json").read_text())["iteration"] == 8
+    # max_to_keep=1 holds across the resume (the first process's model_0000002 is gone), nothing torn is left
+    assert sorted(p.name for p in tmp_path.glob("model_*.pth")) == ["model_0000005.pth", "model_final.pth"]
+    assert not list(tmp_path.glob(".*.tmp"))
+    for p in tmp_path.glob("model_*.pth"):
+        assert "model" in load_checkpoint(p)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -7,8 +7,10 @@
 """
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
+from ..utils import current_umask
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
@@ -28,6 +31,7 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files; a team shares runs
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -35,18 +39,27 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     return path
 
 
+# Plain types allowed besides tensors and containers: official MAE training checkpoints
+# (main_pretrain.py / main_finetune.py) store their argparse arguments under 'args'.
+SAFE_TYPES = [argparse.Namespace]
+
+
 def load_checkpoint(path: str | Path) -> Any:
-    """``torch.load(path, weights_only=True, map_location='cpu')`` with one-line errors naming the file."""
+    """``torch.load(path, weights_only=True, map_location='cpu')`` with one-line errors naming the file.
+
+    A file that holds anything but tensors, plain containers and the ``SAFE_TYPES`` is refused, naming the
+    global it asked for (a crafted file cannot run code here)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(SAFE_TYPES):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        refused = [ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln]
+        refused = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", str(e), re.IGNORECASE)
         if refused:
-            raise CheckpointError(f"checkpoint {path} holds objects that weights_only loading refuses "
-                                  f"({refused[0]})") from None
+            raise CheckpointError(f"checkpoint {path} was refused: it asks to import {refused.group(1)}, and only "
+                                  "weights and plain data are loaded (a pickle that imports code can run it)") from None
         raise CheckpointError(f"checkpoint {path} is unreadable or truncated (not a torch checkpoint)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -23,8 +23,10 @@ from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, c
 from ..config import accepts_kwarg
 from ..errors import ConfigError, NonFiniteLossError
 from ..recipes import INIT_BACKBONE, INITS, det_entry_values, track_changes
-from ..runlog import setup_logging
+from ..rundir import lock_output_dir
+from ..runlog import setup_logging, truncate_jsonl
 from ..utils import write_json_atomic
+from .checkpoint import SafeDetectionCheckpointer
 from .data import check_mask_dependencies, coco2017_paths, register_coco
 from .recipe import bottom_up, det_card, det_values
 
@@ -179,7 +181,6 @@ class _NoTracebackForNaN(logging.Filter):
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """One process of a (possibly distributed) run; called directly or through detectron2's ``launch``."""
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import instantiate
     from detectron2.engine import AMPTrainer, SimpleTrainer, default_setup, hooks
     from detectron2.engine.defaults import create_ddp_model
@@ -188,6 +189,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = load_config(args)
     args.config_file = args.config  # default_setup logs the config file by this name
+    lock_output_dir(cfg.train.output_dir, comm.get_rank() == 0)  # before anything is written there
     default_setup(cfg, args)
     setup_logging(cfg.train.output_dir, comm.is_main_process(), name="log_mae_transfer.txt")
     logging.getLogger("detectron2.engine.train_loop").addFilter(_NoTracebackForNaN())
@@ -202,7 +204,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     model = instantiate(cfg.model).to(cfg.train.device)
     out = cfg.train.output_dir
     if args.eval_only:
-        DetectionCheckpointer(model, save_dir=out).resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+        SafeDetectionCheckpointer(model, save_dir=out).resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
         results = do_test(cfg, model)
         if comm.is_main_process():
             write_metrics(cfg, results, iteration=-1)
@@ -217,7 +219,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         trainer: SimpleTrainer = AMPTrainer(model, train_loader, optimizer, precision=precision)
     else:
         trainer = SimpleTrainer(model, train_loader, optimizer)
-    checkpointer = DetectionCheckpointer(model, out, trainer=trainer)
+    checkpointer = SafeDetectionCheckpointer(model, out, trainer=trainer)
     last: dict[str, Any] = {}
 
     def evaluate() -> dict[str, Any]:
@@ -237,6 +239,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ])
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
     start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    if start_iter and comm.is_main_process():
+        truncate_jsonl(os.path.join(out, "log.jsonl"), after_step=trainer.iter, key="iteration")
+        for hook in trainer._hooks:  # max_to_keep counts the checkpoints an earlier process wrote too
+            if isinstance(hook, hooks.PeriodicCheckpointer):
+                hook.recent_checkpoints = sorted(str(p) for p in Path(out).glob("model_[0-9]*.pth"))
     try:
         trainer.train(start_iter, cfg.train.max_iter)
     except FloatingPointError as e:

@@ -25,7 +25,8 @@ from ..data import SafeImageFolder, SkipCounter, collate_skip_bad, pretrain_tran
 from ..errors import CheckpointError, DataError, NonFiniteLossError
 from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae
 from ..optim import cosine_lr, describe_groups, param_groups, set_lr, takes_weight_decay, takes_weight_decay_official_mae
-from ..runlog import RunLogger, setup_logging
+from ..rundir import lock_output_dir
+from ..runlog import RunLogger, setup_logging, truncate_jsonl
 from ..utils import autocast, resolve_precision, seed_all, write_json_atomic
 from .config import PretrainConfig
 
@@ -64,15 +65,19 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     device, rank, world = dist.init_distributed(cfg.device)
     main = rank == 0
     out = Path(cfg.output_dir)
+    lock = lock_output_dir(out, main)  # before anything is written there
     setup_logging(out, main)
     amp_dtype = resolve_precision(cfg.precision, device)
     MAE_MODELS.get(cfg.model)  # fail on an unknown model before scanning the data
 
     dataset = SafeImageFolder(cfg.data_path, pretrain_transform(cfg.input_size))
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    # Workers are started anew each epoch (not persistent): their seeds then derive from the epoch's reseed
+    # below, so an epoch's augmentation does not depend on how many epochs this process has run, and a resumed
+    # run repeats the interrupted epoch bit for bit.
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         collate_fn=collate_skip_bad, drop_last=True, pin_memory=device.type == "cuda",
-                        persistent_workers=cfg.num_workers > 0)
+                        persistent_workers=False)
     if len(loader) == 0:
         raise DataError(f"data folder {cfg.data_path} has {len(dataset)} images: fewer than one batch "
                         f"({cfg.batch_size} per process x {world} processes)")
@@ -89,6 +94,8 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     if resume is not None:
         start_epoch = load_training_state(resume, model, optimizer, scaler)
         log.info("resumed from %s at epoch %d", resume, start_epoch)
+        if main:  # the interrupted epoch runs again: drop its log lines so no step is logged twice
+            truncate_jsonl(out / "log.jsonl", after_step=start_epoch * len(loader))
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cfg.to_dict(), out / "config.json")
@@ -117,6 +124,8 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             log.info("done: encoder exported to %s", out / "encoder.pth")
     finally:
         logger.close()
+        if lock is not None:
+            lock.release()
     return stats
 
 

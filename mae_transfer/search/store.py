@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +20,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from ..errors import ConfigError
+from ..rundir import HOST, pid_alive
 from .protocol import Finished, Protocol, TrialSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-HOST = socket.gethostname()
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -46,16 +45,6 @@ class Claimed:
     trial_id: int
     number: int
     spec: TrialSpec
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class TrialStore:
@@ -175,7 +164,7 @@ class TrialStore:
         study_id = self.storage.get_study_id_from_name(entry)
         for t in self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             a = t.user_attrs
-            dead = a.get("host") == HOST and a.get("pid") is not None and not _pid_alive(int(a["pid"]))
+            dead = a.get("host") == HOST and a.get("pid") is not None and not pid_alive(int(a["pid"]))
             silent = time.time() - float(a.get("heartbeat", 0)) > grace_s
             if dead or silent:
                 tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number)

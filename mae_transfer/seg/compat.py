@@ -10,6 +10,9 @@
    also pickles its built-in statistics functions (min/max/current/mean) by reference, which would need
    ``getattr`` allow-listed (unsafe: it reaches any attribute of an allowed object). They are re-registered
    on load anyway, so HistoryBuffer here leaves them out of its pickled state; custom statistics are kept.
+3. mmengine reads local checkpoints (``load_from``, ``--checkpoint``, resume) with its own ``torch.load``;
+   they go through the project's loader instead (``mae_transfer.checkpoints.load_checkpoint``), so a
+   torn, foreign or refused file is a one-line error naming it, never a traceback.
 """
 from __future__ import annotations
 
@@ -86,4 +89,12 @@ def install() -> None:
 
     HistoryBuffer.__getstate__ = _history_buffer_state
     torch.serialization.add_safe_globals(mmengine_safe_globals())
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from ..checkpoints import load_checkpoint
+
+    def load_local(filename: str, map_location: object = None) -> object:
+        return load_checkpoint(filename)  # on CPU; the Runner moves the weights to the model's device
+
+    CheckpointLoader.register_scheme(prefixes="", force=True)(load_local)
     _DONE = True

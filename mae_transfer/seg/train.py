@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, c
 from ..config import accepts_kwarg
 from ..errors import ConfigError
 from ..recipes import INIT_BACKBONE, INITS, seg_entry_values, track_changes
+from ..rundir import lock_output_dir
 from ..runlog import setup_logging
 from . import compat
 from .recipe import seg_card, seg_values
@@ -175,6 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(card.format())
         return {}
     main = int(os.environ.get("RANK", "0")) == 0
+    lock_output_dir(cfg.work_dir, main)  # before anything is written there
     setup_logging(cfg.work_dir, main, name="log_mae_transfer.txt")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     card.notes.append(f"global batch {world * cfg.train_dataloader.batch_size} = {world} process(es) x "
@@ -193,6 +196,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return runner.test()
     runner.train()  # a NaN / inf loss stops it through NonFiniteLossHook (one-line error)
     metrics_file = Path(cfg.work_dir) / "metrics.json"
+    evaluated = json.loads(metrics_file.read_text()).get("iteration") if metrics_file.is_file() else None
+    if evaluated != runner.iter:  # resumed after the last training step (killed during the final evaluation)
+        log.info("no evaluation of iteration %d yet: evaluating now", runner.iter)
+        runner.val_loop.run()
     return {"metrics_file": str(metrics_file)}
 
 

@@ -1,0 +1,112 @@
+"""One run per output directory: an exclusive lock file, and the clean-up a killed run leaves to the next.
+
+Two runs writing into one folder interleave their logs and replace each other's checkpoints and configs;
+every tool takes this lock (rank 0 of a distributed run) before it writes anything there. The lock file
+names the holder's pid and host; a lock whose pid is dead on this host is stale and taken over with a
+warning. Temporary files of atomic writes interrupted by a kill (``.NAME.XXXX.tmp``) are removed by the
+next holder.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"
+HOST = socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ensure_dir(path: str | Path, what: str = "output dir") -> Path:
+    """``mkdir -p`` with a one-line error (a file in the way, no permission) instead of a traceback."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{what} {path} cannot be created: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path} is not writable")
+    return path
+
+
+class RunDirLock:
+    """Exclusive use of ``out_dir`` by this process until :meth:`release` (or exit)."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.dir = Path(out_dir)
+        self.path = self.dir / LOCK_NAME
+        self.held = False
+
+    def acquire(self) -> RunDirLock:
+        ensure_dir(self.dir)
+        record = json.dumps({"pid": os.getpid(), "host": HOST, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder.get("host") == HOST and holder.get("pid") == os.getpid():
+                    self.held = True  # this process already holds it (a second run in the same process)
+                    return self
+                if holder.get("host") == HOST and not pid_alive(int(holder.get("pid", -1))):
+                    log.warning("taking over the stale lock of run pid %s in %s (no longer running)",
+                                holder.get("pid"), self.dir)
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise ConfigError(
+                    f"output dir {self.dir} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
+                    f"(since {holder.get('started', '?')}); choose another output dir, or delete {self.path} if "
+                    "that run is gone") from None
+            except OSError as e:
+                raise ConfigError(f"output dir {self.dir}: cannot create {self.path.name} ({e.strerror or e})") \
+                    from None
+            with os.fdopen(fd, "w") as f:
+                f.write(record + "\n")
+            self.held = True
+            atexit.register(self.release)
+            remove_stale_temporaries(self.dir)
+            return self
+        raise ConfigError(f"output dir {self.dir}: another run took its stale lock first")
+
+    def _holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self.held and self._holder().get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Temporary files that interrupted atomic writes left (only the lock holder may call this)."""
+    stale = [p for p in out_dir.glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary file(s) left by an interrupted run in %s", len(stale), out_dir)
+    return stale
+
+
+def lock_output_dir(out_dir: str | Path, main: bool = True) -> RunDirLock | None:
+    """Take the output dir's lock on the main process (other ranks write nothing there)."""
+    return RunDirLock(out_dir).acquire() if main else None
