@@ -60,6 +60,7 @@ def flat_config_tool(argv: Sequence[str] | None, doc: str, config_cls: type, run
     cfg = apply_overrides(cfg, args.overrides)
     if args.resume:
         cfg = cfg.replace(resume=args.resume)
+        cfg.validate()
     if args.print_config:
         print("\n".join(f"{k}={v!r}" for k, v in cfg.to_dict().items()))
         return

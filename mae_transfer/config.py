@@ -44,6 +44,9 @@ class ConfigBase:
             raise ConfigError(_unknown_key_message(unknown[0], self))
         return dataclasses.replace(self, **changes)
 
+    def validate(self) -> None:
+        """Raise ConfigError naming the first out-of-range value (subclasses state their ranges)."""
+
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
@@ -101,7 +104,18 @@ def _parse_value(raw: str, hint: Any, key: str) -> Any:
         value = _literal(raw)
         if not isinstance(value, (list, tuple)):
             value = (value,)
+        element = next((a for a in args if a is not Ellipsis), None)
+        if element in (int, float) and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               for v in value):
+            raise ConfigError(f"config key {key!r} expects numbers like (0.9, 0.95), got {raw!r}")
+        if origin is tuple and Ellipsis not in args and args and len(value) != len(args):
+            raise ConfigError(f"config key {key!r} expects {len(args)} values, got {raw!r}")
         return tuple(value) if origin is tuple else list(value)
+    if hint is dict or origin is dict:
+        value = _literal(raw)
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} expects a dict like {{'depth': 4}}, got {raw!r}")
+        return value
     return _literal(raw)
 
 
@@ -124,7 +138,33 @@ def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
         if key not in hints:
             raise ConfigError(_unknown_key_message(key, cfg))
         changes[key] = _parse_value(raw.strip(), hints[key], key)
-    return cfg.replace(**changes)
+    cfg = cfg.replace(**changes)
+    cfg.validate()
+    return cfg
+
+
+def check_ranges(cfg: ConfigBase, positive: Sequence[str] = (), non_negative: Sequence[str] = ()) -> None:
+    """ConfigError naming the first field that is not > 0 (``positive``) or >= 0 (``non_negative``)."""
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"config key {name!r} must be > 0, got {getattr(cfg, name)}")
+    for name in non_negative:
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"config key {name!r} must be >= 0, got {getattr(cfg, name)}")
+
+
+def check_override_type(key: str, old: Any, new: Any) -> None:
+    """An override must keep a number a number and a flag a flag (``train.max_iter=abc`` is refused here,
+    not deep inside training)."""
+    if isinstance(old, bool):
+        ok = isinstance(new, bool)
+    elif isinstance(old, (int, float)):
+        ok = isinstance(new, (int, float)) and not isinstance(new, bool) and (isinstance(old, float) or
+                                                                               float(new).is_integer())
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"override {key}={new!r}: expects {type(old).__name__} like the config's {old!r}")
 
 
 def accepts_kwarg(target: Any, name: str) -> bool:

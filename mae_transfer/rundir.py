@@ -9,12 +9,14 @@ next holder.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
 import socket
 import time
 from pathlib import Path
+from typing import Iterator
 
 from .errors import ConfigError
 
@@ -25,13 +27,17 @@ HOST = socket.gethostname()
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs on this host (a zombie, killed but not yet reaped, does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def ensure_dir(path: str | Path, what: str = "output dir") -> Path:
@@ -108,5 +114,17 @@ def remove_stale_temporaries(out_dir: Path) -> list[Path]:
 
 
 def lock_output_dir(out_dir: str | Path, main: bool = True) -> RunDirLock | None:
-    """Take the output dir's lock on the main process (other ranks write nothing there)."""
+    """Take the output dir's lock on the main process (other ranks write nothing there); it is released
+    when the process exits."""
     return RunDirLock(out_dir).acquire() if main else None
+
+
+@contextlib.contextmanager
+def locked_output_dir(out_dir: str | Path, main: bool = True) -> Iterator[None]:
+    """The lock for the duration of a block (in-process callers: released when the run ends or fails)."""
+    lock = lock_output_dir(out_dir, main)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import extract_state_dict, load_checkpoint
 from .errors import ConfigError
 from .paths import REPO_ROOT
 from .utils import write_json_atomic
@@ -57,8 +58,7 @@ def transfer_report(weights: str, out_dir: str | Path, preset: str = "mini", onl
                     extra: dict[str, list[str]] | None = None) -> Path:
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    if not Path(weights).is_file():
-        raise ConfigError(f"checkpoint not found: {weights}")
+    extract_state_dict(load_checkpoint(weights), weights)  # a missing, torn or refused file: one line, up front
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     evals = {k: v for k, v in PRESETS[preset].items() if not only or k in only}

@@ -100,3 +100,69 @@ def test_segmentation_killed_during_its_final_evaluation_evaluates_on_resume(tmp
     metrics = json.loads((work / "metrics.json").read_text())
     assert metrics["iteration"] == 6 and metrics["mIoU"] is not None
     assert not list(work.glob(".*.tmp"))
+
+
+def test_killed_search_worker_leaves_no_orphan_and_its_trial_resumes_once(tmp_path):
+    """search.py run --workers 2; the worker running the (only) trial is SIGKILLed after the trial wrote a
+    checkpoint: the trial process dies with it, the other worker re-runs the trial from that checkpoint,
+    the trial completes exactly once, and the command returns."""
+    import json
+
+    from mae_transfer.config import load_config
+    from mae_transfer.search import TrialStore
+    from test_search import _label_folder
+
+    from conftest import COCO128
+
+    tr = _label_folder(tmp_path / "train", "training", 2)
+    va = _label_folder(tmp_path / "val", "validation", 2)
+    common = ["--config", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--classes",
+              str(COCO128 / "semantic/classes.txt"), "--train-images", tr[0], "--train-labels", tr[1],
+              "--val-images", va[0], "--val-labels", va[1], "default_hooks.checkpoint.interval=1"]
+    path = tmp_path / "search.py"
+    path.write_text(f"""
+from mae_transfer.search import Entry, Protocol, SearchConfig
+config = SearchConfig(
+    name="one", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
+    protocol=Protocol(name="one", lrs=(1e-4,), weight_decays=(0.05,), extend_edges=False, drop_paths=(0.0,),
+                      stage1_schedule="s", stage2_schedule="s", schedules=("s",)),
+    schedules={{"seg": {{"s": ["train_cfg.max_iters=12", "train_cfg.val_interval=12"]}}}},
+    entries={{"seg/random/B": Entry(init="random", task="seg", args={common!r})}},
+    heartbeat_s=1.0,
+)
+""")
+    cfg = load_config(path)
+    parent = subprocess.Popen([sys.executable, "tools/search.py", "run", "--config", str(path), "--workers", "2"],
+                              cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    try:
+        trial_dir, deadline = None, time.time() + 600
+        while time.time() < deadline and trial_dir is None:
+            dirs = list((tmp_path / "trials").glob("*/*/last_checkpoint")) if (tmp_path / "trials").exists() else []
+            trial_dir = dirs[0].parent if dirs else None
+            time.sleep(0.2)
+        assert trial_dir is not None, "no trial wrote a checkpoint"
+        store = TrialStore.for_search(cfg)
+        running = [t for t in store.trials("seg/random/B") if t.state.name == "RUNNING"]
+        worker_pid = int(running[0].user_attrs["pid"])
+        trial_pid = json.loads((trial_dir / ".lock").read_text())["pid"]
+        os.kill(worker_pid, signal.SIGKILL)
+        from mae_transfer.rundir import pid_alive
+
+        gone = time.time() + 20
+        while time.time() < gone and pid_alive(trial_pid):
+            time.sleep(0.1)
+        assert not pid_alive(trial_pid), "the killed worker's trial kept running as an orphan"
+        out, _ = parent.communicate(timeout=900)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert parent.returncode == 0, out[-3000:]
+    trials = TrialStore.for_search(cfg).trials("seg/random/B")
+    states = sorted(t.state.name for t in trials)
+    assert states == ["COMPLETE", "FAIL"], states
+    assert [t.user_attrs.get("retry") for t in trials if t.state.name == "FAIL"] == [True]
+    log = (trial_dir / "trial.log").read_text()
+    assert log.count("$ ") == 2 and "--resume" in log.splitlines()[[i for i, ln in enumerate(log.splitlines())
+                                                                     if ln.startswith("$ ")][1]]
+    assert json.loads((trial_dir / "metrics.json").read_text())["iteration"] == 12

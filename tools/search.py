@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         jobs = submit_slurm_array(args.config, args.overrides, args.array, f"{cfg.output_dir}/submitit",
                                   args.partition, args.timeout_min)
         print(f"submitted {len(jobs)} workers: {jobs[0].job_id.split('_')[0]}")
-    store = TrialStore(cfg.storage, cfg.protocol, {name: cfg.protocol_for(name) for name in cfg.entries})
+    store = TrialStore.for_search(cfg)
     for name in cfg.entries:
         _, best, done = entry_status(cfg, store, name)
         state = "done" if done else "running"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..config import ConfigBase, option
+from ..config import ConfigBase, check_ranges, option
+from ..errors import ConfigError
 from ..recipes import FINETUNE_REFERENCE, LINPROBE_REFERENCE, RecipeCard, make_card
 
 
@@ -50,6 +51,16 @@ class ClsConfig(ConfigBase):
     device: str = option("auto", "auto | cpu | cuda")
     recipe: str = option("", "the published recipe these numbers claim, for the recipe card: mae_t9 (fine-tune) | "
                              "mae_t10 (linear probe) | '' (none)")
+
+    def validate(self) -> None:
+        check_ranges(self, positive=("batch_size", "accum_iter", "epochs", "input_size", "blr", "eval_every"),
+                     non_negative=("warmup_epochs", "weight_decay", "num_workers", "min_lr", "drop_path", "mixup",
+                                   "cutmix", "smoothing", "reprob"))
+        if self.mode not in ("finetune", "linprobe"):
+            raise ConfigError(f"config key 'mode': unknown {self.mode!r}; choose finetune or linprobe")
+        if self.mode == "linprobe" and self.cache_features and self.resume:
+            raise ConfigError("config key 'resume' does not apply to a linear probe on cached features (it "
+                              "trains in seconds from the cache); drop resume, or set cache_features=False")
 
     def effective_batch(self, world: int) -> int:
         return self.batch_size * self.accum_iter * world

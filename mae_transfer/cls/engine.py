@@ -31,7 +31,7 @@ from ..data import IMAGENET_MEAN, IMAGENET_STD, SafeImageFolder, SkipCounter, co
 from ..errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
 from ..models.mae import encoder_arch
 from ..optim import cosine_lr, param_groups, set_lr, vit_layer_id
-from ..rundir import lock_output_dir
+from ..rundir import locked_output_dir
 from ..runlog import RunLogger, setup_logging
 from ..utils import autocast, resolve_precision, seed_all, write_json_atomic
 from .config import ClsConfig
@@ -139,10 +139,15 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp_dty
 # ----------------------------------------------------------------------------- main
 def run_cls(cfg: ClsConfig) -> dict[str, Any]:
     """Fine-tune or linear-probe; writes metrics.json and returns it."""
+    cfg.validate()
     device, rank, world = dist.init_distributed(cfg.device)
+    with locked_output_dir(cfg.output_dir, rank == 0):  # before anything is written there
+        return _run_cls(cfg, device, rank, world)
+
+
+def _run_cls(cfg: ClsConfig, device: torch.device, rank: int, world: int) -> dict[str, Any]:
     main = rank == 0
     out = Path(cfg.output_dir)
-    lock = lock_output_dir(out, main)  # before anything is written there
     setup_logging(out, main)
     seed_all(cfg.seed + rank)
     amp_dtype = resolve_precision(cfg.precision, device)
@@ -165,8 +170,6 @@ def run_cls(cfg: ClsConfig) -> dict[str, Any]:
     if main:
         write_json_atomic(metrics, out / "metrics.json")
         log.info("final: top1 %.2f  top5 %.2f  (%s)", metrics["top1"], metrics["top5"], out / "metrics.json")
-    if lock is not None:
-        lock.release()
     return metrics
 
 

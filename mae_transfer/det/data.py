@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from detectron2.data import DatasetMapper
+
 from ..errors import DataError
+
+log = logging.getLogger("mae_transfer.det")
 
 REQUIRED_IMAGE_FIELDS = ("id", "file_name", "height", "width")
 REQUIRED_ANN_FIELDS = ("id", "image_id", "category_id", "bbox")
@@ -55,6 +60,9 @@ def validate_coco(json_file: str | Path, image_root: str | Path, need_annotation
             raise DataError(f"{json_file}: annotation {ann['id']} has unknown category id {ann['category_id']}")
         if not (isinstance(ann["bbox"], list) and len(ann["bbox"]) == 4):
             raise DataError(f"{json_file}: annotation {ann['id']} bbox is not [x, y, w, h]")
+        if ann["bbox"][2] < 0 or ann["bbox"][3] < 0:
+            raise DataError(f"{json_file}: annotation {ann['id']} bbox {ann['bbox']} has a negative width or "
+                            "height (COCO boxes are [x, y, w, h])")
     if need_annotations and not data["annotations"]:
         raise DataError(f"{json_file} has zero annotations: nothing to train on")
     absent = [img["file_name"] for img in data["images"] if not (image_root / img["file_name"]).is_file()]
@@ -62,11 +70,28 @@ def validate_coco(json_file: str | Path, image_root: str | Path, need_annotation
         raise DataError(f"{len(absent)} image(s) listed in {json_file} are missing from {image_root}, "
                         f"e.g. {absent[0]}")
     anns = data["annotations"]
+    empty = [a["id"] for a in anns if a["bbox"][2] == 0 or a["bbox"][3] == 0]
+    if empty:  # detectron2 drops them when it builds instances; say so instead of dropping them silently
+        log.warning("%s: %d annotation(s) with a zero-size bbox (e.g. id %s) will be ignored", json_file,
+                    len(empty), empty[0])
     crowd = [bool(a.get("iscrowd", 0)) for a in anns]
     return {"images": len(data["images"]), "annotations": len(anns), "categories": len(cat_ids),
             "polygon_instances": sum(isinstance(a.get("segmentation"), list) and not c for a, c in zip(anns, crowd)),
             "rle_instances": sum(isinstance(a.get("segmentation"), dict) and not c for a, c in zip(anns, crowd)),
             "crowd": sum(crowd)}
+
+
+class SkipUnreadableMapper(DatasetMapper):
+    """detectron2's ``DatasetMapper`` that skips a training image it cannot decode, naming it in a warning
+    (detectron2's ``MapDataset`` then draws another image), as pretraining does: one corrupt file among
+    118k does not end a multi-day run."""
+
+    def __call__(self, dataset_dict: dict) -> dict | None:
+        try:
+            return super().__call__(dataset_dict)
+        except OSError as e:  # PIL: truncated file, not an image
+            log.warning("skipping unreadable image %s (%s)", dataset_dict.get("file_name"), e)
+            return None
 
 
 def check_mask_dependencies(json_file: str | Path, counts: dict[str, int]) -> None:

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, config_for_backbone
-from ..config import accepts_kwarg
+from ..config import accepts_kwarg, check_override_type
 from ..errors import ConfigError, NonFiniteLossError
 from ..recipes import INIT_BACKBONE, INITS, det_entry_values, track_changes
 from ..rundir import lock_output_dir
@@ -85,11 +85,19 @@ def load_config(args: argparse.Namespace) -> DictConfig:
     track("--backbone", lambda: apply_backbone_args(bottom_up(cfg), args))
     if args.output_dir:
         cfg.train.output_dir = args.output_dir
+    before = {}
     for ov in args.opts:
         if "=" not in ov:
             raise ConfigError(f"override {ov!r} is not of the form key=value")
-        check_override_key(cfg, ov.split("=", 1)[0])
-    track("override", lambda: LazyConfig.apply_overrides(cfg, list(args.opts)))
+        key = ov.split("=", 1)[0]
+        check_override_key(cfg, key)
+        before[key] = OmegaConf.select(cfg, key, default=None)
+    def apply_overrides() -> None:
+        LazyConfig.apply_overrides(cfg, list(args.opts))
+        for key, old in before.items():
+            check_override_type(key, old, OmegaConf.select(cfg, key))
+
+    track("override", apply_overrides)
     _datasets_from_flags(cfg, args)
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         cfg.train.device = "cpu"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..config import ConfigBase, option
+from ..config import ConfigBase, check_ranges, option
+from ..errors import ConfigError
 from ..recipes import PRETRAIN_REFERENCES, RecipeCard, make_card
 
 
@@ -42,6 +43,19 @@ class PretrainConfig(ConfigBase):
     device: str = option("auto", "auto | cpu | cuda")
     recipe: str = option("", "the published recipe these numbers claim, for the recipe card: mae_t8 (released "
                              "models) | mae_t8_ablation (800 epochs) | '' (none)")
+
+    def validate(self) -> None:
+        from ..models.masking import MASKING
+
+        check_ranges(self, positive=("batch_size", "accum_iter", "epochs", "input_size", "blr", "log_every"),
+                     non_negative=("warmup_epochs", "weight_decay", "num_workers", "min_lr", "save_every"))
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError(f"config key 'mask_ratio' must be in (0, 1), got {self.mask_ratio}")
+        if self.mask_strategy not in MASKING:
+            raise ConfigError(f"config key 'mask_strategy': unknown {self.mask_strategy!r}; choose from "
+                              f"{', '.join(sorted(MASKING))}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"config key 'betas' must be two values in [0, 1), got {self.betas}")
 
     def effective_batch(self, world: int) -> int:
         return self.batch_size * self.accum_iter * world

@@ -25,7 +25,7 @@ from ..data import SafeImageFolder, SkipCounter, collate_skip_bad, pretrain_tran
 from ..errors import CheckpointError, DataError, NonFiniteLossError
 from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae
 from ..optim import cosine_lr, describe_groups, param_groups, set_lr, takes_weight_decay, takes_weight_decay_official_mae
-from ..rundir import lock_output_dir
+from ..rundir import locked_output_dir
 from ..runlog import RunLogger, setup_logging, truncate_jsonl
 from ..utils import autocast, resolve_precision, seed_all, write_json_atomic
 from .config import PretrainConfig
@@ -62,10 +62,15 @@ def pretrain_param_groups(model: torch.nn.Module, cfg: PretrainConfig, lr: float
 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Run MAE pretraining; returns the last epoch's stats. Writes into ``cfg.output_dir``."""
+    cfg.validate()
     device, rank, world = dist.init_distributed(cfg.device)
+    with locked_output_dir(cfg.output_dir, rank == 0):  # before anything is written there
+        return _pretrain(cfg, device, rank, world)
+
+
+def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) -> dict[str, Any]:
     main = rank == 0
     out = Path(cfg.output_dir)
-    lock = lock_output_dir(out, main)  # before anything is written there
     setup_logging(out, main)
     amp_dtype = resolve_precision(cfg.precision, device)
     MAE_MODELS.get(cfg.model)  # fail on an unknown model before scanning the data
@@ -124,8 +129,6 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             log.info("done: encoder exported to %s", out / "encoder.pth")
     finally:
         logger.close()
-        if lock is not None:
-            lock.release()
     return stats
 
 
@@ -157,8 +160,10 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
                 loss, _, _ = net(imgs, mask_ratio=cfg.mask_ratio)
             loss_value = dist.all_reduce_mean(loss.item())
             if not math.isfinite(loss_value):
+                last = Path(cfg.output_dir) / LAST
+                kept = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint written yet"
                 raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch + 1}, iteration {it + 1}; "
-                                         f"stopping (last good checkpoint: {Path(cfg.output_dir) / LAST})")
+                                         f"stopping ({kept})")
             scaler.scale(loss / cfg.accum_iter).backward()
         if step_now:
             scaler.step(optimizer)
@@ -179,6 +184,9 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
                 log.info("epoch %d iter %d/%d loss %.4f lr %.3e %.1f img/s", epoch + 1, it + 1, n_iter,
                          loss_value, lr_now, ips)
             window_imgs, window_t = 0, now
+    if n_seen == 0:
+        raise DataError(f"epoch {epoch + 1}: all {len(skipped.paths)} images were unreadable (e.g. "
+                        f"{skipped.paths[0] if skipped.paths else cfg.data_path}); nothing to train on")
     skipped.report(f"epoch {epoch + 1}")
     elapsed = time.perf_counter() - t0
     return {"loss": total_loss / max(n_seen, 1), "images_per_s": n_seen / max(elapsed, 1e-9),

@@ -44,6 +44,7 @@ class SearchConfig(ConfigBase):
     trial_timeout_s: int = option(0, "kill a trial after this many seconds (0 = no limit)")
     heartbeat_s: float = option(30.0, "worker heartbeat period")
     stale_after_s: float = option(900.0, "a running trial with no heartbeat for this long is re-run")
+    max_retries: int = option(2, "re-runs of an interrupted trial (worker killed) before it counts as failed")
 
     def protocol_for(self, entry: str) -> Protocol:
         """The search's protocol with the entry's own changes."""

@@ -31,7 +31,7 @@ def _column_digits(values: list[Any]) -> int:
 
 def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
     """One row per entry: its final best trial (or how far it got) and every finished trial."""
-    store = TrialStore(cfg.storage, cfg.protocol, {name: cfg.protocol_for(name) for name in cfg.entries})
+    store = TrialStore.for_search(cfg)
     rows = []
     for name, e in cfg.entries.items():
         specs, best, done = entry_status(cfg, store, name)

@@ -8,11 +8,13 @@ storage (RDB URL).
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -94,11 +96,17 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
         with open(log_path, "a") as logf:
             logf.write(f"$ {' '.join(cmd)}\n")
             logf.flush()
-            proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=logf, stderr=subprocess.STDOUT,
-                                  timeout=cfg.trial_timeout_s or None, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        rc = proc.returncode
-    except subprocess.TimeoutExpired:
-        rc = "timeout"
+            # its own process group, and SIGKILL when this worker dies: a killed worker leaves no orphan
+            # training in the trial's folder while another worker re-runs the trial there
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=logf, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
+            try:
+                rc: int | str = proc.wait(timeout=cfg.trial_timeout_s or None)
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+            finally:
+                _kill_group(proc)
     finally:
         stop.set()
     attrs["seconds"] = round(time.time() - t0, 1)
@@ -108,7 +116,9 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
         errors = [ln for ln in log_path.read_text().splitlines() if ln.startswith("error: ")]
         if errors:
             reason += f": {errors[-1][7:]}"
-        store.fail(claimed, reason, attrs, retry=False)
+        # another process still holds the trial's folder (an orphan of a worker on another machine): run it later
+        busy = bool(errors) and "is in use by" in errors[-1]
+        store.fail(claimed, reason, attrs, retry=busy)
         log.warning("trial %s #%d failed (%s); log: %s", name, claimed.number, reason, log_path)
         return None
     store.complete(claimed, float(value), {**attrs, **extra})
@@ -117,10 +127,27 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
     return float(value)
 
 
+def _die_with_parent() -> None:
+    """``preexec_fn`` of a trial: Linux delivers SIGKILL to it when the worker that started it dies."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the worker's SIGTERM handler and the trial's folder lock still apply
+        pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the trial's process group (its data-loader workers, launcher children) if any is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
 def work(cfg: SearchConfig, worker: str = "worker", max_trials: int = 0, poll_s: float = 5.0) -> int:
     """Run trials until every entry is done (or ``max_trials`` ran); returns the number run here."""
     cfg.validate()
-    store = TrialStore(cfg.storage, cfg.protocol, {name: cfg.protocol_for(name) for name in cfg.entries})
+    store = TrialStore.for_search(cfg)
     ran = 0
     while not max_trials or ran < max_trials:
         claimed = None
@@ -150,19 +177,35 @@ def _work_in_subprocess(config_path: str, overrides: list[str], index: int) -> i
     from ..runlog import setup_logging
 
     setup_logging()
+    # SIGTERM (Slurm pre-emption, kill): unwind, so the running trial's process group is killed on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cfg = apply_overrides(load_config(config_path, expect=SearchConfig), overrides)
     return work(cfg, worker=f"worker{index}")
 
 
+def _local_worker(config_path: str, overrides: list[str], index: int, results: Any) -> None:
+    results.put((index, _work_in_subprocess(config_path, overrides, index)))
+
+
 def run_workers(config_path: str, overrides: list[str], workers: int) -> list[int]:
-    """``workers`` local processes on the same storage."""
+    """``workers`` local processes on the same storage; returns the trials each ran. A worker that dies
+    (killed, out of memory) does not stop the others: its interrupted trial is re-queued and run by them."""
     import multiprocessing as mp
 
     if workers <= 1:
         return [_work_in_subprocess(config_path, overrides, 0)]
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers) as pool:
-        return pool.starmap(_work_in_subprocess, [(config_path, overrides, i) for i in range(workers)])
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_local_worker, args=(config_path, overrides, i, results)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    ran = dict(results.get() for p in procs if p.exitcode == 0)
+    for i, p in enumerate(procs):
+        if p.exitcode != 0:
+            log.warning("worker%d ended with exit code %s; the trial it was running was re-queued", i, p.exitcode)
+    return [ran.get(i, 0) for i in range(workers)]
 
 
 def submit_slurm_array(config_path: str, overrides: list[str], workers: int, folder: str, partition: str | None,

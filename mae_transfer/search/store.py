@@ -50,12 +50,33 @@ class Claimed:
 class TrialStore:
     """``protocol``: the search's; ``entry_protocols``: entries whose protocol differs (``Entry.protocol``)."""
 
-    def __init__(self, url: str, protocol: Protocol, entry_protocols: dict[str, Protocol] | None = None) -> None:
+    def __init__(self, url: str, protocol: Protocol, entry_protocols: dict[str, Protocol] | None = None,
+                 max_retries: int = 2) -> None:
         self.url = url
         self.protocol = protocol
         self.entry_protocols = dict(entry_protocols or {})
+        self.max_retries = max_retries
         self.storage = open_storage(url)
         self._studies: dict[str, optuna.Study] = {}
+
+    @classmethod
+    def for_search(cls, cfg: Any) -> TrialStore:
+        """The store of a ``SearchConfig``: its storage, per-entry protocols and retry bound."""
+        return cls(cfg.storage, cfg.protocol, {name: cfg.protocol_for(name) for name in cfg.entries},
+                   cfg.max_retries)
+
+    def _exhausted(self, entry: str) -> dict[str, TrialSpec]:
+        """Runs interrupted more than ``max_retries`` times (and never completed): they count as failed."""
+        tries: dict[str, int] = {}
+        specs, done = {}, set()
+        for t in self.trials(entry):
+            key = t.user_attrs.get("key")
+            if t.state == TrialState.COMPLETE:
+                done.add(key)
+            elif t.state == TrialState.FAIL and t.user_attrs.get("retry") is True:
+                tries[key] = tries.get(key, 0) + 1
+                specs[key] = self._spec(t)
+        return {k: specs[k] for k, n in tries.items() if n > self.max_retries and k not in done}
 
     def protocol_of(self, entry: str) -> Protocol:
         return self.entry_protocols.get(entry, self.protocol)
@@ -93,6 +114,8 @@ class TrialStore:
                 s = self._spec(t)
                 out.append(Finished(t.user_attrs["key"], t.value if t.state == TrialState.COMPLETE else None,
                                     s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay))
+        for key, s in self._exhausted(entry).items():
+            out.append(Finished(key, None, s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay))
         return out
 
     def enqueue(self, entry: str, specs: list[TrialSpec]) -> int:
@@ -100,6 +123,7 @@ class TrialStore:
         covered = {t.user_attrs.get("key") for t in self.trials(entry)
                    if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
                    or (t.state == TrialState.FAIL and t.user_attrs.get("retry") is False)}
+        covered |= set(self._exhausted(entry))
         added = 0
         for spec in specs:
             if spec.key() in covered:

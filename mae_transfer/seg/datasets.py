@@ -28,8 +28,9 @@ class LabelFolderDataset(BaseSegDataset):
     """Images ``<img_path>/<stem><img_suffix>`` with labels ``<seg_map_path>/<stem>.png`` (class index per pixel).
 
     ``classes_file``: one class name per line. With ``reduce_zero_label`` (default, as ADE20K), label 0 means
-    "unlabeled" (ignored) and label i is class line i. Every pair is checked before training: the label exists,
-    has the image's size, and holds no value above the class count except the ignore value 255.
+    "unlabeled" (ignored) and label i is class line i; 255 is ignored too (mmseg's ignore index). Every pair is
+    checked before training: the image decodes, the label exists, is single-channel, has the image's size,
+    and holds no value above the class count except 255.
     """
 
     METAINFO: dict = dict()  # classes come from classes_file; a palette is generated
@@ -65,6 +66,13 @@ class LabelFolderDataset(BaseSegDataset):
                 if im.size != lb.size:
                     raise DataError(f"label {seg} is {lb.size[0]}x{lb.size[1]} but its image {img} is "
                                     f"{im.size[0]}x{im.size[1]}")
+                if lb.mode not in ("L", "P", "I", "I;16"):
+                    raise DataError(f"label maps must be single-channel class indices: {seg} is {lb.mode} "
+                                    "(a colour rendering?)")
+                try:
+                    im.load()  # a truncated or corrupt image fails here, not in a loader worker mid-training
+                except OSError as e:
+                    raise DataError(f"image {img} cannot be decoded ({e})") from None
                 values = np.unique(np.asarray(lb))
             bad = values[(values > max_label) & (values != 255)]
             if bad.size:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, config_for_backbone
-from ..config import accepts_kwarg
+from ..config import accepts_kwarg, check_override_type
 from ..errors import ConfigError
 from ..recipes import INIT_BACKBONE, INITS, seg_entry_values, track_changes
 from ..rundir import lock_output_dir
@@ -67,6 +67,19 @@ def check_option_key(cfg: Any, key: str) -> None:
                 return
             raise ConfigError(f"unknown config key {key!r}: {node['type']} takes no argument {part!r}")
         raise ConfigError(f"unknown config key {key!r} ({'.'.join(parts[:i + 1])} not found)")
+
+
+def _lookup(cfg: Any, key: str) -> Any:
+    """The config's value at a dotted key (list items by index), or None."""
+    node: Any = getattr(cfg, "_cfg_dict", cfg)
+    for part in key.split("."):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
 
 
 def _replace_value(node: Any, old: str, new: str, keys: tuple[str, ...]) -> None:
@@ -146,7 +159,12 @@ def load_config(args: argparse.Namespace) -> Any:
         key, value = item.split("=", 1)
         check_option_key(cfg, key)
         options[key] = _parse(value)
+        check_override_type(key, _lookup(cfg, key), options[key])
     track("override", lambda: cfg.merge_from_dict(options))
+    for i, sched in enumerate(cfg.get("param_scheduler") or []):
+        if "begin" in sched and "end" in sched and sched["end"] <= sched["begin"]:
+            raise ConfigError(f"param_scheduler.{i} ({sched.get('type')}): end {sched['end']} must be larger than "
+                              f"begin {sched['begin']}")
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or f"output/seg/{Path(args.config).stem}"
     cfg.launcher = args.launcher
     if args.launcher == "none":  # one process: SyncBN has no peers (and refuses CPU tensors)

@@ -5,6 +5,8 @@ from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
 from detectron2.evaluation import COCOEvaluator
 
+from mae_transfer.det.data import SkipUnreadableMapper
+
 image_size = 1024
 
 dataloader = model_zoo.get_config("common/data/coco.py").dataloader
@@ -13,6 +15,7 @@ dataloader.train.mapper.augmentations = [
     L(T.ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=image_size, target_width=image_size),
     L(T.FixedSizeCrop)(crop_size=(image_size, image_size), pad=False),
 ]
+dataloader.train.mapper._target_ = SkipUnreadableMapper  # DatasetMapper that skips (and names) corrupt images
 dataloader.train.mapper.image_format = "RGB"
 dataloader.train.mapper.recompute_boxes = True
 dataloader.train.total_batch_size = 64
