@@ -20,6 +20,11 @@ def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as e:
+        if e.filename is None:  # not about a file the user named: a bug keeps its traceback
+            raise
+        print(f"error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None

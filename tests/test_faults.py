@@ -54,6 +54,10 @@ def test_pretraining_killed_at_a_random_step_with_workers_resumes_bit_exact(cifa
     steps = [r["step"] for r in read_jsonl(killed / "log.jsonl") if "loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 3 * n_iter, "log.jsonl repeats steps after the resume"
     assert not list(killed.glob(".*.tmp")), "a stale temporary checkpoint was left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("checkpoint-last.pth", "recipe.json", "config.json"):  # shared runs: not mkstemp's 0600
+        assert (killed / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
 def test_second_run_into_the_same_output_dir_is_refused(cifar_small, tmp_path):

@@ -105,6 +105,38 @@ def test_dead_worker_trials_are_requeued(tmp_path):
     assert store.enqueue("e", next_trials(p, [])[0]) == 1  # so the same run is enqueued again
 
 
+def test_a_run_enqueued_twice_by_racing_workers_runs_once(tmp_path):
+    """Two workers plan the same run before either enqueues it: both copies land in the study; the first
+    claim runs it, the later copy is marked a duplicate and never runs."""
+    import json
+
+    url = f"journal:{tmp_path / 's.journal'}"
+    p = Protocol(lrs=(1e-4,), weight_decays=(0.05,))
+    a, b = TrialStore(url, p), TrialStore(url, p)
+    spec = next_trials(p, [])[0][0]
+    for store in (a, b):  # what enqueue() does once its check that nobody covers the key has passed
+        store.study("e").enqueue_trial(params={}, user_attrs={"key": spec.key(), "stage": 1,
+                                                              "spec": json.dumps(spec.__dict__)})
+    first = a.claim("e")
+    assert first is not None and first.number == 0
+    assert b.claim("e") is None  # the copy sees the running original and steps aside
+    a.complete(first, 0.5, {})
+    trials = b.trials("e")
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"] and trials[1].user_attrs["duplicate_of"] == 0
+    assert [f.value for f in b.finished("e")] == [0.5]
+
+
+def test_interrupted_run_counts_as_failed_after_max_retries(tmp_path):
+    p = Protocol(lrs=(1e-4,), weight_decays=(0.05,))
+    store = TrialStore(f"journal:{tmp_path / 's.journal'}", p, max_retries=1)
+    spec = next_trials(p, [])[0][0]
+    for attempt in range(2):
+        assert store.enqueue("e", [spec]) == 1
+        store.fail(store.claim("e"), "interrupted (worker gone)", {}, retry=True)
+    assert store.enqueue("e", [spec]) == 0  # 1 retry allowed: the second interruption ends it
+    assert [(f.key, f.value) for f in store.finished("e")] == [(spec.key(), None)]
+
+
 def test_config_errors(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from mae_transfer.search import Protocol, SearchConfig\nconfig = SearchConfig(protocol=Protocol(lrz=1))\n")

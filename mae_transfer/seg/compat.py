@@ -12,7 +12,8 @@
    on load anyway, so HistoryBuffer here leaves them out of its pickled state; custom statistics are kept.
 3. mmengine reads local checkpoints (``load_from``, ``--checkpoint``, resume) with its own ``torch.load``;
    they go through the project's loader instead (``mae_transfer.checkpoints.load_checkpoint``), so a
-   torn, foreign or refused file is a one-line error naming it, never a traceback.
+   torn, foreign or refused file is a one-line error naming it, never a traceback. Its Runner writes local
+   checkpoints through the project's atomic writer, so a kill mid-save leaves no torn ``iter_N.pth``.
 """
 from __future__ import annotations
 
@@ -97,4 +98,18 @@ def install() -> None:
         return load_checkpoint(filename)  # on CPU; the Runner moves the weights to the model's device
 
     CheckpointLoader.register_scheme(prefixes="", force=True)(load_local)
+    import mmengine.runner.runner as mm_runner
+
+    from ..checkpoints import save_atomic
+
+    save_remote = mm_runner.save_checkpoint
+
+    def save_checkpoint(checkpoint: dict, filename: str, file_client_args: object = None,
+                        backend_args: object = None) -> None:
+        if "://" in str(filename):
+            save_remote(checkpoint, filename, file_client_args, backend_args)
+        else:
+            save_atomic(checkpoint, filename)
+
+    mm_runner.save_checkpoint = save_checkpoint
     _DONE = True
