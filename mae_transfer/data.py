@@ -82,6 +82,17 @@ def pretrain_transform(input_size: int) -> transforms.Compose:
     ])
 
 
+def describe_augmentation(transform: transforms.Compose) -> str:
+    """The crop / flip of a training transform in a few words (a recipe card's row), read from the transform."""
+    parts = []
+    for t in transform.transforms:
+        if isinstance(t, transforms.RandomResizedCrop):
+            parts.append(f"RandomResizedCrop({t.scale[0]:g}-{t.scale[1]:g}, {t.interpolation.value})")
+        elif isinstance(t, transforms.RandomHorizontalFlip):
+            parts.append("flip")
+    return "+".join(parts)
+
+
 def eval_transform(input_size: int) -> transforms.Compose:
     """Resize (keeping the 224/256 crop ratio when the image is larger) + center crop + normalize."""
     resize = input_size if input_size < 64 else int(input_size / 0.875)

@@ -137,7 +137,7 @@ _PRETRAIN: dict[str, Ref] = {
     "wd_exempt_tokens": (False, "mae_t8"), "warmup_epochs": (40, "mae_t8"), "epochs": (1600, "mae_t8"),
     "effective_batch": (4096, "mae_t8"), "input_size": (224, "mae_t8"), "mask_ratio": (0.75, "mae_t8"),
     "mask_strategy": ("random", "mae_t8"), "norm_pix_loss": (True, "mae_t8"), "min_lr": (0.0, "mae_t8"),
-    "loss_on_all_patches": (False, "mae_t8"),
+    "loss_on_all_patches": (False, "mae_t8"), "augmentation": ("RandomResizedCrop(0.2-1, bicubic)+flip", "mae_t8"),
 }
 # recipe name (a config's ``recipe`` field) -> reference: the released models and Table 1's ablation setting
 PRETRAIN_REFERENCES = {"mae_t8": _PRETRAIN, "mae_t8_ablation": {**_PRETRAIN, "epochs": (800, "mae_t8")}}
@@ -155,6 +155,13 @@ LINPROBE_REFERENCE: dict[str, Ref] = {
     "momentum": (0.9, "mae_t10"), "effective_batch": (16384, "mae_t10"), "warmup_epochs": (10, "mae_t10"),
     "epochs": (90, "mae_t10"), "mixup": (0.0, "mae_t10"), "cutmix": (0.0, "mae_t10"), "drop_path": (0.0, "mae_t10"),
     "input_size": (224, "mae_t10"),
+}
+
+# What each weight-decay rule exempts (the recipe cards say it beside the rule's name)
+WD_EXEMPT = {
+    "li": "biases, 1-D tensors (norms), position / cls tokens, rel-pos tables (this project's shared rule)",
+    "vitdet": "norm layers and pos_embed only (detectron2 get_default_optimizer_params, weight_decay_norm=0)",
+    "official_mae": "biases and 1-D tensors only (timm add_weight_decay, as main_pretrain.py)",
 }
 
 # Differences from a cited source that are deliberate: (recipe, quantity) -> why. Shown on the recipe card;

@@ -114,15 +114,9 @@ def test_killed_search_worker_leaves_no_orphan_and_its_trial_resumes_once(tmp_pa
 
     from mae_transfer.config import load_config
     from mae_transfer.search import TrialStore
-    from test_search import _label_folder
+    from test_search import seg_trial_args
 
-    from conftest import COCO128
-
-    tr = _label_folder(tmp_path / "train", "training", 2)
-    va = _label_folder(tmp_path / "val", "validation", 2)
-    common = ["--config", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--classes",
-              str(COCO128 / "semantic/classes.txt"), "--train-images", tr[0], "--train-labels", tr[1],
-              "--val-images", va[0], "--val-labels", va[1], "default_hooks.checkpoint.interval=1"]
+    common = seg_trial_args(tmp_path, "default_hooks.checkpoint.interval=1")
     path = tmp_path / "search.py"
     path.write_text(f"""
 from mae_transfer.search import Entry, Protocol, SearchConfig

@@ -160,13 +160,18 @@ def _label_folder(root: Path, split: str, n: int) -> tuple[str, str]:
     return str(root / "img"), str(root / "lbl")
 
 
-def tiny_search(tmp_path: Path) -> Path:
-    """A seg search small enough for CI: 2-3 iteration schedules on 2 train / 2 val coco128 images."""
+def seg_trial_args(tmp_path: Path, *overrides: str) -> list[str]:
+    """Arguments of a tiny seg trial: 2 train / 2 val coco128 images and the CPU-sized config."""
     tr = _label_folder(tmp_path / "train", "training", 2)
     va = _label_folder(tmp_path / "val", "validation", 2)
-    common = ["--config", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--classes",
-              str(COCO128 / "semantic/classes.txt"), "--train-images", tr[0], "--train-labels", tr[1],
-              "--val-images", va[0], "--val-labels", va[1], "default_hooks.logger.interval=1"]
+    return ["--config", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--classes",
+            str(COCO128 / "semantic/classes.txt"), "--train-images", tr[0], "--train-labels", tr[1],
+            "--val-images", va[0], "--val-labels", va[1], *overrides]
+
+
+def tiny_search(tmp_path: Path) -> Path:
+    """A seg search small enough for CI: 2-3 iteration schedules on 2 train / 2 val coco128 images."""
+    common = seg_trial_args(tmp_path, "default_hooks.logger.interval=1")
     path = tmp_path / "search.py"
     path.write_text(f"""
 from mae_transfer.search import Entry, Protocol, SearchConfig

@@ -70,7 +70,8 @@ class ClsConfig(ConfigBase):
         values = {"mode": self.mode, "model": self.model, "optimizer": self.optimizer, "blr": self.blr,
                   "lr": self.lr, "weight_decay": self.weight_decay, "effective_batch": self.effective_batch(world),
                   "epochs": self.epochs, "warmup_epochs": self.warmup_epochs, "input_size": self.input_size,
-                  "drop_path": self.drop_path, "mixup": self.mixup, "cutmix": self.cutmix}
+                  "drop_path": self.drop_path, "mixup": self.mixup, "cutmix": self.cutmix,
+                  "precision": self.precision}
         if self.mode == "finetune":
             values.update(layer_decay=self.layer_decay, smoothing=self.smoothing, randaug=self.randaug)
         else:

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 from omegaconf import DictConfig
 
 from ..backbone import backbone_settings
-from ..recipes import VITDET_RESULTS, RecipeCard, det_reference, make_card
+from ..recipes import VITDET_RESULTS, WD_EXEMPT, RecipeCard, det_reference, make_card
 
 
 def bottom_up(cfg: DictConfig) -> DictConfig:
@@ -55,7 +55,9 @@ def det_card(cfg: DictConfig, changed_by: Mapping[str, str] | None = None) -> Re
     entry = cfg.entry
     recipe = entry.get("recipe", "")
     values = det_values(cfg)
-    reference, claims, notes = {}, "", [f"output dir: {cfg.train.output_dir}"]
+    reference, claims = {}, ""
+    notes = [f"weight decay exempts: {WD_EXEMPT.get(values['weight_decay_rule'], '?')}",
+             f"output dir: {cfg.train.output_dir}"]
     if recipe:
         reference = det_reference(entry.get("init", "mae"), entry.size, recipe, entry.epochs)
         claims = f"{'ViTDet' if recipe == 'vitdet' else 'Li et al. 2021'}, ViT-{entry.size}, {entry.epochs} epochs, " \

@@ -4,8 +4,9 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import ConfigBase, check_ranges, option
+from ..data import describe_augmentation, pretrain_transform
 from ..errors import ConfigError
-from ..recipes import PRETRAIN_REFERENCES, RecipeCard, make_card
+from ..recipes import PRETRAIN_REFERENCES, WD_EXEMPT, RecipeCard, make_card
 
 
 @dataclasses.dataclass
@@ -67,11 +68,14 @@ class PretrainConfig(ConfigBase):
                   "warmup_epochs": self.warmup_epochs, "effective_batch": self.effective_batch(world),
                   "input_size": self.input_size, "mask_ratio": self.mask_ratio, "mask_strategy": self.mask_strategy,
                   "norm_pix_loss": self.norm_pix_loss, "loss_on_all_patches": self.loss_on_all_patches,
-                  "min_lr": self.min_lr, "precision": self.precision}
+                  "min_lr": self.min_lr, "augmentation": describe_augmentation(pretrain_transform(self.input_size)),
+                  "precision": self.precision}
         lr = self.lr if self.lr is not None else self.blr * self.effective_batch(world) / 256
         notes = [f"global batch {self.effective_batch(world)} = {world} process(es) x {self.batch_size} x "
                  f"{self.accum_iter} accumulation; lr {lr:.4g} = " +
                  ("absolute (lr set)" if self.lr is not None else f"blr x {self.effective_batch(world)} / 256"),
+                 "weight decay exempts: " + ("biases, 1-D tensors, cls / mask tokens" if self.wd_exempt_tokens
+                                             else WD_EXEMPT["official_mae"]),
                  f"output dir: {self.output_dir}"]
         claims = f"MAE Table 8 ({'800-epoch ablation' if 'ablation' in self.recipe else 'released models'})" \
             if self.recipe else ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..recipes import SEG_REFERENCE, RecipeCard, make_card
+from ..recipes import SEG_REFERENCE, WD_EXEMPT, RecipeCard, make_card
 
 
 def _step(pipeline: list, kind: str) -> dict:
@@ -47,6 +47,6 @@ def seg_card(cfg: Any, changed_by: Mapping[str, str] | None = None) -> RecipeCar
     size, recipe = entry.get("size", "B"), entry.get("recipe", "")
     reference = SEG_REFERENCE.get(size, {}) if recipe else {}
     claims = f"MAE Table 5 UperNet, ViT-{size}, init {entry.get('init', 'mae')}" if recipe else ""
-    notes = [f"work dir: {cfg.get('work_dir')}"]
+    notes = [f"weight decay exempts: {WD_EXEMPT['li']}", f"work dir: {cfg.get('work_dir')}"]
     return make_card("segmentation (UperNet, mmsegmentation)", claims, seg_values(cfg), reference, recipe,
                      changed_by, notes)
