@@ -77,6 +77,8 @@ def transfer_report(weights: str, out_dir: str | Path, preset: str = "mini", onl
         if rc == 0 and metrics_file.is_file():
             entry["metrics"] = {k: v for k, v in json.loads(metrics_file.read_text()).items()
                                 if not isinstance(v, (dict, list))}
+            if (run_dir / "val_preview.png").is_file():
+                entry["preview"] = str(Path(name) / "val_preview.png")
         else:
             # our tools print "error: ..."; argparse prints "PROG: error: ..."
             errors = [ln.split("error: ", 1)[1] for ln in log_path.read_text().splitlines()
@@ -97,6 +99,10 @@ def transfer_report(weights: str, out_dir: str | Path, preset: str = "mini", onl
             lines.append(f"| {name} | {a} | {fmt(m.get(a))} | {b} | {fmt(m.get(b))} | {entry['seconds']} |")
         else:
             lines.append(f"| {name} | failed: {entry['error']} (log: {entry['log']}) | | | | {entry['seconds']} |")
+    previews = [(name, e["preview"]) for name, e in results["evaluations"].items() if e.get("preview")]
+    if previews:  # validation images, ground truth | prediction
+        lines += ["", "## Predictions (validation: ground truth | prediction)", ""]
+        lines += [f"### {name}\n\n![{name}]({preview})\n" for name, preview in previews]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

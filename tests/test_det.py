@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import COCO128, one_line_error, run_tool
 from mae_transfer.checkpoints import load_checkpoint
@@ -38,11 +40,19 @@ def det(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return run_tool("tools/train_det.py", "--config", MINI, *args, timeout=timeout)
 
 
-def test_train_and_evaluate_end_to_end(coco_subsets, tmp_path):
-    """Tiny ViT Mask R-CNN trains on coco128 train and evaluates (bbox + segm) through COCOEvaluator."""
-    res = det("--output-dir", str(tmp_path), "--val-json", coco_subsets["val6"], "--val-images", VAL_IMAGES,
+@pytest.fixture(scope="module")
+def trained_run(coco_subsets, tmp_path_factory) -> Path:
+    """A tiny Mask R-CNN trained 30 iterations on coco128 train, evaluated on 6 val images."""
+    out = tmp_path_factory.mktemp("det_run")
+    res = det("--output-dir", str(out), "--val-json", coco_subsets["val6"], "--val-images", VAL_IMAGES,
               "train.max_iter=30", "train.eval_period=30", "train.log_period=5", "train.checkpointer.period=30")
     assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+def test_train_and_evaluate_end_to_end(trained_run):
+    """Tiny ViT Mask R-CNN trains on coco128 train and evaluates (bbox + segm) through COCOEvaluator."""
+    tmp_path = trained_run
     log = [r for r in read_jsonl(tmp_path / "log.jsonl") if "total_loss" in r]
     assert len(log) >= 5
     assert log[-1]["total_loss"] < log[0]["total_loss"]
@@ -51,6 +61,44 @@ def test_train_and_evaluate_end_to_end(coco_subsets, tmp_path):
     assert metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"
     assert (tmp_path / "config.yaml").exists() and list(tmp_path.glob("events.out.tfevents*"))
     assert (tmp_path / "model_final.pth").exists()
+    preview = np.asarray(Image.open(tmp_path / "val_preview.png"))  # 4 rows: ground truth | prediction
+    assert preview.shape[0] == 4 * 240 + 3 * 4 and preview.shape[1] > 2 * 240
+
+
+def test_prediction_overlay_differs_from_the_image_only_where_something_was_predicted(trained_run):
+    """detectron2's Visualizer draws boxes, masks and labels; every pixel away from the drawn detections is
+    the input's, and each detection changed pixels inside its box."""
+    from mae_transfer.predict import DetPredictor, read_rgb
+
+    predictor = DetPredictor.from_run(trained_run, trained_run / "model_final.pth", score_thresh=0.0)
+    image = read_rgb(sorted(Path(VAL_IMAGES).glob("*.jpg"))[0])
+    assert (predictor.draw(image, predictor.predict(image)[:0]) == image).all()  # nothing predicted: unchanged
+    inst = predictor.predict(image)[:3]
+    assert len(inst) == 3
+    overlay = predictor.draw(image, inst)
+    assert overlay.shape == image.shape
+    changed = (overlay != image).any(-1)
+    near = np.zeros_like(changed)
+    for x0, y0, x1, y1 in inst.pred_boxes.tensor.round().int().tolist():
+        near[max(0, y0 - 30):y1 + 8, max(0, x0 - 8):x1 + 8] = True  # label text sits above the box
+        assert changed[max(0, y0):y1 + 1, max(0, x0):x1 + 1].any()
+    assert changed.any() and not (changed & ~near).any(), int((changed & ~near).sum())
+
+
+def test_predict_tool_draws_every_image_and_skips_broken_ones(trained_run, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for f in sorted(Path(VAL_IMAGES).glob("*.jpg"))[:2]:
+        (images / f.name).symlink_to(f)
+    (images / "broken.jpg").write_bytes(b"not a jpeg")
+    res = run_tool("tools/predict.py", str(trained_run), str(images), "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "2 image(s) drawn (det" in res.stdout and "1 skipped" in res.stdout
+    drawn = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert drawn == sorted(f"{f.stem}.png" for f in images.iterdir() if f.name != "broken.jpg")
+    assert Image.open(tmp_path / "out" / drawn[0]).size == Image.open(images / f"{Path(drawn[0]).stem}.jpg").size
+    err = one_line_error(run_tool("tools/predict.py", str(tmp_path / "images"), str(images)))
+    assert "recipe.json" in err
 
 
 @pytest.mark.slow

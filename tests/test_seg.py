@@ -67,6 +67,36 @@ def test_train_and_evaluate_end_to_end(tmp_path, folders):
     assert metrics["mIoU"] is not None and metrics["aAcc"] is not None and metrics["iteration"] == 150
     assert len(metrics["per_class_IoU"]) == 133 and "person" in metrics["per_class_IoU"]
     assert list(tmp_path.glob("*/vis_data/events.out.tfevents*")) and (tmp_path / "upernet_vit_tiny_coco128.py").exists()
+    preview = np.asarray(Image.open(tmp_path / "val_preview.png"))  # 4 rows: ground truth | prediction
+    assert preview.shape[0] == 4 * 240 + 3 * 4
+    # the predict tool on the run: class colours over the image plus a legend column
+    image = sorted(Path(folders["val4"][0]).iterdir())[0]
+    res = run_tool("tools/predict.py", str(tmp_path), str(image), "--out", str(tmp_path / "pred"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    drawn = Image.open(tmp_path / "pred" / f"{image.stem}.png")
+    w, h = Image.open(image).size
+    assert drawn.size[0] == w + 150 and drawn.size[1] >= h
+
+
+def test_segmentation_overlay_keeps_ignored_pixels_and_names_present_classes():
+    """colorize blends the palette only where a class is given (255 = ignore stays the image's); the legend
+    lists exactly the classes present."""
+    from mmengine.config import Config
+
+    from mae_transfer.predict import SegPredictor
+
+    cfg = Config.fromfile(str(REPO_ROOT / MINI))
+    predictor = SegPredictor(cfg, torch.nn.Identity(), [f"class{i}" for i in range(133)])
+    image = np.full((40, 60, 3), 100, np.uint8)
+    labels = np.full((40, 60), 255)
+    labels[10:20, 10:30] = 3
+    overlay = predictor.colorize(image, labels)
+    changed = (overlay != image).any(-1)
+    assert changed[10:20, 10:30].all() and changed.sum() == 200
+    with_legend = predictor.legend(overlay, labels)
+    assert with_legend.shape[1] == 60 + 150 and (with_legend[:40, :60] == overlay).all()
+    swatch = with_legend[4 + 5, 60 + 12]  # the first (only) legend row's colour box
+    assert tuple(swatch) == tuple(predictor.palette[3])
 
 
 @pytest.mark.slow

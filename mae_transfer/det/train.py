@@ -262,7 +262,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         path = write_metrics(cfg, last, iteration=cfg.train.max_iter)
         log.info("metrics: APbox %s APmask %s -> %s", last.get("bbox", {}).get("AP"),
                  last.get("segm", {}).get("AP"), path)
+        write_val_preview(cfg, getattr(model, "module", model))
     return last
+
+
+def write_val_preview(cfg: DictConfig, model: torch.nn.Module) -> None:
+    """``val_preview.png``: a few validation images, ground truth beside the trained model's prediction."""
+    from ..predict import DetPredictor, det_val_preview
+
+    known = {**coco2017_paths(), **dict(cfg.get("datasets", {}))}
+    spec = known[cfg.dataloader.test.dataset.names]
+    path = det_val_preview(DetPredictor(cfg, model), cfg.train.output_dir, spec["json"], spec["images"])
+    log.info("validation preview (ground truth | prediction): %s", path)
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

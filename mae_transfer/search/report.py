@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
                 continue
             spec = TrialSpec(**json.loads(t.user_attrs["spec"]))
             trials.append({"number": t.number, "state": t.state.name, "value": t.value, **spec.__dict__,
-                           **{k: t.user_attrs.get(k) for k in ("APmask", "aAcc", "error", "log")}})
+                           **{k: t.user_attrs.get(k) for k in ("APmask", "aAcc", "error", "log", "output_dir")}})
         best_trial = None
         if best is not None:
             best_trial = next((t for t in trials if t["state"] == "COMPLETE" and
@@ -183,6 +184,12 @@ def write_report(cfg: SearchConfig, out_dir: str | Path) -> Path:
             csv.writer(f).writerows(table)
     plots = plot_grids(cfg, rows, out)
     md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    previews = [(r["entry"], Path(r["best"]["output_dir"]) / "val_preview.png") for r in rows
+                if r["best"] and r["best"].get("output_dir")]
+    previews = [(name, p) for name, p in previews if p.is_file()]
+    if previews:  # the same validation images for every entry's selected run, to compare by eye
+        md += ["## Predictions of each entry's selected run (validation: ground truth | prediction)", ""]
+        md += [f"### {name}\n\n![{name}]({os.path.relpath(p, out)})\n" for name, p in previews]
     md += ["## Trials", ""]
     for r in rows:
         md.append(f"### {r['entry']} ({'done' if r['done'] else 'in progress'})")

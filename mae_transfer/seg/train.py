@@ -218,7 +218,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if evaluated != runner.iter:  # resumed after the last training step (killed during the final evaluation)
         log.info("no evaluation of iteration %d yet: evaluating now", runner.iter)
         runner.val_loop.run()
+    if main:
+        write_val_preview(runner)
     return {"metrics_file": str(metrics_file)}
+
+
+def write_val_preview(runner: Any, n: int = 4) -> None:
+    """``val_preview.png``: a few validation images, ground truth beside the trained model's prediction."""
+    from ..predict import SegPredictor, seg_val_preview
+
+    dataset = runner.val_dataloader.dataset
+    infos = [dataset.get_data_info(i) for i in range(min(n, len(dataset)))]
+    predictor = SegPredictor(runner.cfg, getattr(runner.model, "module", runner.model), dataset.metainfo["classes"],
+                             dataset.metainfo.get("palette"))
+    path = seg_val_preview(predictor, runner.work_dir, [(d["img_path"], d["seg_map_path"]) for d in infos],
+                           dataset.reduce_zero_label)
+    log.info("validation preview (ground truth | prediction): %s", path)
 
 
 def _last_checkpoint(work_dir: str) -> str | None:
