@@ -258,13 +258,11 @@ def grid(rows: Iterable[Sequence[np.ndarray]], height: int = 240) -> np.ndarray:
     return canvas
 
 
-def det_val_preview(predictor: DetPredictor, out_dir: str | Path, json_file: str, image_root: str,
-                    n: int = 4) -> Path:
-    """``val_preview.png``: ground truth beside prediction for the first ``n`` validation images."""
-    from detectron2.data.datasets import load_coco_json
-
+def det_val_preview(predictor: DetPredictor, out_dir: str | Path, records: Sequence[dict]) -> Path:
+    """``val_preview.png``: ground truth beside prediction for validation records (detectron2 dataset dicts,
+    category ids already contiguous as ``DatasetCatalog.get`` gives them)."""
     rows = []
-    for rec in load_coco_json(json_file, image_root)[:n]:
+    for rec in records:
         image = read_rgb(Path(rec["file_name"]))
         if image is not None:
             rows.append([predictor.draw_truth(image, rec), predictor.draw(image)])

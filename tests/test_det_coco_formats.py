@@ -114,6 +114,7 @@ def test_trains_and_evaluates_on_polygons_and_crowd_rle(balloon_json, tmp_path):
     assert log[-1]["loss_mask"] < log[0]["loss_mask"]  # the cropped polygons gave mask targets
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["iteration"] == 24 and metrics["dataset"] == "custom_val"
+    assert (tmp_path / "val_preview.png").is_file()  # category id 1 drawn as the one class (contiguous ids)
 
 
 def test_coco_evaluation_on_polygons_and_crowd_rle(balloon_json):

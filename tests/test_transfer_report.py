@@ -29,4 +29,6 @@ def test_one_command_report(tiny_pretrained, two_classes, tmp_path):  # noqa: F8
         assert key in evals[name].get("metrics", {}), (name, evals[name])
     text = (tmp_path / "report" / "report.md").read_text()
     assert "| linprobe | top1 |" in text and "| det | APbox |" in text
+    assert "![det](det/val_preview.png)" in text and "![seg](seg/val_preview.png)" in text
+    assert (tmp_path / "report" / "det" / "val_preview.png").is_file()
     assert "checkpoint not found" in one_line_error(run_tool("tools/transfer_report.py", str(tmp_path / "none.pth")))
