@@ -116,7 +116,7 @@ def test_killed_search_worker_leaves_no_orphan_and_its_trial_resumes_once(tmp_pa
     from mae_transfer.search import TrialStore
     from test_search import seg_trial_args
 
-    common = seg_trial_args(tmp_path, "default_hooks.checkpoint.interval=1")
+    common = seg_trial_args(tmp_path, "default_hooks.checkpoint.interval=5")
     path = tmp_path / "search.py"
     path.write_text(f"""
 from mae_transfer.search import Entry, Protocol, SearchConfig
@@ -124,7 +124,7 @@ config = SearchConfig(
     name="one", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
     protocol=Protocol(name="one", lrs=(1e-4,), weight_decays=(0.05,), extend_edges=False, drop_paths=(0.0,),
                       stage1_schedule="s", stage2_schedule="s", schedules=("s",)),
-    schedules={{"seg": {{"s": ["train_cfg.max_iters=12", "train_cfg.val_interval=12"]}}}},
+    schedules={{"seg": {{"s": ["train_cfg.max_iters=30", "train_cfg.val_interval=30"]}}}},
     entries={{"seg/random/B": Entry(init="random", task="seg", args={common!r})}},
     heartbeat_s=1.0,
 )
@@ -163,4 +163,4 @@ config = SearchConfig(
     log = (trial_dir / "trial.log").read_text()
     assert log.count("$ ") == 2 and "--resume" in log.splitlines()[[i for i, ln in enumerate(log.splitlines())
                                                                      if ln.startswith("$ ")][1]]
-    assert json.loads((trial_dir / "metrics.json").read_text())["iteration"] == 12
+    assert json.loads((trial_dir / "metrics.json").read_text())["iteration"] == 30
