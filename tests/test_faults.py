@@ -40,8 +40,13 @@ def test_pretraining_killed_at_a_random_step_with_workers_resumes_bit_exact(cifa
     kill_at = n_iter + random.randint(1, n_iter - 1)  # a step inside epoch 2
     proc = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "2"})
-    _kill_when(proc, lambda: any(r.get("step", 0) >= kill_at for r in read_jsonl(killed / "log.jsonl")
-                                 if "loss" in r))
+    def reached() -> bool:
+        try:
+            return any(r.get("step", 0) >= kill_at for r in read_jsonl(killed / "log.jsonl") if "loss" in r)
+        except ValueError:  # read while a line was being appended
+            return False
+
+    _kill_when(proc, reached)
     assert torch.load(killed / "checkpoint-last.pth", weights_only=True)["epoch"] == 1
     res = run_tool(*args, "--resume", "auto")
     assert res.returncode == 0, res.stderr[-2000:]
