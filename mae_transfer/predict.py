@@ -7,6 +7,7 @@ through the weights_only loader.
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import sys
@@ -50,7 +51,7 @@ def find_run(path: str | Path) -> tuple[str, Path, Path]:
 
 
 def list_images(inputs: Sequence[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and globs."""
+    """Files, folders (their images, sorted) and glob patterns."""
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -59,10 +60,10 @@ def list_images(inputs: Sequence[str]) -> list[Path]:
         elif p.is_file():
             out.append(p)
         else:
-            matches = sorted(Path().glob(item)) if not p.is_absolute() else sorted(Path("/").glob(item.lstrip("/")))
+            matches = [Path(m) for m in sorted(glob.glob(item)) if Path(m).is_file()]
             if not matches:
                 raise DataError(f"no image matches {item}")
-            out += [m for m in matches if m.is_file()]
+            out += matches
     if not out:
         raise DataError(f"no image in {', '.join(inputs)}")
     return out
@@ -82,18 +83,14 @@ class DetPredictor:
     overlay (RGB uint8). ``from_run`` builds it from a run directory; training passes its own model."""
 
     def __init__(self, cfg: Any, model: Any, score_thresh: float = 0.5) -> None:
-        import torch
         from detectron2.config import instantiate
-        from detectron2.data import MetadataCatalog
+        from detectron2.data.catalog import Metadata
 
         self.model = model.eval()
         self.augs = [instantiate(a) for a in cfg.dataloader.test.mapper.augmentations]
         self.classes = det_classes(cfg)
-        self.metadata = MetadataCatalog.get(f"mae_transfer_predict_{len(self.classes)}_{hash(self.classes)}")
-        if not self.metadata.get("thing_classes"):
-            self.metadata.set(thing_classes=list(self.classes))
+        self.metadata = Metadata(thing_classes=list(self.classes))  # what the Visualizer reads; no catalog entry
         self.score_thresh = score_thresh
-        self.torch = torch
 
     @classmethod
     def from_run(cls, run: Path, checkpoint: Path, score_thresh: float = 0.5) -> DetPredictor:
@@ -111,11 +108,12 @@ class DetPredictor:
 
     def predict(self, image: np.ndarray) -> Any:
         import detectron2.data.transforms as T
+        import torch
 
         aug_input = T.AugInput(image)
         T.AugmentationList(self.augs)(aug_input)
-        tensor = self.torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
-        with self.torch.no_grad():
+        tensor = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
+        with torch.no_grad():
             out = self.model([{"image": tensor, "height": image.shape[0], "width": image.shape[1]}])[0]
         inst = out["instances"].to("cpu")
         return inst[inst.scores >= self.score_thresh]

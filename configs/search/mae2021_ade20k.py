@@ -1,7 +1,8 @@
 # Table 5's search at full scale: "lr searched per entry" (MAE paper), everything else the recipe's
 # (wd 0.05, 160k iterations; drop path 0.1 / 0.2 and layer decay 0.65 / 0.95 for B / L). One schedule, so
 # stages 2-3 add nothing beyond stage 1. ViT-L's layer decay comes from BEiT's config for intermediate-fine-
-# tuned models (no public source for self-supervised ViT-L), so ViT-L entries search it with lr.
+# tuned models (no public source for self-supervised ViT-L), so ViT-L entries search it with lr over
+# {0.65, 0.75, 0.85, 0.95}: mmseg's ViT-B value to BEiT's ViT-L value in 0.1 steps (this project's choice).
 import os
 
 from mae_transfer.config import load_config
