@@ -22,19 +22,24 @@ def peak_mib(device: str) -> float:
 
 def compare_isolated(script: str, doc: str, one: Callable[..., dict[str, Any]], default_configs: list[str],
                      title: str) -> None:
-    """CLI: ``--configs A B ...`` measured one subprocess each (``one(config, steps=...)``), ratios vs the last."""
+    """CLI: ``--configs A B ...`` measured one subprocess each (``one(config, steps=..., image_size=...)``),
+    ratios vs the last; ``--json`` also writes the rows."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=default_configs)
     p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the recipe's)")
+    p.add_argument("--json", default=None, help="write the rows here too")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, steps=args.steps)))
+        print(json.dumps(one(args.one, steps=args.steps, image_size=args.image_size)))
         return
     rows = []
     for cfg in args.configs:
-        out = subprocess.run([sys.executable, script, "--one", cfg, "--steps", str(args.steps)], check=True,
-                             capture_output=True, text=True, cwd=REPO_ROOT).stdout
+        cmd = [sys.executable, script, "--one", cfg, "--steps", str(args.steps)]
+        if args.image_size:
+            cmd += ["--image-size", str(args.image_size)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO_ROOT).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     dev = rows[0]["device"]
     where = torch.cuda.get_device_name() if dev == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
@@ -42,8 +47,12 @@ def compare_isolated(script: str, doc: str, one: Callable[..., dict[str, Any]], 
     width = max(len(r["model"]) for r in rows) + 2
     print(f"{'model':<{width}}{'params M':>10}{'step s':>10}{'peak MiB':>11}")
     for r in rows:
-        print(f"{r['model']:<{width}}{r['params_m']:>10.1f}{r['step_s']:>10.2f}{r['peak_mib']:>11.0f}")
+        print(f"{r['model']:<{width}}{r['params_m']:>10.1f}{r['step_s']:>10.3f}{r['peak_mib']:>11.0f}")
     base = rows[-1]
     for r in rows[:-1]:
-        print(f"{r['model']} / {base['model']}: time x{r['step_s'] / base['step_s']:.2f}, "
-              f"memory x{r['peak_mib'] / base['peak_mib']:.2f}")
+        r["time_ratio"] = r["step_s"] / base["step_s"]
+        r["memory_ratio"] = r["peak_mib"] / base["peak_mib"]
+        print(f"{r['model']} / {base['model']}: time x{r['time_ratio']:.2f}, memory x{r['memory_ratio']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"title": title, "device": where, "rows": rows}, f, indent=2)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""One Mask R-CNN training iteration at the real 1024 input, ours vs detectron2's ViTDet-B, side by side.
+"""One Mask R-CNN training iteration at the real 1024 input, ours vs detectron2's ViTDet-B, side by side,
+under the precision the harness uses (bf16 autocast on GPUs and on CPUs with native bf16).
 
 Each model runs in its own subprocess (clean peak-RSS on CPU; allocator peak on CUDA) on the same real
 coco128 image through the same LSJ mapper, batch 1. Prints step time, peak memory, their ratios.
@@ -18,7 +19,9 @@ try:
     from benchmarks._common import compare_isolated, peak_mib
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
     from _common import compare_isolated, peak_mib
+from mae_transfer.kernels import set_attention_kernel
 from mae_transfer.paths import REPO_ROOT, shared_data
+from mae_transfer.utils import autocast, precision_name, resolve_precision
 
 VITDET_REF = "detectron2:common/models/mask_rcnn_vitdet.py"
 
@@ -41,13 +44,15 @@ def _batch(image_size: int = 1024) -> list[dict]:
     return [mapper(record)]
 
 
-def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dict[str, Any]:
+def one_iteration(config: str, device: str | None = None, steps: int = 1,
+                  image_size: int | None = None) -> dict[str, Any]:
     """Build the detector of ``config`` (or VITDET_REF), run ``steps`` training iterations, report time/memory."""
     from detectron2 import model_zoo
     from detectron2.config import LazyConfig, instantiate
     from detectron2.utils.events import EventStorage
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    amp_dtype = resolve_precision("auto", torch.device(device))  # what the harness runs: bf16 on GPU / AMX CPU
     if config == VITDET_REF:
         model_cfg = model_zoo.get_config("common/models/mask_rcnn_vitdet.py").model
         lr, wd, name = 1e-4, 0.1, "detectron2 ViTDet-B (model_zoo common/models/mask_rcnn_vitdet.py)"
@@ -56,14 +61,15 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dic
         model_cfg, lr, wd, name = cfg.model, cfg.optimizer.lr, cfg.optimizer.weight_decay, config
     torch.manual_seed(0)
     model = instantiate(model_cfg).to(device).train()
+    set_attention_kernel(model, torch.device(device), "fast")  # as the harness does (no-op for detectron2 ViT)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    batch = _batch()
+    batch = _batch(image_size or 1024)
     rss_built = peak_mib(device)
     times, losses = [], {}
     with EventStorage(0):
         for _ in range(steps + 1):  # the first step warms up allocators and optimizer state
             t0 = time.perf_counter()
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            with autocast(torch.device(device), amp_dtype):
                 loss_dict = model(batch)
             sum(loss_dict.values()).backward()
             opt.step()
@@ -73,7 +79,8 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dic
             times.append(time.perf_counter() - t0)
             losses = {k: float(v) for k, v in loss_dict.items()}
     return {"model": name, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "step_s": min(times[1:]) if steps else times[0], "first_step_s": times[0],
+            "precision": precision_name(amp_dtype), "step_s": min(times[1:]) if steps else times[0],
+            "first_step_s": times[0],
             "peak_mib": peak_mib(device), "rss_after_build_mib": rss_built, "losses": losses}
 
 

@@ -24,7 +24,9 @@ try:
     from benchmarks._common import compare_isolated, peak_mib
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
     from _common import compare_isolated, peak_mib
+from mae_transfer.kernels import set_attention_kernel
 from mae_transfer.paths import REPO_ROOT, shared_data
+from mae_transfer.utils import autocast, precision_name, resolve_precision
 
 MMSEG_MAE = "mmseg:mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py"
 
@@ -77,22 +79,25 @@ def _batch(size: int = 512, n: int = 2):
     return {"inputs": inputs, "data_samples": samples}
 
 
-def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dict[str, Any]:
+def one_iteration(config: str, device: str | None = None, steps: int = 1,
+                  image_size: int | None = None) -> dict[str, Any]:
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    amp_dtype = resolve_precision("auto", torch.device(device))  # what the harness runs: bf16 on GPU / AMX CPU
     cfg = _config(config)
     init_default_scope("mmseg")
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(device).train()
+    set_attention_kernel(model, torch.device(device), "fast")  # as the harness does
     model.init_weights()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
-    batch = _batch()
+    batch = _batch(image_size or 512)
     times, losses = [], {}
     for _ in range(steps + 1):
         t0 = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+        with autocast(torch.device(device), amp_dtype):
             data = model.data_preprocessor(batch, True)
             loss_dict = model(**data, mode="loss")
         loss = sum(v for k, v in loss_dict.items() if "loss" in k)
@@ -105,7 +110,8 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1) -> dic
         losses = {k: float(v) for k, v in loss_dict.items() if "loss" in k}
     peak = peak_mib(device)
     return {"model": config, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "step_s": min(times[1:]) if steps else times[0], "peak_mib": peak, "losses": losses}
+            "precision": precision_name(amp_dtype), "step_s": min(times[1:]) if steps else times[0],
+            "peak_mib": peak, "losses": losses}
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import ConfigBase, check_ranges, option
+from ..kernels import check_kernels
 from ..errors import ConfigError
 from ..recipes import FINETUNE_REFERENCE, LINPROBE_REFERENCE, RecipeCard, make_card
 
@@ -42,7 +43,10 @@ class ClsConfig(ConfigBase):
     cache_features: bool = option(False, "linear probe only: extract frozen features once (center crop, no "
                                          "augmentation) and train the probe on them; much faster on CPU")
     # run
-    precision: str = option("auto", "auto | fp32 | bf16 | fp16")
+    precision: str = option("auto", "auto (bf16 on GPUs that have it, else fp16; bf16 on CPUs with native bf16, "
+                                    "else fp32) | fp32 | bf16 | fp16")
+    kernels: str = option("fast", "fast (fused AdamW; attention kernel chosen per device) | reference "
+                                  "(mae_transfer/kernels.py)")
     num_workers: int = option(10, "data-loader worker processes")
     output_dir: str = option("output/cls", "metrics.json, log.jsonl, tensorboard/, checkpoint-last.pth")
     resume: str = option("", "checkpoint path or 'auto'")
@@ -56,6 +60,7 @@ class ClsConfig(ConfigBase):
         check_ranges(self, positive=("batch_size", "accum_iter", "epochs", "input_size", "blr", "eval_every"),
                      non_negative=("warmup_epochs", "weight_decay", "num_workers", "min_lr", "drop_path", "mixup",
                                    "cutmix", "smoothing", "reprob"))
+        check_kernels(self.kernels)
         if self.mode not in ("finetune", "linprobe"):
             raise ConfigError(f"config key 'mode': unknown {self.mode!r}; choose finetune or linprobe")
         if self.mode == "linprobe" and self.cache_features and self.resume:

@@ -33,7 +33,8 @@ from ..models.mae import encoder_arch
 from ..optim import cosine_lr, param_groups, set_lr, vit_layer_id
 from ..rundir import locked_output_dir
 from ..runlog import RunLogger, setup_logging
-from ..utils import autocast, resolve_precision, seed_all, write_json_atomic
+from ..kernels import adamw, set_attention_kernel
+from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .config import ClsConfig
 
 log = logging.getLogger("mae_transfer.cls")
@@ -154,10 +155,13 @@ def _run_cls(cfg: ClsConfig, device: torch.device, rank: int, world: int) -> dic
     train_set, val_set = build_datasets(cfg)
     model, report = build_classifier(cfg, num_classes=len(train_set.classes))
     model.to(device)
+    set_attention_kernel(model, device, cfg.kernels)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cfg.to_dict(), out / "config.json")
         card = cfg.recipe_card(world)
+        card.notes.append(f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); "
+                          f"kernels: {cfg.kernels}")
         card.write(out)
         log.info("%s", card.format())
 
@@ -181,7 +185,7 @@ def _optimizer(cfg: ClsConfig, model: VisionTransformer, lr: float) -> torch.opt
     else:
         groups = param_groups(model, lr=lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
+        return adamw(groups, lr=lr, betas=(0.9, 0.999), kernels=cfg.kernels)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     if cfg.optimizer == "lars":
@@ -317,7 +321,7 @@ def _linprobe_cached(cfg: ClsConfig, model: VisionTransformer, train_set: SafeIm
     groups = param_groups(head, lr=lr, weight_decay=cfg.weight_decay)
     opt = Lars(groups, lr=lr, momentum=cfg.momentum) if cfg.optimizer == "lars" else \
         torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum) if cfg.optimizer == "sgd" else \
-        torch.optim.AdamW(groups, lr=lr)
+        adamw(groups, lr=lr, betas=(0.9, 0.999), kernels=cfg.kernels)
     loader = DataLoader(TensorDataset(xtr, ytr), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(cfg.seed))
     if len(loader) == 0:

@@ -25,7 +25,8 @@ from ..errors import ConfigError, NonFiniteLossError
 from ..recipes import INIT_BACKBONE, INITS, det_entry_values, track_changes
 from ..rundir import lock_output_dir
 from ..runlog import setup_logging, truncate_jsonl
-from ..utils import write_json_atomic
+from ..kernels import set_attention_kernel
+from ..utils import autocast_training_forward, cpu_has_native_bf16, precision_name, write_json_atomic
 from .checkpoint import SafeDetectionCheckpointer
 from .data import check_mask_dependencies, coco2017_paths, register_coco
 from .recipe import bottom_up, det_card, det_values
@@ -101,8 +102,8 @@ def load_config(args: argparse.Namespace) -> DictConfig:
     _datasets_from_flags(cfg, args)
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         cfg.train.device = "cpu"
-    if cfg.train.device == "cpu" and cfg.train.amp.enabled:
-        track("CPU run", lambda: setattr(cfg.train.amp, "enabled", False))  # autocast + GradScaler: CUDA here
+    if cfg.train.device == "cpu" and cfg.train.amp.enabled and not cpu_has_native_bf16():
+        track("CPU without native bf16", lambda: setattr(cfg.train.amp, "enabled", False))  # emulated bf16 is slower
     cfg.entry.changed_by = changed_by
     return cfg
 
@@ -187,6 +188,21 @@ class _NoTracebackForNaN(logging.Filter):
         return True
 
 
+def _amp_dtype(cfg: DictConfig) -> torch.dtype:
+    """``train.amp``'s autocast dtype: bf16 on GPUs that have it (else fp16); bf16 on CPU (load_config turns
+    amp off on CPUs without native bf16)."""
+    if cfg.train.device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def _precision(cfg: DictConfig) -> str:
+    if not cfg.train.amp.enabled:
+        return "fp32"
+    how = "AMPTrainer" if cfg.train.device.startswith("cuda") else "training forward, CPU"
+    return f"{precision_name(_amp_dtype(cfg))} autocast ({how}); fp32 weights and optimizer"
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """One process of a (possibly distributed) run; called directly or through detectron2's ``launch``."""
     from detectron2.config import instantiate
@@ -204,12 +220,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     card = det_card(cfg, cfg.entry.changed_by)
     card.notes.append(f"global batch {cfg.dataloader.train.total_batch_size} = {comm.get_world_size()} process(es) x "
                       f"{cfg.dataloader.train.total_batch_size // comm.get_world_size()}")
+    card.notes.append(f"precision: {_precision(cfg)}")
     log.info("%s", card.format())
     if comm.is_main_process():
         card.write(cfg.train.output_dir)
     register_datasets(cfg, eval_only=args.eval_only)
 
     model = instantiate(cfg.model).to(cfg.train.device)
+    set_attention_kernel(model, torch.device(cfg.train.device), "fast")
     out = cfg.train.output_dir
     if args.eval_only:
         SafeDetectionCheckpointer(model, save_dir=out).resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
@@ -222,10 +240,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     optimizer = instantiate(cfg.optimizer)
     train_loader = instantiate(cfg.dataloader.train)
     model = create_ddp_model(model, **cfg.train.ddp)
-    if cfg.train.amp.enabled:
-        precision = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        trainer: SimpleTrainer = AMPTrainer(model, train_loader, optimizer, precision=precision)
+    if cfg.train.amp.enabled and cfg.train.device.startswith("cuda"):
+        trainer: SimpleTrainer = AMPTrainer(model, train_loader, optimizer, precision=_amp_dtype(cfg))
     else:
+        if cfg.train.amp.enabled:  # detectron2's AMPTrainer is CUDA-only
+            autocast_training_forward(model, "cpu", _amp_dtype(cfg))
         trainer = SimpleTrainer(model, train_loader, optimizer)
     checkpointer = SafeDetectionCheckpointer(model, out, trainer=trainer)
     last: dict[str, Any] = {}

@@ -6,6 +6,7 @@ import dataclasses
 from ..config import ConfigBase, check_ranges, option
 from ..data import describe_augmentation, pretrain_transform
 from ..errors import ConfigError
+from ..kernels import check_kernels
 from ..recipes import PRETRAIN_REFERENCES, WD_EXEMPT, RecipeCard, make_card
 
 
@@ -34,7 +35,11 @@ class PretrainConfig(ConfigBase):
     wd_exempt_tokens: bool = option(False, "also exempt the cls / mask tokens from weight decay (False = the official "
                                            "main_pretrain.py, whose timm add_weight_decay decays them)")
     betas: tuple[float, float] = option((0.9, 0.95), "AdamW betas")
-    precision: str = option("auto", "auto (bf16 on capable GPUs, else fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
+    precision: str = option("auto", "auto (bf16 on GPUs that have it, else fp16; bf16 on CPUs with native bf16, "
+                                    "else fp32) | fp32 | bf16 | fp16")
+    kernels: str = option("fast", "fast (fused AdamW; attention kernel chosen per device) | reference (the official "
+                                  "code's kernels, bit-exact with it): mae_transfer/kernels.py")
+    compile: bool = option(False, "torch.compile the model (one-time compile of ~1 min; then a faster step)")
     # run
     output_dir: str = option("output/pretrain", "checkpoints, log.jsonl, tensorboard/, encoder.pth")
     resume: str = option("", "checkpoint path to resume from, or 'auto' (output_dir/checkpoint-last.pth if present)")
@@ -55,6 +60,7 @@ class PretrainConfig(ConfigBase):
         if self.mask_strategy not in MASKING:
             raise ConfigError(f"config key 'mask_strategy': unknown {self.mask_strategy!r}; choose from "
                               f"{', '.join(sorted(MASKING))}")
+        check_kernels(self.kernels)
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"config key 'betas' must be two values in [0, 1), got {self.betas}")
 

@@ -27,7 +27,8 @@ from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae
 from ..optim import cosine_lr, describe_groups, param_groups, set_lr, takes_weight_decay, takes_weight_decay_official_mae
 from ..rundir import locked_output_dir
 from ..runlog import RunLogger, setup_logging, truncate_jsonl
-from ..utils import autocast, resolve_precision, seed_all, write_json_atomic
+from ..kernels import adamw, set_attention_kernel
+from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .config import PretrainConfig
 
 log = logging.getLogger("mae_transfer.pretrain")
@@ -91,7 +92,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
     model = build_model(cfg).to(device)
     lr = effective_lr(cfg, world)
     groups = pretrain_param_groups(model, cfg, lr)
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas))
+    set_attention_kernel(model, device, cfg.kernels)
+    optimizer = adamw(groups, lr=lr, betas=tuple(cfg.betas), kernels=cfg.kernels)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
     start_epoch = 0
@@ -105,6 +107,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cfg.to_dict(), out / "config.json")
         card = cfg.recipe_card(world)
+        card.notes.append(f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); kernels: {cfg.kernels}"
+                          + (", torch.compile" if cfg.compile else ""))
         card.write(out)
         log.info("%s", card.format())
         log.info("model %s: %.1fM params; data %s: %d images; effective batch %d; lr %.3g; %s",
@@ -113,6 +117,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
 
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else model
+    if cfg.compile:
+        net = torch.compile(net)
     logger = RunLogger(out, enabled=main)
     stats: dict[str, Any] = {}
     try:

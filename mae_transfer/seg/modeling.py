@@ -1,7 +1,9 @@
 """The contract backbone in mmseg's MODELS registry, and the shared layer-decay optimizer constructor."""
 from __future__ import annotations
 
+import contextlib
 import logging
+from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -67,3 +69,15 @@ class ContractLayerDecayConstructor(DefaultOptimWrapperConstructor):
         optimizer_cfg["params"] = groups
         optimizer = OPTIMIZERS.build(optimizer_cfg)
         return OPTIM_WRAPPERS.build(self.optim_wrapper_cfg, default_args=dict(optimizer=optimizer))
+
+
+@OPTIM_WRAPPERS.register_module()
+class CPUAmpOptimWrapper(OptimWrapper):
+    """Mixed precision on CPU: the train step's forward and loss under bf16 autocast (mmengine's
+    AmpOptimWrapper asserts a GPU). bf16 keeps fp32's exponent range, so no loss scaler; weights, gradients
+    and optimizer state stay fp32."""
+
+    @contextlib.contextmanager
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
+        with super().optim_context(model), torch.autocast("cpu", dtype=torch.bfloat16):
+            yield

@@ -38,7 +38,7 @@ def seg_values(cfg: Any) -> dict[str, Any]:
         "test_mode": cfg.model.test_cfg.get("mode"), "test_stride": tuple(cfg.model.test_cfg.get("stride", ())),
         "head_channels": head.channels, "pool_scales": tuple(head.pool_scales),
         "aux_loss_weight": aux.loss_decode.loss_weight, "aux_in_index": aux.in_index,
-        "amp": opt.get("type") == "AmpOptimWrapper",
+        "amp": opt.get("type") in ("AmpOptimWrapper", "CPUAmpOptimWrapper"),
     }
 
 

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -23,6 +23,8 @@ from ..recipes import INIT_BACKBONE, INITS, seg_entry_values, track_changes
 from ..rundir import lock_output_dir
 from ..runlog import setup_logging
 from . import compat
+from ..kernels import set_attention_kernel
+from ..utils import cpu_has_native_bf16
 from .recipe import seg_card, seg_values
 
 compat.install()
@@ -170,10 +172,21 @@ def load_config(args: argparse.Namespace) -> Any:
     if args.launcher == "none":  # one process: SyncBN has no peers (and refuses CPU tensors)
         _replace_value(cfg.model, "SyncBN", "BN", keys=("type", "pyramid_norm"))
     if not torch.cuda.is_available() and cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
-        track("CPU run", lambda: setattr(cfg.optim_wrapper, "type", "OptimWrapper"))  # AMP wrapper: CUDA-only here
+        cpu_amp(cfg, track)
     cfg.resume = bool(args.resume)
     cfg.entry = dict(cfg.get("entry", {}), changed_by=changed_by)
     return cfg
+
+
+def cpu_amp(cfg: Any, track: Callable[[str, Callable[[], None]], None]) -> None:
+    """The config asks for mixed precision, this run has no GPU: bf16 autocast on a CPU with native bf16
+    (CPUAmpOptimWrapper), full precision elsewhere (emulated bf16 is slower than fp32)."""
+    for key in ("loss_scale", "dtype"):  # GradScaler / fp16 settings: meaningless for CPU bf16
+        cfg.optim_wrapper.pop(key, None)
+    if cpu_has_native_bf16():
+        cfg.optim_wrapper.type = "CPUAmpOptimWrapper"
+    else:
+        track("CPU without native bf16", lambda: setattr(cfg.optim_wrapper, "type", "OptimWrapper"))
 
 
 def _parse(value: str) -> Any:
@@ -200,10 +213,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     card.notes.append(f"global batch {world * cfg.train_dataloader.batch_size} = {world} process(es) x "
                       f"{cfg.train_dataloader.batch_size} (recipe: 16)")
+    card.notes.append(f"precision: {_precision(cfg.optim_wrapper)}")
     log.info("%s", card.format())
     if main:
         card.write(cfg.work_dir)
     runner = Runner.from_cfg(cfg)
+    set_attention_kernel(runner.model, torch.device("cuda" if torch.cuda.is_available() else "cpu"), "fast")
     if args.eval_only:
         ckpt = args.checkpoint or _last_checkpoint(cfg.work_dir)
         if ckpt:
@@ -221,6 +236,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if main:
         write_val_preview(runner)
     return {"metrics_file": str(metrics_file)}
+
+
+def _precision(optim_wrapper: Any) -> str:
+    kind = optim_wrapper.get("type", "OptimWrapper")
+    if kind == "CPUAmpOptimWrapper":
+        return "bf16 autocast (CPU); fp32 weights and optimizer"
+    if kind == "AmpOptimWrapper":
+        return f"{optim_wrapper.get('dtype') or 'fp16'} autocast (AmpOptimWrapper); fp32 weights and optimizer"
+    return "fp32"
 
 
 def write_val_preview(runner: Any, n: int = 4) -> None:

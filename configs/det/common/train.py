@@ -27,7 +27,7 @@ train = dict(
     output_dir="output/det/mask_rcnn_vit_b_100ep",
     init_checkpoint="",     # a whole-detector checkpoint (detectron2 format); backbone weights go in --weights
     max_iter=184_375,       # 100 epochs of COCO train2017 at batch 64
-    amp=dict(enabled=True),  # bf16 where supported, else fp16; ignored on CPU
+    amp=dict(enabled=True),  # GPU: bf16 where supported, else fp16; CPU: bf16 if native, else fp32
     ddp=dict(broadcast_buffers=False, find_unused_parameters=False, fp16_compression=True),
     checkpointer=dict(period=5000, max_to_keep=3),
     eval_period=184_375,

@@ -3,7 +3,7 @@
 # from 1e-6 then poly (power 1), 160k iterations, mixed precision. tests/test_recipes.py checks each number
 # against the installed mmseg's own config.
 optim_wrapper = dict(
-    type="AmpOptimWrapper",  # plain OptimWrapper on CPU (the tool switches)
+    type="AmpOptimWrapper",  # on CPU the tool switches to CPUAmpOptimWrapper (bf16), or fp32 without native bf16
     optimizer=dict(type="AdamW", lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor="ContractLayerDecayConstructor",
     paramwise_cfg=dict(layer_decay=0.65),
