@@ -86,7 +86,7 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1,
 
 def main() -> None:
     compare_isolated(__file__, __doc__, one_iteration, ["configs/det/mask_rcnn_vit_b_100ep.py", VITDET_REF],
-                     "Mask R-CNN, one training iteration, 1024x1024, batch 1")
+                     "Mask R-CNN, one training iteration, batch 1 (1024x1024 unless --image-size)")
 
 
 if __name__ == "__main__":

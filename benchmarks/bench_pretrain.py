@@ -86,17 +86,20 @@ def step_flops(args: argparse.Namespace, device: torch.device, imgs: torch.Tenso
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    probe = build_mae(args.model)
+    size, patches = probe.patch_embed.img_size, probe.patch_embed.num_patches
     gen = torch.Generator().manual_seed(0)
-    imgs = torch.randn(args.batch, 3, 224, 224, generator=gen).to(device)
-    noise = torch.rand(args.batch, (224 // 16) ** 2 if "patch14" not in args.model else 256, generator=gen).to(device)
+    imgs = torch.randn(args.batch, 3, *size, generator=gen).to(device)
+    noise = torch.rand(args.batch, patches, generator=gen).to(device)
     flops = step_flops(args, device, imgs, noise)
     peak = matmul_peak_tflops(device)
     names = ["reference", "fast"] + (["compiled"] if args.compile else []) + (["no-skip"] if args.no_skip else [])
-    out: dict[str, Any] = {"model": args.model, "batch": args.batch, "device": _device_name(device),
+    out: dict[str, Any] = {"model": args.model, "batch": args.batch, "image_size": size[0],
+                           "device": _device_name(device),
                            "step_gflop": flops / 1e9, "bf16_matmul_peak_tflops": peak, "rows": []}
     for precision in args.precisions:
         dtype = DTYPES[precision]
-        state = build_mae(args.model).state_dict()
+        state = probe.state_dict()
         variants = [Variant(n, args, device, state) for n in names]
         for v in variants:  # warm-up (optimizer state, allocator, compilation)
             v.step(imgs, noise, dtype)
@@ -138,7 +141,7 @@ def _device_name(device: torch.device) -> str:
 
 
 def print_table(res: dict[str, Any]) -> None:
-    print(f"MAE {res['model']} pretraining step, batch {res['batch']}, 224px, forward + backward + AdamW; "
+    print(f"MAE {res['model']} pretraining step, batch {res['batch']}, {res['image_size']}px, fwd + bwd + AdamW; "
           f"{res['device']}; {res['step_gflop']:.0f} GFLOP/step; bf16 matmul peak {res['bf16_matmul_peak_tflops']:.2f} "
           f"TFLOP/s")
     print(f"{'precision':<10}{'variant':<11}{'step s':>9}{'img/s':>9}{'x ref':>7}{'TFLOP/s':>9}{'% bf16 peak':>12}"

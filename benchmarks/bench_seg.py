@@ -116,7 +116,7 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1,
 
 def main() -> None:
     compare_isolated(__file__, __doc__, one_iteration, ["configs/seg/upernet_vit_b_512x512_160k_ade20k.py", MMSEG_MAE],
-                     "UperNet, one training iteration, 512x512, batch 2")
+                     "UperNet, one training iteration, batch 2 (512x512 unless --image-size)")
 
 
 if __name__ == "__main__":

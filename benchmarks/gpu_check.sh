@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One-call GPU check: MAE pretraining step (ViT-B/L: reference vs fast path vs no encoder skip), Mask R-CNN
+# ViT-B/L at 1024 vs detectron2's ViTDet-B, UperNet ViT-B at 512 vs mmseg's MAE config; all under the
+# harness's precision (bf16 autocast). Writes gpu_check.json + gpu_check.md under $OUT (else
+# output/gpu_check) and prints the markdown table. About 4-5 minutes on one H100.
+#
+#   benchmarks/gpu_check.sh            # on a GPU machine
+#   benchmarks/gpu_check.sh --smoke    # the same scripts at toy sizes on CPU (the test suite runs this)
+#
+# A bare GPU machine may hold only Python + torch + timm: wheels carried in .whl/ (see README,
+# "Measuring on a GPU") are installed into a temporary folder first, without network.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py="${PYTHON:-python3}"
+[[ -x .venv/bin/python && -z "${PYTHON:-}" ]] && py=.venv/bin/python
+if ! "$py" -c "import detectron2, mmseg, mmengine, pycocotools" 2>/dev/null; then
+    [[ -d .whl ]] || { echo "error: detectron2/mmseg are not importable and no .whl/ folder of wheels is here" >&2; exit 2; }
+    site="$(mktemp -d)"
+    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .whl/*.whl
+    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+exec "$py" benchmarks/gpu_check.py --out "${OUT:-output/gpu_check}" "$@"
