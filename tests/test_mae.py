@@ -189,3 +189,51 @@ def test_bf16_autocast_decoder_takes_the_fp32_mask_token_as_official():
     ref_loss, ref_pred, ref_grads = run(reference_decoder)
     assert torch.equal(loss, ref_loss) and torch.equal(pred, ref_pred)
     assert grads.keys() == ref_grads.keys() and all(torch.equal(grads[n], ref_grads[n]) for n in grads)
+
+
+def test_fast_kernels_equal_the_official_kernels_in_fp32_to_rounding():
+    """kernels=fast vs kernels=reference (the official code's SDPA attention and for-loop AdamW) from the same
+    weights and masks: loss, prediction and every gradient agree to float reassociation (the fast path's CPU
+    attention is explicit matmuls); fused AdamW fed the same gradients gives the loop's weights to 1e-6."""
+    from mae_transfer.kernels import adamw, set_attention_kernel
+
+    torch.manual_seed(0)
+    state = build_mae("mae_vit_base_patch16", **TINY).state_dict()
+    imgs, noise = torch.randn(4, 3, 32, 32), torch.rand(4, 64)
+    runs, models = {}, {}
+    for kernels in ("reference", "fast"):
+        model = models[kernels] = build_mae("mae_vit_base_patch16", **TINY)
+        model.load_state_dict(state)
+        set_attention_kernel(model, imgs.device, kernels)
+        loss, pred, _ = model(imgs, 0.75, noise)
+        loss.backward()
+        runs[kernels] = loss.detach(), pred.detach(), {n: p.grad for n, p in model.named_parameters()
+                                                       if p.grad is not None}
+    (loss, pred, grads), (ref_loss, ref_pred, ref_grads) = runs["fast"], runs["reference"]
+    assert not torch.equal(pred, ref_pred)  # different kernels really ran
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=0)
+    torch.testing.assert_close(pred, ref_pred, rtol=1e-5, atol=1e-6)
+    assert grads.keys() == ref_grads.keys()
+    for n in grads:
+        torch.testing.assert_close(grads[n], ref_grads[n], rtol=1e-4, atol=1e-6, msg=n)
+
+    opts = {k: adamw(models[k].parameters(), lr=1e-3, betas=(0.9, 0.95), kernels=k, weight_decay=0.05)
+            for k in models}
+    for _ in range(3):
+        for k, model in models.items():
+            for n, p in model.named_parameters():
+                if n in ref_grads:
+                    p.grad = ref_grads[n].clone()
+            opts[k].step()
+    for (n, p), q in zip(models["fast"].named_parameters(), models["reference"].parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=n)
+
+
+def test_auto_precision_is_bf16_exactly_on_cpus_with_native_bf16():
+    from mae_transfer.utils import cpu_has_native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert resolve_precision("fp32", cpu) is None and resolve_precision("bf16", cpu) is torch.bfloat16
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", cpu)

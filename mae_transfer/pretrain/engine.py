@@ -162,8 +162,11 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
         step_now = (it + 1) % cfg.accum_iter == 0 or it + 1 == n_iter
         sync = net.no_sync() if (isinstance(net, DistributedDataParallel) and not step_now) else contextlib.nullcontext()
         with sync:
+            # the masks are drawn here, not inside the model: the same draws as the official forward's, and no
+            # random op inside a torch.compile'd graph (whose RNG differs from eager)
+            noise = model.make_noise(imgs.shape[0], cfg.mask_ratio, device)
             with autocast(device, amp_dtype):
-                loss, _, _ = net(imgs, mask_ratio=cfg.mask_ratio)
+                loss, _, _ = net(imgs, mask_ratio=cfg.mask_ratio, noise=noise)
             loss_value = dist.all_reduce_mean(loss.item())
             if not math.isfinite(loss_value):
                 last = Path(cfg.output_dir) / LAST
