@@ -19,6 +19,7 @@ from mae_transfer.det.data import subset_coco, validate_coco
 from mae_transfer.errors import DataError
 from mae_transfer.paths import REPO_ROOT
 from mae_transfer.runlog import read_jsonl
+from mae_transfer.utils import cpu_has_native_bf16
 
 MINI = "configs/det/mini/mask_rcnn_vit_tiny_coco128.py"
 TRAIN_IMAGES = str(COCO128 / "train2017")
@@ -61,6 +62,9 @@ def test_train_and_evaluate_end_to_end(trained_run):
     assert metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"
     assert (tmp_path / "config.yaml").exists() and list(tmp_path.glob("events.out.tfevents*"))
     assert (tmp_path / "model_final.pth").exists()
+    # train.amp on CPU: bf16 autocast where the CPU has native bf16, else fp32; the card says which
+    expected = "bf16 autocast (training forward, CPU)" if cpu_has_native_bf16() else "precision: fp32"
+    assert expected in (tmp_path / "recipe.json").read_text()
     preview = np.asarray(Image.open(tmp_path / "val_preview.png"))  # 4 rows: ground truth | prediction
     assert preview.shape[0] == 4 * 240 + 3 * 4 and preview.shape[1] > 2 * 240
 

@@ -17,6 +17,7 @@ from PIL import Image
 import mae_transfer.seg  # noqa: F401  (mmcv-lite shims before any mmseg import)
 from conftest import COCO128, one_line_error, run_tool
 from mae_transfer.paths import REPO_ROOT
+from mae_transfer.utils import cpu_has_native_bf16
 
 MINI = "configs/seg/mini/upernet_vit_tiny_coco128.py"
 CLASSES = str(COCO128 / "semantic/classes.txt")
@@ -66,6 +67,9 @@ def test_train_and_evaluate_end_to_end(tmp_path, folders):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["mIoU"] is not None and metrics["aAcc"] is not None and metrics["iteration"] == 150
     assert len(metrics["per_class_IoU"]) == 133 and "person" in metrics["per_class_IoU"]
+    # AmpOptimWrapper on CPU: bf16 autocast (CPUAmpOptimWrapper) where the CPU has native bf16, else fp32
+    expected = "bf16 autocast (CPU)" if cpu_has_native_bf16() else "precision: fp32"
+    assert expected in (tmp_path / "recipe.json").read_text()
     assert list(tmp_path.glob("*/vis_data/events.out.tfevents*")) and (tmp_path / "upernet_vit_tiny_coco128.py").exists()
     preview = np.asarray(Image.open(tmp_path / "val_preview.png"))  # 4 rows: ground truth | prediction
     assert preview.shape[0] == 4 * 240 + 3 * 4

@@ -80,8 +80,11 @@ class RelativePositionBias(nn.Module):
         xs = torch.arange(w, device=table.device)
         dy = ys[:, None] - ys[None, :] + th - 1  # (h, h)
         dx = xs[:, None] - xs[None, :] + tw - 1  # (w, w)
-        bias = table[:, dy][:, :, :, dx]  # (heads, h_q, h_k, w_q, w_k)
-        bias = bias.permute(0, 1, 3, 2, 4).reshape(self.num_heads, h * w, h * w)
+        index = dy[:, None, :, None] * (2 * tw - 1) + dx[None, :, None, :]  # (y_q, x_q, y_k, x_k) -> table row
+        # one index_select: its backward is an index_add (a sort-free scatter; advanced indexing's is ~4x slower
+        # on GPU and was a quarter of a ViT-B UperNet step)
+        bias = table.reshape(self.num_heads, -1).index_select(1, index.reshape(-1))
+        bias = bias.view(self.num_heads, h * w, h * w)
         if self.with_cls:
             extra = self.relative_position_bias_table[n_off:]  # (3, heads)
             full = bias.new_empty(self.num_heads, h * w + 1, h * w + 1)
