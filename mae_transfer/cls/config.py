@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import ConfigBase, check_ranges, option
-from ..kernels import check_kernels
 from ..errors import ConfigError
+from ..kernels import check_kernels
 from ..recipes import FINETUNE_REFERENCE, LINPROBE_REFERENCE, RecipeCard, make_card
 
 

@@ -29,11 +29,11 @@ from .. import dist
 from ..checkpoints import LoadReport, apply_to_model, load_checkpoint, read_vit_checkpoint, save_atomic
 from ..data import IMAGENET_MEAN, IMAGENET_STD, SafeImageFolder, SkipCounter, collate_skip_bad, eval_transform
 from ..errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
+from ..kernels import adamw, set_attention_kernel
 from ..models.mae import encoder_arch
 from ..optim import cosine_lr, param_groups, set_lr, vit_layer_id
 from ..rundir import locked_output_dir
 from ..runlog import RunLogger, setup_logging
-from ..kernels import adamw, set_attention_kernel
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .config import ClsConfig
 

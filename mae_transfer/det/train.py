@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, config_for_backbone
 from ..config import accepts_kwarg, check_override_type
 from ..errors import ConfigError, NonFiniteLossError
+from ..kernels import set_attention_kernel
 from ..recipes import INIT_BACKBONE, INITS, det_entry_values, track_changes
 from ..rundir import lock_output_dir
 from ..runlog import setup_logging, truncate_jsonl
-from ..kernels import set_attention_kernel
 from ..utils import autocast_training_forward, cpu_has_native_bf16, precision_name, write_json_atomic
 from .checkpoint import SafeDetectionCheckpointer
 from .data import check_mask_dependencies, coco2017_paths, register_coco

@@ -23,11 +23,11 @@ from .. import dist
 from ..checkpoints import extract_state_dict, load_checkpoint, save_atomic
 from ..data import SafeImageFolder, SkipCounter, collate_skip_bad, pretrain_transform
 from ..errors import CheckpointError, DataError, NonFiniteLossError
+from ..kernels import adamw, set_attention_kernel
 from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae
 from ..optim import cosine_lr, describe_groups, param_groups, set_lr, takes_weight_decay, takes_weight_decay_official_mae
 from ..rundir import locked_output_dir
 from ..runlog import RunLogger, setup_logging, truncate_jsonl
-from ..kernels import adamw, set_attention_kernel
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .config import PretrainConfig
 
@@ -107,8 +107,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cfg.to_dict(), out / "config.json")
         card = cfg.recipe_card(world)
-        card.notes.append(f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); kernels: {cfg.kernels}"
-                          + (", torch.compile" if cfg.compile else ""))
+        card.notes.append(f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); "
+                          f"kernels: {cfg.kernels}" + (", torch.compile" if cfg.compile else ""))
         card.write(out)
         log.info("%s", card.format())
         log.info("model %s: %.1fM params; data %s: %d images; effective batch %d; lr %.3g; %s",

@@ -19,12 +19,12 @@ import torch
 from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, config_for_backbone
 from ..config import accepts_kwarg, check_override_type
 from ..errors import ConfigError
+from ..kernels import set_attention_kernel
 from ..recipes import INIT_BACKBONE, INITS, seg_entry_values, track_changes
 from ..rundir import lock_output_dir
 from ..runlog import setup_logging
-from . import compat
-from ..kernels import set_attention_kernel
 from ..utils import cpu_has_native_bf16
+from . import compat
 from .recipe import seg_card, seg_values
 
 compat.install()
