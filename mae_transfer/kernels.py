@@ -1,11 +1,12 @@
 """Kernel choices of the fast path, in one place: the same math as the official code with faster kernels.
 
-- AdamW: torch's fused implementation (one kernel over all parameters) instead of the per-parameter loop.
+- AdamW: torch's fused implementation (one kernel over all parameters) instead of torch's default (a
+  per-parameter loop on CPU, multi-tensor ``foreach`` on GPU).
 - Attention on CPU: timm's explicit matmul + softmax path instead of scaled_dot_product_attention, whose CPU
   (flash) backward is the slowest op of a bf16 MAE step (~3x the explicit path's); on GPU, SDPA (flash).
 
-``reference`` keeps the kernels of the official code run with this environment's timm (SDPA attention, the
-for-loop AdamW): bit-exact with models_mae.py + main_pretrain.py. In fp32 the fast path agrees with it to
+``reference`` keeps the kernels of the official code run with this environment's timm (SDPA attention,
+torch's default AdamW): bit-exact with models_mae.py + main_pretrain.py. In fp32 the fast path agrees with it to
 rounding (tests/test_mae.py states the tolerance); benchmarks/bench_pretrain.py measures the difference.
 """
 from __future__ import annotations
