@@ -65,6 +65,19 @@ class RelativePositionBias(nn.Module):
         self.with_cls = with_cls
         rows = (2 * grid[0] - 1) * (2 * grid[1] - 1) + (3 if with_cls else 0)
         self.relative_position_bias_table = nn.Parameter(torch.zeros(rows, num_heads))
+        self._index_cache: dict[tuple, torch.Tensor] = {}  # not state: derived from the grid alone
+
+    def _index(self, grid: tuple[int, int], table_grid: tuple[int, int], device: torch.device) -> torch.Tensor:
+        """Flat (N * N) table row of every (query, key) pair; a constant per grid, built once (N^2 indices:
+        16.8M at a 64x64 grid)."""
+        key = (grid, table_grid, device)
+        if key not in self._index_cache:
+            (h, w), (th, tw) = grid, table_grid
+            ys, xs = torch.arange(h, device=device), torch.arange(w, device=device)
+            dy = ys[:, None] - ys[None, :] + th - 1  # (h, h)
+            dx = xs[:, None] - xs[None, :] + tw - 1  # (w, w)
+            self._index_cache[key] = (dy[:, None, :, None] * (2 * tw - 1) + dx[None, :, None, :]).reshape(-1)
+        return self._index_cache[key]
 
     def forward(self, grid: tuple[int, int]) -> torch.Tensor:
         """(heads, N, N) bias for a ``grid`` of N = h * w tokens (N + 1 with the cls token)."""
@@ -76,14 +89,9 @@ class RelativePositionBias(nn.Module):
             table = F.interpolate(table[None], size=(2 * max(h, th) - 1, 2 * max(w, tw) - 1), mode="bicubic",
                                   align_corners=False)[0]
             th, tw = max(h, th), max(w, tw)
-        ys = torch.arange(h, device=table.device)
-        xs = torch.arange(w, device=table.device)
-        dy = ys[:, None] - ys[None, :] + th - 1  # (h, h)
-        dx = xs[:, None] - xs[None, :] + tw - 1  # (w, w)
-        index = dy[:, None, :, None] * (2 * tw - 1) + dx[None, :, None, :]  # (y_q, x_q, y_k, x_k) -> table row
         # one index_select: its backward is an index_add (a sort-free scatter; advanced indexing's is ~4x slower
         # on GPU and was a quarter of a ViT-B UperNet step)
-        bias = table.reshape(self.num_heads, -1).index_select(1, index.reshape(-1))
+        bias = table.reshape(self.num_heads, -1).index_select(1, self._index((h, w), (th, tw), table.device))
         bias = bias.view(self.num_heads, h * w, h * w)
         if self.with_cls:
             extra = self.relative_position_bias_table[n_off:]  # (3, heads)
