@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import COCO128, one_line_error, run_tool
+from conftest import COCO128, assert_seed_decides_the_run, one_line_error, run_tool
 from mae_transfer.checkpoints import load_checkpoint
 from mae_transfer.det.data import subset_coco, validate_coco
 from mae_transfer.errors import DataError
@@ -133,10 +133,7 @@ def test_same_seed_repeats_bit_for_bit_another_seed_differs(coco_subsets, tmp_pa
         losses = [r["total_loss"] for r in read_jsonl(tmp_path / name / "log.jsonl") if "total_loss" in r]
         weights = load_checkpoint(tmp_path / name / "model_final.pth")["model"]
         runs[name] = losses, weights
-    (loss_a, w_a), (loss_b, w_b), (loss_c, w_c) = runs["a"], runs["b"], runs["c"]
-    assert len(loss_a) == 4 and loss_a == loss_b and loss_a != loss_c
-    assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
-    assert not all(torch.equal(w_a[k], w_c[k]) for k in w_a)
+    assert_seed_decides_the_run(runs)
 
 
 def test_killed_run_resumes_from_last_checkpoint(coco_subsets, tmp_path):
@@ -318,3 +315,14 @@ def test_full_size_vit_b_one_training_iteration():
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["losses"]["loss_mask"] > 0 and out["step_s"] > 0 and out["peak_mib"] > 0
+
+
+def test_autocast_training_forward_lowers_training_only():
+    """CPU mixed precision for detectron2's SimpleTrainer: the training forward runs in bf16, evaluation in fp32."""
+    from mae_transfer.utils import autocast_training_forward
+
+    model = torch.nn.Linear(4, 4)
+    autocast_training_forward(model, "cpu", torch.bfloat16)
+    x = torch.randn(2, 4)
+    assert model.train()(x).dtype == torch.bfloat16
+    assert model.eval()(x).dtype == torch.float32

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import mae_transfer.seg  # noqa: F401  (mmcv-lite shims before any mmseg import)
-from conftest import COCO128, one_line_error, run_tool
+from conftest import COCO128, assert_seed_decides_the_run, one_line_error, run_tool
 from mae_transfer.checkpoints import load_checkpoint
 from mae_transfer.paths import REPO_ROOT
 from mae_transfer.utils import cpu_has_native_bf16
@@ -117,10 +117,7 @@ def test_same_seed_repeats_bit_for_bit_another_seed_differs(tmp_path, folders):
         losses = [r["loss"] for r in scalars(tmp_path / name) if "loss" in r]
         weights = load_checkpoint(tmp_path / name / "iter_4.pth")["state_dict"]
         runs[name] = losses, weights
-    (loss_a, w_a), (loss_b, w_b), (loss_c, w_c) = runs["a"], runs["b"], runs["c"]
-    assert len(loss_a) == 4 and loss_a == loss_b and loss_a != loss_c
-    assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
-    assert not all(torch.equal(w_a[k], w_c[k]) for k in w_a)
+    assert_seed_decides_the_run(runs)
 
 
 @pytest.mark.slow
@@ -283,3 +280,13 @@ def test_full_size_vit_b_upernet_one_iteration():
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["losses"]["decode.loss_ce"] > 0 and out["step_s"] > 0 and out["peak_mib"] > 0
+
+
+def test_cpu_amp_optim_wrapper_runs_the_train_forward_in_bf16():
+    from mae_transfer.seg.modeling import CPUAmpOptimWrapper
+
+    model = torch.nn.Linear(4, 4)
+    wrapper = CPUAmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    with wrapper.optim_context(model):
+        assert model(torch.randn(2, 4)).dtype == torch.bfloat16
+    assert model(torch.randn(2, 4)).dtype == torch.float32
