@@ -251,7 +251,6 @@ def write_val_preview(runner: Any, n: int = 4) -> None:
     """``val_preview.png``: a few validation images, ground truth beside the trained model's prediction."""
     from ..predict import SegPredictor, seg_val_preview
 
-
     try:
         dataset = runner.val_dataloader.dataset
         infos = [dataset.get_data_info(i) for i in range(min(n, len(dataset)))]

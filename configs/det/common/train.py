@@ -33,8 +33,8 @@ train = dict(
     eval_period=184_375,
     log_period=20,
     device="cuda",
-    # every random choice of a run (weight init, data order, augmentation, drop path) derives from it, + rank;
-    # -1 = a fresh random seed per run (detectron2's default; then no two runs repeat)
+    # this project's choice (detectron2's default -1 draws a fresh seed per run, so no two runs repeat): every
+    # random choice of a run (weight init, data order, augmentation, drop path) derives from seed + rank
     seed=0,
 )
 # The Table 4 entry this run belongs to; `recipe` names the published recipe the numbers claim
