@@ -31,6 +31,11 @@ def compare_isolated(script: str, doc: str, one: Callable[..., dict[str, Any]], 
     p.add_argument("--json", default=None, help="write the rows here too")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    missing = [c for c in args.configs if ":" not in c and not (REPO_ROOT / c).is_file()]  # "pkg:path" = a reference
+    if missing:
+        p.error(f"config file not found: {missing[0]}")
+    if args.steps < 1 or (args.image_size is not None and args.image_size < 32):
+        p.error("--steps must be >= 1 and --image-size >= 32")
     if args.one:
         print(json.dumps(one(args.one, steps=args.steps, image_size=args.image_size)))
         return

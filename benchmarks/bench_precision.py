@@ -51,6 +51,11 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--json", default=None, help="write the rows here too")
     args = p.parse_args()
+    for config in args.configs:
+        if not (REPO_ROOT / config).is_file() or not ("/det/" in config or "/seg/" in config):
+            p.error(f"{config}: not a det or seg config file under configs/det or configs/seg")
+    if args.iters < 20:
+        p.error("--iters must be >= 20 (the first logged window of 10 is dropped as warm-up)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, config in enumerate(args.configs):

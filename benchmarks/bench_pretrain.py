@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mae_transfer.kernels import adamw, set_attention_kernel
 from mae_transfer.models import build_mae
+from mae_transfer.models.mae import MAE_MODELS
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -155,7 +156,7 @@ def print_table(res: dict[str, Any]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="mae_vit_base_patch16")
+    p.add_argument("--model", default="mae_vit_base_patch16", choices=MAE_MODELS.names())
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=5, help="timed steps per variant (after one warm-up step)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
@@ -164,6 +165,8 @@ def main() -> None:
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
     p.add_argument("--json", default=None, help="write the results here too")
     args = p.parse_args()
+    if args.batch < 1 or args.steps < 1:
+        p.error("--batch and --steps must be >= 1")
     res = run(args)
     print_table(res)
     if args.json:

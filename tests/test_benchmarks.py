@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+
+import pytest
 
 from mae_transfer.paths import REPO_ROOT
 
@@ -29,3 +32,16 @@ def test_gpu_check_smoke_writes_json_and_markdown(tmp_path):
         assert all(v == v for r in rows for v in r["losses"].values()), task  # finite losses
     table = (tmp_path / "gpu_check.md").read_text()
     assert "## MAE pretraining step" in table and "## Mask R-CNN" in table and "## UperNet" in table
+
+
+@pytest.mark.parametrize("args", [
+    ["benchmarks/bench_pretrain.py", "--model", "nope"],
+    ["benchmarks/bench_pretrain.py", "--batch", "0"],
+    ["benchmarks/bench_det.py", "--configs", "nope.py"],
+    ["benchmarks/bench_seg.py", "--steps", "0"],
+    ["benchmarks/bench_precision.py", "--configs", "configs/det/missing.py"],
+    ["benchmarks/bench_precision.py", "--iters", "5"],
+])
+def test_benchmark_bad_arguments_are_one_line_errors(args):
+    proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "error:" in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
