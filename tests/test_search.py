@@ -22,7 +22,8 @@ from mae_transfer.search.report import write_report
 
 
 def done(spec: TrialSpec, value: float | None) -> Finished:
-    return Finished(spec.key(), value, spec.lr, spec.weight_decay, spec.drop_path, spec.schedule)
+    return Finished(spec.key(), value, spec.lr, spec.weight_decay, spec.drop_path, spec.schedule, spec.layer_decay,
+                    spec.seed)
 
 
 def run_protocol(protocol: Protocol, score, reused=None) -> tuple[list[TrialSpec], Finished | None]:
@@ -72,6 +73,111 @@ def test_vit_l_reuses_lr_wd_and_failures_are_skipped():
     assert best.drop_path == 0.2  # 0.3 failed (None) and is never chosen
     _, best = run_protocol(p, lambda s: None)
     assert best is None  # every stage-1 run failed: a dead end, not an endless loop
+
+
+def test_seeds_rerun_the_selected_configuration_after_stage3():
+    p = Protocol(lrs=(1e-4, 2e-4), weight_decays=(0.05,), extend_edges=False, drop_paths=(0.0, 0.1),
+                 schedules=("short", "medium"), seeds=3)
+    def score(s: TrialSpec) -> float:
+        return s.lr * 1e4 + s.drop_path + (s.schedule == "medium") + 0.01 * (s.seed or 0)
+
+    history, best = run_protocol(p, score)
+    stage4 = [s for s in history if s.stage == 4]
+    assert [s.seed for s in stage4] == [1, 2, 3]
+    assert {(s.lr, s.weight_decay, s.drop_path, s.schedule) for s in stage4} == {(2e-4, 0.05, 0.1, "medium")}
+    assert best.seed is None and (best.lr, best.drop_path, best.schedule) == (2e-4, 0.1, "medium")
+    assert len({s.key() for s in history}) == len(history)  # seed runs are runs of their own
+    specs, best = next_trials(p, [done(s, score(s)) for s in history if s.stage < 4])
+    assert best is None and [s.seed for s in specs] == [1, 2, 3]  # not done until the seeds ran
+    one = Protocol(lrs=(1e-4, 2e-4), weight_decays=(0.05,), extend_edges=False, drop_paths=(0.0, 0.1),
+                   schedules=("short", "medium"))
+    assert not [s for s in run_protocol(one, lambda s: s.lr)[0] if s.stage == 4]  # seeds=1: the selected run
+    # stores written before the seeds field existed (seeds 1) keep their protocol fingerprint
+    assert Protocol().fingerprint() == "7e8f4b8948e1" and Protocol(seeds=3).fingerprint() != "7e8f4b8948e1"
+    with pytest.raises(ConfigError, match="seeds must be a positive integer"):
+        Protocol(seeds=0).validate()
+
+
+def test_welch_interval_equals_scipy_ttest():
+    from scipy import stats
+
+    from mae_transfer.search.stats import Summary, welch_difference
+
+    a, b = [21.3, 22.0, 20.8, 21.9], [19.1, 20.4, 18.7]
+    d = welch_difference(Summary.of(a), Summary.of(b))
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert d.delta == pytest.approx(sum(a) / 4 - sum(b) / 3)
+    assert (d.lo, d.hi) == (pytest.approx(ci.low), pytest.approx(ci.high)) and d.within_noise is False
+    close = welch_difference(Summary.of([20.0, 21.0, 22.0]), Summary.of([20.5, 21.5, 19.5]))
+    assert close.lo < 0 < close.hi and close.within_noise is True
+    single = welch_difference(Summary.of([20.0]), Summary.of(b))
+    assert single.lo is None and single.within_noise is None  # one seed: no interval, not "within noise"
+    assert Summary.of([None, float("nan")]) is None and Summary.of([3.0]) == Summary(3.0, 0.0, 1)
+
+
+def test_report_cells_are_seed_means_with_welch_intervals(tmp_path):
+    """Three entries with finished seed runs in a real store: the table shows mean ± std, the Δ to random
+    init with its interval (≈ when it holds 0), and seeds.csv / results.json carry every seed's value."""
+    import csv
+    import json
+
+    from scipy import stats
+
+    path = tmp_path / "search.py"
+    path.write_text(f"""
+from mae_transfer.search import Entry, Protocol, SearchConfig
+config = SearchConfig(
+    name="seeded", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
+    protocol=Protocol(name="seeded", lrs=(1e-4,), weight_decays=(0.05,), extend_edges=False, drop_paths=(0.0,),
+                      stage1_schedule="s", stage2_schedule="s", schedules=("s",), seeds=3),
+    schedules={{"seg": {{"s": []}}}},
+    entries={{name: Entry(init=name, task="seg") for name in ("random", "mae", "supervised")}},
+)
+""")
+    cfg = load_config(path)
+    store = TrialStore.for_search(cfg)
+    seeds = {"random": [20.0, 21.0, 19.0], "mae": [25.0, 26.5, 24.5], "supervised": [20.5, 22.0, 18.0]}
+    for name, values in seeds.items():
+        for _ in range(3):  # stage 1 (= 2 and 3: the same run), then the three seed runs
+            specs, _ = next_trials(cfg.protocol, store.finished(name))
+            store.enqueue(name, specs)
+            while (c := store.claim(name)) is not None:
+                v = 99.0 if c.spec.seed is None else values[c.spec.seed - 1]  # the selecting run is not a cell
+                store.complete(c, v, {"aAcc": v + 50})
+    report = write_report(cfg, tmp_path / "report").read_text()
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in report.splitlines()
+            if line.startswith("| ") and " | seg" not in line}
+    assert rows["random init"][2:4] == ["20.0 ± 1.0", "(reference)"]
+    ci = stats.ttest_ind(seeds["mae"], seeds["random"], equal_var=False).confidence_interval(0.95)
+    assert rows["MAE"][2] == "25.3 ± 1.0"
+    assert rows["MAE"][3] == f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]" and ci.low > 0
+    assert rows["supervised"][3].startswith("+0.2 [") and rows["supervised"][3].endswith(" ≈")
+    assert rows["MAE"][-2] == "3"  # seed count
+    with open(tmp_path / "report" / "seeds.csv") as f:
+        lines = list(csv.DictReader(f))
+    assert [(r["entry"], r["seed"], float(r["value"])) for r in lines if r["entry"] == "mae"] == \
+        [("mae", "1", 25.0), ("mae", "2", 26.5), ("mae", "3", 24.5)]
+    data = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert data["mae"]["summary"]["n"] == 3 and data["mae"]["summary"]["mean"] == pytest.approx(76 / 3)
+    assert data["mae"]["selected"]["value"] == 99.0
+    assert (tmp_path / "report" / "results.png").is_file()
+    other = write_report(cfg, tmp_path / "report2", reference="supervised").read_text()
+    assert "Δ mIoU vs supervised [95% CI]" in other and "| supervised | B | 20.2 ± 2.0 | (reference) |" in other
+    err = one_line_error(run_tool("tools/report.py", "--config", str(path), "--reference", "moco"))
+    assert "--reference 'moco' is neither an entry nor an initialization" in err
+
+
+def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):
+    import dataclasses
+
+    from mae_transfer.search.runner import trial_command
+
+    cfg = load_config(REPO_ROOT / "configs/search/li2021_coco.py")
+    spec = TrialSpec(4, 1e-4, 0.1, 0.1, "short", None, 2)
+    assert "train.seed=2" in trial_command(cfg, "det/mae/B", spec, tmp_path)
+    seg = load_config(REPO_ROOT / "configs/search/mae2021_ade20k.py")
+    cmd = trial_command(seg, next(iter(seg.entries)), dataclasses.replace(spec, schedule="160k"), tmp_path)
+    assert "randomness.seed=2" in cmd[cmd.index("--cfg-options"):]
 
 
 # ----------------------------------------------------------------------------- store
@@ -180,7 +286,7 @@ config = SearchConfig(
     name="tiny", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
     protocol=Protocol(name="tiny", lrs=(1e-4, 2e-4), weight_decays=(0.05,), max_extensions=1,
                       drop_paths=(0.0, 0.1), stage1_schedule="short", stage2_schedule="long",
-                      schedules=("short", "long")),
+                      schedules=("short", "long"), seeds=2),
     schedules={{"seg": {{"short": ["train_cfg.max_iters=2"], "long": ["train_cfg.max_iters=3"]}}}},
     entries={{
         "seg/random/B": Entry(init="random", task="seg", args=common),
@@ -211,7 +317,7 @@ def test_two_workers_share_one_study_and_report(tmp_path):
     assert sum(per_worker) == len(ran)
     assert max(Counter(ran).values()) == 1  # no run executed twice
     random_done = [t for n, t in trials if n == "seg/random/B" and t.state.name == "COMPLETE"]
-    assert len(random_done) >= 5  # 3 stage-1 (grid extended once), 2 stage-2, maybe 1 stage-3
+    assert len(random_done) >= 7  # 3 stage-1 (grid extended once), 2 stage-2, maybe 1 stage-3, 2 seeds
     broken = [t for n, t in trials if n == "seg/broken/B"]
     assert broken and all(t.state.name == "FAIL" for t in broken)
     assert "checkpoint not found" in broken[0].user_attrs["error"] and Path(broken[0].user_attrs["log"]).is_file()
@@ -222,6 +328,15 @@ def test_two_workers_share_one_study_and_report(tmp_path):
     assert (tmp_path / "report" / "table5.csv").exists() and (tmp_path / "report" / "grid_seg_random_B.png").exists()
     assert (tmp_path / "report" / "schedules.png").exists()
     assert "### seg/random/B\n\n![seg/random/B](../trials/seg_random_B/" in text  # its selected run's preview
+    # the seed runs are real runs of the harness with randomness.seed set: seeds.csv names their folders
+    import csv
+
+    with open(tmp_path / "report" / "seeds.csv") as f:
+        seed_rows = [r for r in csv.DictReader(f) if r["entry"] == "seg/random/B"]
+    assert [r["seed"] for r in seed_rows] == ["1", "2"] and all(r["state"] == "COMPLETE" for r in seed_rows)
+    for r in seed_rows:
+        saved = Path(r["output_dir"]) / "upernet_vit_tiny_coco128.py"
+        assert f"randomness = dict(seed={r['seed']})" in saved.read_text()
 
 
 def test_killed_search_resumes_without_rerunning_or_losing_trials(tmp_path):

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Tables 4 and 5 (markdown + CSV, paper numbers side by side) and plots from a search.
+"""Tables 4 and 5 (markdown + CSV, paper numbers side by side) and plots from a search: mean ± std over
+seeds per cell, the difference to a reference entry with Welch's 95% interval, every seed in seeds.csv.
 
   python tools/report.py --config configs/search/li2021_coco.py --out output/report
+  python tools/report.py --config configs/mini/search_camvid_balloon.py --reference supervised
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Sequence
 
 from mae_transfer.cli import run_tool
 from mae_transfer.config import apply_overrides, load_config
+from mae_transfer.errors import ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -19,11 +22,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="the search config whose results to report")
     parser.add_argument("--out", default=None, help="report folder (default: OUTPUT_DIR/report)")
+    parser.add_argument("--reference", default="random",
+                        help="entry name or initialization every Δ column is measured against (default: random)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the search config (e.g. storage=...)")
     args = parser.parse_args(argv)
     cfg = apply_overrides(load_config(args.config, expect=SearchConfig), args.overrides)
     cfg.validate()
-    path = write_report(cfg, args.out or f"{cfg.output_dir}/report")
+    if args.reference not in cfg.entries and all(e.init != args.reference for e in cfg.entries.values()):
+        raise ConfigError(f"--reference {args.reference!r} is neither an entry nor an initialization of search "
+                          f"{cfg.name!r}")
+    path = write_report(cfg, args.out or f"{cfg.output_dir}/report", args.reference)
     print(path.read_text().split("## Trials")[0])
     print(f"report: {path}")
 

@@ -13,9 +13,11 @@ METRICS = {"det": "APbox", "seg": "mIoU"}
 # how a trial's hyperparameters reach each harness (key=value overrides)
 PARAM_KEYS = {
     "det": {"lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
-            "drop_path": "model.backbone.bottom_up.drop_path_rate", "layer_decay": "optimizer.params.layer_decay"},
+            "drop_path": "model.backbone.bottom_up.drop_path_rate", "layer_decay": "optimizer.params.layer_decay",
+            "seed": "train.seed"},
     "seg": {"lr": "optim_wrapper.optimizer.lr", "weight_decay": "optim_wrapper.optimizer.weight_decay",
-            "drop_path": "model.backbone.drop_path_rate", "layer_decay": "optim_wrapper.paramwise_cfg.layer_decay"},
+            "drop_path": "model.backbone.drop_path_rate", "layer_decay": "optim_wrapper.paramwise_cfg.layer_decay",
+            "seed": "randomness.seed"},
 }
 
 

@@ -6,6 +6,10 @@ Default = Li et al. (2021), the protocol behind MAE's Table 4:
   stage 2  drop path in {0, 0.1, 0.2, 0.3} at the stage-1 best, medium schedule;
   stage 3  every schedule length at the best (lr, wd, drop path); the entry's result is the best of them.
   ViT-L reuses ViT-B's stage-1 lr / wd (the entry's ``reuse_lr_wd_from``) and re-tunes drop path only.
+  seeds    with ``seeds`` = N > 1, the selected configuration runs again with seeds 1..N (stage 4) and the entry's
+           result is their mean and spread; the selecting run (the config's own seed) is left out of it, so
+           the reported value carries no winner's-curse bias from picking the best of stage 3. N = 1 (the
+           paper's practice, one run per cell): the selected run is the result.
 An entry may change protocol fields (``Entry.protocol``): random init's stage 2 at its short schedule (Li et
 al.), a layer-decay axis in stage 1 (``layer_decays``) where no source fixes it.
 
@@ -37,13 +41,17 @@ class Protocol(ConfigBase):
     stage2_schedule: str = option("medium", "schedule name for stage 2")
     schedules: tuple[str, ...] = option(("short", "medium", "long"), "stage-3 schedule names (best of them counts)")
     layer_decays: tuple[float, ...] = option((), "stage-1 layer decays searched with lr x wd (empty: the config's)")
+    seeds: int = option(1, "runs of the selected configuration the result averages (1: the selected run itself; "
+                           "N > 1: N re-runs with seeds 1..N)")
 
     def fingerprint(self) -> str:
-        """Stable hash of everything that decides which trials run (an empty layer-decay axis is left out,
-        so stores written before that axis existed keep their fingerprint)."""
+        """Stable hash of everything that decides which trials run (fields at their defaults that were added
+        later -- an empty layer-decay axis, one seed -- are left out, so older stores keep their fingerprint)."""
         d = self.to_dict()
         if not d["layer_decays"]:
             del d["layer_decays"]
+        if d["seeds"] == 1:
+            del d["seeds"]
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def validate(self) -> None:
@@ -52,6 +60,8 @@ class Protocol(ConfigBase):
         for name in (self.stage1_schedule, self.stage2_schedule):
             if name not in self.schedules:
                 raise ConfigError(f"protocol {self.name!r}: schedule {name!r} is not in schedules {self.schedules}")
+        if not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ConfigError(f"protocol {self.name!r}: seeds must be a positive integer, not {self.seeds!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,15 +74,17 @@ class TrialSpec:
     drop_path: float
     schedule: str
     layer_decay: float | None = None  # None: the config's own
+    seed: int | None = None  # None: the config's own (det train.seed, seg randomness.seed)
 
     def key(self) -> str:
         """Identity of the run (stage excluded: the same run serves every stage that needs it)."""
         ld = "" if self.layer_decay is None else f"|ld={self.layer_decay:.6g}"
-        return f"lr={self.lr:.6g}|wd={self.weight_decay:.6g}|dp={self.drop_path:.6g}|sched={self.schedule}{ld}"
+        seed = "" if self.seed is None else f"|seed={self.seed}"
+        return f"lr={self.lr:.6g}|wd={self.weight_decay:.6g}|dp={self.drop_path:.6g}|sched={self.schedule}{ld}{seed}"
 
     def params(self) -> dict[str, Any]:
         out = {"lr": self.lr, "weight_decay": self.weight_decay, "drop_path": self.drop_path, "schedule": self.schedule}
-        return out if self.layer_decay is None else {**out, "layer_decay": self.layer_decay}
+        return {**out, **{k: v for k, v in (("layer_decay", self.layer_decay), ("seed", self.seed)) if v is not None}}
 
 
 @dataclasses.dataclass
@@ -86,6 +98,7 @@ class Finished:
     drop_path: float
     schedule: str
     layer_decay: float | None = None
+    seed: int | None = None
 
 
 def _extend(grid: Sequence[float], best: float) -> float | None:
@@ -149,7 +162,10 @@ def stage1_best(protocol: Protocol, finished: list[Finished]) -> tuple[list[Tria
 
 def next_trials(protocol: Protocol, finished: list[Finished],
                 reused: tuple[float, float] | None = None) -> tuple[list[TrialSpec], Finished | None]:
-    """(trials to run now, the entry's final best run or None while the protocol is not done).
+    """(trials to run now, the entry's selected run or None while the protocol is not done).
+
+    The selected run is the best of stage 3; with ``protocol.seeds`` > 1 the entry is done once its seed
+    runs (``seed_runs``) have finished too.
 
     ``reused``: (lr, wd) from another entry's stage 1 (an entry's ``reuse_lr_wd_from``); stage 1 is skipped.
     """
@@ -175,4 +191,24 @@ def next_trials(protocol: Protocol, finished: list[Finished],
     missing = [s for s in stage3 if s.key() not in by_key]
     if missing:
         return missing, None
-    return [], _best([by_key[s.key()] for s in stage3])
+    best3 = _best([by_key[s.key()] for s in stage3])
+    if best3 is None:
+        return [], None
+    missing = [s for s in seed_specs(protocol, best3) if s.key() not in by_key]
+    return (missing, None) if missing else ([], best3)
+
+
+def seed_specs(protocol: Protocol, selected: Finished) -> list[TrialSpec]:
+    """Stage 4: the selected configuration with seeds 1..N (none when ``protocol.seeds`` is 1)."""
+    if protocol.seeds == 1:
+        return []
+    return [TrialSpec(4, selected.lr, selected.weight_decay, selected.drop_path, selected.schedule,
+                      selected.layer_decay, seed) for seed in range(1, protocol.seeds + 1)]
+
+
+def seed_runs(protocol: Protocol, finished: list[Finished], selected: Finished) -> list[Finished]:
+    """The finished runs the entry's result is made of: its seed runs, or the selected run when seeds is 1."""
+    if protocol.seeds == 1:
+        return [selected]
+    by_key = {r.key: r for r in finished}
+    return [by_key[s.key()] for s in seed_specs(protocol, selected) if s.key() in by_key]

@@ -1,5 +1,7 @@
-"""Tables 4 and 5 from a search's results (markdown + CSV), with the paper's numbers beside them, and
-plots: each entry's stage-1 lr x wd grid as a heat map, and the metric against the schedule length."""
+"""Tables 4 and 5 from a search's results (markdown + CSV), with the paper's numbers beside them: each cell
+the mean ± std over seeds, a Δ column against a reference entry with its 95% interval; every seed's value in
+seeds.csv / results.json; plots: each entry's stage-1 lr x wd grid as a heat map, the metric against the
+schedule length, and the results with error bars."""
 from __future__ import annotations
 
 import csv
@@ -11,11 +13,13 @@ from typing import Any
 
 from ..recipes import TABLE4, TABLE5
 from .config import METRICS, SearchConfig
-from .protocol import TrialSpec
+from .protocol import TrialSpec, seed_runs
 from .runner import entry_status
+from .stats import Summary, welch_difference
 from .store import TrialStore
 
 INIT_LABELS = {"random": "random init", "supervised": "supervised", "mocov3": "MoCo v3", "beit": "BEiT", "mae": "MAE"}
+SECOND = {"det": "APmask", "seg": "aAcc"}  # the table's second measured column
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -31,7 +35,8 @@ def _column_digits(values: list[Any]) -> int:
 
 
 def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
-    """One row per entry: its final best trial (or how far it got) and every finished trial."""
+    """One row per entry: its selected trial (or how far it got), its seed runs and their summary, and every
+    trial."""
     store = TrialStore.for_search(cfg)
     rows = []
     for name, e in cfg.entries.items():
@@ -41,17 +46,35 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
             if "spec" not in t.user_attrs or t.user_attrs.get("duplicate_of") is not None:
                 continue
             spec = TrialSpec(**json.loads(t.user_attrs["spec"]))
-            trials.append({"number": t.number, "state": t.state.name, "value": t.value, **spec.__dict__,
+            trials.append({"number": t.number, "state": t.state.name, "value": t.value, "key": spec.key(),
+                           **spec.__dict__,
                            **{k: t.user_attrs.get(k) for k in ("APmask", "aAcc", "error", "log", "output_dir")}})
-        best_trial = None
+        best_trial, seeds = None, []
         if best is not None:
-            best_trial = next((t for t in trials if t["state"] == "COMPLETE" and
-                               TrialSpec(0, t["lr"], t["weight_decay"], t["drop_path"], t["schedule"],
-                                         t.get("layer_decay")).key() == best.key),
-                              None)
+            best_trial = next(t for t in trials if t["state"] == "COMPLETE" and t["key"] == best.key)
+            runs = {r.key for r in seed_runs(cfg.protocol_for(name), store.finished(name), best)}
+            seeds = sorted((t for t in trials if t["key"] in runs and t["state"] in ("COMPLETE", "FAIL")),
+                           key=lambda t: -1 if t["seed"] is None else t["seed"])
+        second = SECOND[e.task]
         rows.append({"entry": name, "init": e.init, "size": e.size, "task": e.task, "done": done,
-                     "best": best_trial, "trials": trials, "pending": len(specs)})
+                     "best": best_trial, "trials": trials, "pending": len(specs), "seeds": seeds,
+                     "result": Summary.of([t["value"] for t in seeds if t["state"] == "COMPLETE"]),
+                     "result_" + second: Summary.of([t.get(second) for t in seeds if t["state"] == "COMPLETE"])})
     return rows
+
+
+def reference_rows(rows: list[dict[str, Any]], reference: str) -> dict[str, dict[str, Any] | None]:
+    """entry -> the row its difference is measured against: the entry named ``reference``, or else the entry
+    of initialization ``reference`` with the same task and size; None when there is none (or it is itself)."""
+    by_name = {r["entry"]: r for r in rows}
+    out: dict[str, dict[str, Any] | None] = {}
+    for r in rows:
+        ref = by_name.get(reference)
+        if ref is None or ref["task"] != r["task"]:
+            ref = next((o for o in rows if o["init"] == reference and o["task"] == r["task"]
+                        and o["size"] == r["size"]), None)
+        out[r["entry"]] = None if ref is None or ref is r else ref
+    return out
 
 
 def _paper(task: str, init: str, size: str) -> tuple[Any, Any]:
@@ -61,39 +84,68 @@ def _paper(task: str, init: str, size: str) -> tuple[Any, Any]:
     return TABLE5.get(init, {}).get(size), None
 
 
-def tables(rows: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
-    """Table 4 (det) and Table 5 (seg) as lists of rows (header first)."""
+def _reference_label(reference: str) -> str:
+    return INIT_LABELS.get(reference, reference)
+
+
+def _cell(s: Summary | None, digits: int) -> str:
+    if s is None:
+        return "-"
+    return f"{s.mean:.{digits}f}" if s.n == 1 else f"{s.mean:.{digits}f} ± {s.std:.{digits}f}"
+
+
+def _delta_cell(r: dict[str, Any], ref: dict[str, Any] | None, digits: int) -> str:
+    if ref is None:
+        return "(reference)" if r["result"] is not None else "-"
+    if r["result"] is None or ref["result"] is None:
+        return "-"
+    d = welch_difference(r["result"], ref["result"])
+    text = f"{d.delta:+.{digits}f}"
+    if d.lo is None:
+        return text + " (one seed: no CI)"
+    return text + f" [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]" + (" ≈" if d.within_noise else "")
+
+
+def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, list[list[str]]]:
+    """Table 4 (det) and Table 5 (seg) as lists of rows (header first). Each cell is the mean ± std over the
+    entry's seed runs; the Δ column is its difference to ``reference`` (an entry name or an initialization)
+    with Welch's 95% interval, marked ≈ when the interval contains 0."""
     out: dict[str, list[list[str]]] = {}
+    refs = reference_rows(rows, reference)
     for task, title in (("det", "Table 4 (COCO Mask R-CNN)"), ("seg", "Table 5 (ADE20K UperNet)")):
         task_rows = [r for r in rows if r["task"] == task]
         if not task_rows:
             continue
+        metric, second = METRICS[task], SECOND[task]
+        delta = f"Δ {metric} vs {_reference_label(reference)} [95% CI]"
         if task == "det":
-            header = ["init", "size", "APbox", "APmask", "paper APbox", "paper APmask", "lr", "wd", "drop path",
-                      "schedule", "trials"]
+            header = [metric, delta, second, "paper APbox", "paper APmask"]
         else:
-            header = ["init", "size", "mIoU", "aAcc", "paper mIoU", "lr", "wd", "drop path", "schedule", "trials"]
+            header = [metric, delta, second, "paper mIoU"]
+        header = ["init", "size", *header, "lr", "wd", "drop path", "schedule", "seeds", "trials"]
         with_ld = any((r["best"] or {}).get("layer_decay") is not None for r in task_rows)
         if with_ld:  # an entry searched layer decay (Entry.protocol layer_decays)
             header.insert(header.index("drop path") + 1, "layer decay")
         body = [header]
-        second = "APmask" if task == "det" else "aAcc"
-        d1 = _column_digits([(r["best"] or {}).get("value") for r in task_rows])
-        d2 = _column_digits([(r["best"] or {}).get(second) for r in task_rows])
+        d1 = _column_digits([s.mean for r in task_rows for s in [r["result"]] if s])
+        d2 = _column_digits([s.mean for r in task_rows for s in [r["result_" + second]] if s])
         for r in task_rows:
             b = r["best"] or {}
             paper = _paper(task, r["init"], r["size"])
             n = sum(1 for t in r["trials"] if t["state"] in ("COMPLETE", "FAIL") and t.get("error") != "interrupted (worker gone)")
             if b:
-                common = [f"{b['lr']:.3g}", f"{b['weight_decay']:.3g}", f"{b['drop_path']:.2g}", b["schedule"], str(n)]
+                common = [f"{b['lr']:.3g}", f"{b['weight_decay']:.3g}", f"{b['drop_path']:.2g}", b["schedule"]]
                 ld = b.get("layer_decay")
             else:
-                common = ["-", "-", "-", "(no result)" if r["done"] else "(in progress)", str(n)]
+                common = ["-", "-", "-", "(no result)" if r["done"] else "(in progress)"]
                 ld = None
             if with_ld:
                 common.insert(3, "config" if ld is None else f"{ld:.2g}")
-            measured = [INIT_LABELS.get(r["init"], r["init"]), r["size"], _fmt(b.get("value"), d1), _fmt(b.get(second), d2)]
-            body.append([*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common])
+            failed = sum(1 for t in r["seeds"] if t["state"] == "FAIL")
+            seeds = str(r["result"].n if r["result"] else 0) + (f" ({failed} failed)" if failed else "")
+            measured = [INIT_LABELS.get(r["init"], r["init"]), r["size"], _cell(r["result"], d1),
+                        _delta_cell(r, refs[r["entry"]], d1), _cell(r["result_" + second], d2)]
+            body.append([*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common, seeds, str(n)])
         out[title] = body
     return out
 
@@ -145,7 +197,8 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
         if not b:
             continue
         pts = sorted((cfg.protocol.schedules.index(t["schedule"]), t["value"]) for t in r["trials"]
-                     if t["state"] == "COMPLETE" and t["lr"] == b["lr"] and t["weight_decay"] == b["weight_decay"]
+                     if t["state"] == "COMPLETE" and t["seed"] is None
+                     and t["lr"] == b["lr"] and t["weight_decay"] == b["weight_decay"]
                      and t["drop_path"] == b["drop_path"] and t["schedule"] in cfg.protocol.schedules)
         if pts:
             curves.setdefault(r["task"], []).append((r["entry"], pts))
@@ -164,24 +217,86 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
         fig.savefig(p, dpi=110)
         plt.close(fig)
         paths.append(p)
-    return paths
+    results = plot_results(rows, out_dir)
+    return paths + ([results] if results else [])
 
 
-def write_report(cfg: SearchConfig, out_dir: str | Path) -> Path:
-    """report.md + table CSVs + PNG plots under ``out_dir``; returns the markdown path."""
+def plot_results(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    """Each entry's result: mean with a ±1 std error bar and every seed as a dot, one panel per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in ("det", "seg") if any(r["task"] == t and r["result"] for r in rows)]
+    if not tasks:
+        return None
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        done = [r for r in rows if r["task"] == task and r["result"]]
+        for i, r in enumerate(done):
+            ax.errorbar([i], [r["result"].mean], yerr=[r["result"].std], fmt="o", capsize=6, markersize=8)
+            vals = [t["value"] for t in r["seeds"] if t["state"] == "COMPLETE"]
+            ax.scatter([i + 0.12] * len(vals), vals, s=14, color="k", alpha=0.6, zorder=3)
+        ax.set_xticks(range(len(done)), [f"{INIT_LABELS.get(r['init'], r['init'])}\n{r['size']}" for r in done])
+        ax.set_xlim(-0.6, len(done) - 0.4)
+        ax.set_ylabel(METRICS[task])
+        ax.set_title(f"{task}: mean ± std over seeds (dots: seeds)", fontsize=9)
+    fig.tight_layout()
+    p = out_dir / "results.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
+
+
+def write_seed_values(rows: list[dict[str, Any]], out: Path) -> None:
+    """seeds.csv (one line per seed run) and results.json (every entry's summary and seed values)."""
+    with open(out / "seeds.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["entry", "task", "init", "size", "seed", "state", "metric", "value", "second_metric",
+                    "second_value", "lr", "weight_decay", "drop_path", "layer_decay", "schedule", "output_dir"])
+        for r in rows:
+            for t in r["seeds"]:
+                w.writerow([r["entry"], r["task"], r["init"], r["size"], "config" if t["seed"] is None else t["seed"],
+                            t["state"], METRICS[r["task"]], t["value"], SECOND[r["task"]], t.get(SECOND[r["task"]]),
+                            t["lr"], t["weight_decay"], t["drop_path"], t["layer_decay"], t["schedule"],
+                            t.get("output_dir")])
+    data = {r["entry"]: {"task": r["task"], "init": r["init"], "size": r["size"], "done": r["done"],
+                         "metric": METRICS[r["task"]],
+                         "summary": r["result"] and vars(r["result"]),
+                         "summary_" + SECOND[r["task"]]: r["result_" + SECOND[r["task"]]]
+                         and vars(r["result_" + SECOND[r["task"]]]),
+                         "selected": r["best"] and {k: r["best"][k] for k in ("lr", "weight_decay", "drop_path",
+                                                                              "layer_decay", "schedule", "value")},
+                         "seeds": [{"seed": t["seed"], "state": t["state"], "value": t["value"],
+                                    SECOND[r["task"]]: t.get(SECOND[r["task"]])} for t in r["seeds"]]}
+            for r in rows}
+    (out / "results.json").write_text(json.dumps(data, indent=1))
+
+
+def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "random") -> Path:
+    """report.md + table CSVs + seeds.csv / results.json + PNG plots under ``out_dir``; returns the markdown
+    path. ``reference``: the entry (or initialization) every Δ column is measured against."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = collect(cfg)
-    tabs = tables(rows)
+    tabs = tables(rows, reference)
+    seeds = {cfg.protocol_for(name).seeds for name in cfg.entries}
     md = [f"# {cfg.name}: search report", "", f"Protocol `{cfg.protocol.name}` ({cfg.protocol.fingerprint()}), "
           f"storage `{cfg.storage}`.", ""]
     for title, table in tabs.items():
         md += [f"## {title}", "", markdown(table), ""]
+        md += [f"Cells: mean ± sample std over the selected configuration's seed runs (column `seeds`; "
+               f"{'the selected run itself' if seeds == {1} else 'seeds 1..N re-run after selection'}). "
+               f"Δ: difference of means to {_reference_label(reference)} with its 95% confidence interval by "
+               f"Welch's t (unequal variances); ≈ marks an interval that contains 0, i.e. a difference within "
+               f"seed noise.", ""]
         if any(r["size"] not in ("B", "L") for r in rows):
             md += ["Paper columns: the full-scale ViT-B numbers (ImageNet pretraining, COCO / ADE20K), for reference "
                    "only; this run's entries are miniature.", ""]
         with open(out / f"{'table4' if 'Table 4' in title else 'table5'}.csv", "w", newline="") as f:
             csv.writer(f).writerows(table)
+    write_seed_values(rows, out)
     plots = plot_grids(cfg, rows, out)
     md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     previews = [(r["entry"], Path(r["best"]["output_dir"]) / "val_preview.png") for r in rows
@@ -194,14 +309,15 @@ def write_report(cfg: SearchConfig, out_dir: str | Path) -> Path:
     for r in rows:
         md.append(f"### {r['entry']} ({'done' if r['done'] else 'in progress'})")
         md.append("")
-        md.append("| # | state | value | lr | wd | drop path | schedule | note |")
-        md.append("|---|---|---|---|---|---|---|---|")
+        md.append("| # | stage | state | value | lr | wd | drop path | schedule | seed | note |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|")
         for t in sorted(r["trials"], key=lambda t: t["number"]):
             note = t.get("error") or ""
             if t["state"] == "FAIL" and t.get("log"):
                 note += f" (log: {t['log']})"
-            md.append(f"| {t['number']} | {t['state']} | {_fmt(t['value'], 3)} | {t['lr']:.3g} | {t['weight_decay']:.3g} "
-                      f"| {t['drop_path']:.2g} | {t['schedule']} | {note.strip()} |")
+            seed = "config" if t["seed"] is None else t["seed"]
+            md.append(f"| {t['number']} | {t['stage']} | {t['state']} | {_fmt(t['value'], 3)} | {t['lr']:.3g} "
+                      f"| {t['weight_decay']:.3g} | {t['drop_path']:.2g} | {t['schedule']} | {seed} | {note.strip()} |")
         md.append("")
     path = out / "report.md"
     path.write_text("\n".join(md))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from ..errors import ConfigError
@@ -113,9 +113,9 @@ class TrialStore:
             if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and t.user_attrs.get("retry") is False):
                 s = self._spec(t)
                 out.append(Finished(t.user_attrs["key"], t.value if t.state == TrialState.COMPLETE else None,
-                                    s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay))
+                                    s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay, s.seed))
         for key, s in self._exhausted(entry).items():
-            out.append(Finished(key, None, s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay))
+            out.append(Finished(key, None, s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay, s.seed))
         return out
 
     def enqueue(self, entry: str, specs: list[TrialSpec]) -> int:
@@ -158,6 +158,7 @@ class TrialStore:
             spec = self._spec(t)
             dists = {"lr": FloatDistribution(1e-9, 10.0, log=True), "weight_decay": FloatDistribution(0.0, 10.0),
                      "drop_path": FloatDistribution(0.0, 1.0), "layer_decay": FloatDistribution(0.0, 1.0),
+                     "seed": IntDistribution(0, 2**31 - 1),
                      "schedule": CategoricalDistribution(self.protocol_of(entry).schedules)}
             for name, value in spec.params().items():
                 self.storage.set_trial_param(tid, name, dists[name].to_internal_repr(value), dists[name])
