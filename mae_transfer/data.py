@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
 from torchvision import datasets, transforms
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from .errors import DataError
 
@@ -36,15 +39,66 @@ class SafeImageFolder(datasets.ImageFolder):
             raise DataError(f"data folder {root} is empty")
 
     def __getitem__(self, index: int) -> Any:
-        path, target = self.samples[index]
-        try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-            return {"bad_path": path, "error": f"{type(e).__name__}: {e}"}
-        if self.transform is not None:
-            img = self.transform(img)
-        return img, target
+        return _load(*self.samples[index], self.transform)
+
+
+class UnlabeledImages(Dataset):
+    """Every image file under one or more folders, recursively: ImageFolder's ``ROOT/<class>/<image>`` or a
+    flat folder of images alike (pretraining ignores labels). Items are (image, 0), or the ``None``-like
+    bad-file record of :class:`SafeImageFolder` for files that cannot be decoded.
+
+    Args:
+        roots: the folders.
+        transform: applied to each decoded RGB image.
+        cache_short_side: > 0: decode every image once, here, shrunk so its short side is at most this many
+            pixels, and keep it in memory (small datasets of large photos, where decoding dominates a step;
+            data-loader workers share the cache); 0: decode from disk at every access.
+    """
+
+    def __init__(self, roots: list[str | Path], transform: Callable | None = None, cache_short_side: int = 0) -> None:
+        self.transform = transform
+        self.samples: list[tuple[str, int]] = []
+        if not roots:
+            raise DataError("no data folder given (data_path)")
+        for root in map(Path, roots):
+            if not root.is_dir():
+                raise DataError(f"data folder not found: {root}")
+            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS and p.is_file())
+            if not files:
+                raise DataError(f"data folder {root} holds no images (expected ROOT/<class>/<image> or "
+                                f"ROOT/<image>, suffixes {', '.join(IMG_EXTENSIONS)})")
+            self.samples += [(str(p), 0) for p in files]
+        self.cache: list[Any] | None = None
+        if cache_short_side > 0:
+            self.cache = [_load(path, 0, partial(_shrink, short_side=cache_short_side))
+                          for path, _ in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Any:
+        if self.cache is None:
+            return _load(*self.samples[index], self.transform)
+        item = self.cache[index]
+        if isinstance(item, dict) or self.transform is None:  # an undecodable file's record
+            return item
+        return self.transform(item[0]), item[1]
+
+
+def _shrink(img: Image.Image, short_side: int) -> Image.Image:
+    scale = short_side / min(img.size)
+    if scale >= 1:
+        return img
+    return img.resize((round(img.width * scale), round(img.height * scale)), Image.BICUBIC)
+
+
+def _load(path: str, target: int, transform: Callable | None) -> Any:
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        return {"bad_path": path, "error": f"{type(e).__name__}: {e}"}
+    return (transform(img) if transform is not None else img), target
 
 
 def collate_skip_bad(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:

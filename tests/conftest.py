@@ -16,10 +16,11 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 CIFAR = Path(shared_data("cifar10"))
 COCO128 = Path(shared_data("coco128"))
 BALLOON = Path(shared_data("balloon"))
+CAMVID = Path(shared_data("camvid"))
 
 
 def pytest_collection_modifyitems(config, items):
-    missing = [p for p in (CIFAR, COCO128, BALLOON) if not p.is_dir()]
+    missing = [p for p in (CIFAR, COCO128, BALLOON, CAMVID) if not p.is_dir()]
     if missing:
         raise pytest.UsageError(f"shared test data not found: {missing} (set MAE_TRANSFER_DATA)")
 

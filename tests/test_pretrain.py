@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
-from conftest import make_image_folder, one_line_error, run_tool
+from conftest import CAMVID, CIFAR, make_image_folder, one_line_error, run_tool
 from mae_transfer.checkpoints import load_checkpoint, save_atomic
 from mae_transfer.errors import DataError, NonFiniteLossError
 from mae_transfer.models.mae import MaskedAutoencoderViT
@@ -102,6 +102,28 @@ def test_data_errors_are_one_line(tmp_path):
     err = one_line_error(run_tool("tools/pretrain.py", f"data_path={tmp_path / 'empty'}", "device=cpu",
                                   f"output_dir={tmp_path / 'o'}"))
     assert "holds no images" in err and str(tmp_path / "empty") in err
+
+
+def test_pretraining_data_is_flat_or_class_folders_or_several(tmp_path):
+    """ROOT/<class>/<image> (CIFAR's layout) and a flat folder of frames (CamVid's images/training) are both
+    pretraining data, and data_path may list several folders."""
+    from mae_transfer.data import UnlabeledImages
+
+    flat = tmp_path / "frames"
+    flat.mkdir()
+    for p in sorted((CAMVID / "images/training").glob("*.jpg"))[:3]:
+        (flat / p.name).symlink_to(p)
+    (flat / "notes.txt").write_text("not an image")
+    ds = UnlabeledImages([flat, CIFAR / "test"])
+    assert len(ds) == 3 + 2000  # cifar10/test: 10 classes x 200
+    img, label = ds[0]
+    assert img.size == (480, 360) and label == 0
+    cfg = tiny_cfg(f"{flat},{CIFAR / 'test'}", tmp_path / "o")
+    assert cfg.data_folders() == [str(flat), str(CIFAR / "test")]
+    with pytest.raises(DataError, match="no data folder given"):
+        UnlabeledImages([])
+    cached = UnlabeledImages([flat], cache_short_side=120)  # decoded once, shrunk, kept in memory
+    assert cached[0][0].size == (160, 120) and cached.cache is not None and len(cached.cache) == 3
 
 
 def test_cli_rejects_unknown_key_and_bad_value(tmp_path):

@@ -21,8 +21,11 @@ class PretrainConfig(ConfigBase):
     norm_pix_loss: bool = option(True, "regress per-patch normalized pixels (Table 1d; released models use it)")
     loss_on_all_patches: bool = option(False, "MSE on all patches instead of the masked ones only")
     # data
-    data_path: str = option("", "ImageFolder root (class sub-folders); labels are ignored")
+    data_path: str = option("", "image folder(s), comma-separated: ImageFolder roots (ROOT/<class>/<image>) or flat "
+                                "folders of images, searched recursively; labels are ignored")
     num_workers: int = option(10, "data-loader worker processes per training process")
+    cache_short_side: int = option(0, "> 0: decode every image once, shrunk to this short side at most, and keep it "
+                                      "in memory (small datasets of large photos); 0: read from disk every time")
     # optimization (Table 8)
     epochs: int = option(800, "total epochs (paper: 800 for ablations, 1600 for released models)")
     warmup_epochs: int = option(40, "linear warmup epochs (per-iteration schedule)")
@@ -54,7 +57,8 @@ class PretrainConfig(ConfigBase):
         from ..models.masking import MASKING
 
         check_ranges(self, positive=("batch_size", "accum_iter", "epochs", "input_size", "blr", "log_every"),
-                     non_negative=("warmup_epochs", "weight_decay", "num_workers", "min_lr", "save_every"))
+                     non_negative=("warmup_epochs", "weight_decay", "num_workers", "min_lr", "save_every",
+                                   "cache_short_side"))
         if not 0.0 < self.mask_ratio < 1.0:
             raise ConfigError(f"config key 'mask_ratio' must be in (0, 1), got {self.mask_ratio}")
         if self.mask_strategy not in MASKING:
@@ -63,6 +67,10 @@ class PretrainConfig(ConfigBase):
         check_kernels(self.kernels)
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"config key 'betas' must be two values in [0, 1), got {self.betas}")
+
+    def data_folders(self) -> list[str]:
+        """The folders of ``data_path`` (comma-separated)."""
+        return [p.strip() for p in self.data_path.split(",") if p.strip()]
 
     def effective_batch(self, world: int) -> int:
         return self.batch_size * self.accum_iter * world

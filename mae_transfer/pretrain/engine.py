@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .. import dist
 from ..checkpoints import extract_state_dict, load_checkpoint, save_atomic
-from ..data import SafeImageFolder, SkipCounter, collate_skip_bad, pretrain_transform
+from ..data import SkipCounter, UnlabeledImages, collate_skip_bad, pretrain_transform
 from ..errors import CheckpointError, DataError, NonFiniteLossError
 from ..kernels import adamw, set_attention_kernel
 from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae
@@ -76,7 +76,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
     amp_dtype = resolve_precision(cfg.precision, device)
     MAE_MODELS.get(cfg.model)  # fail on an unknown model before scanning the data
 
-    dataset = SafeImageFolder(cfg.data_path, pretrain_transform(cfg.input_size))
+    dataset = UnlabeledImages(cfg.data_folders(), pretrain_transform(cfg.input_size), cfg.cache_short_side)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
     # Workers are started anew each epoch (not persistent): their seeds then derive from the epoch's reseed
     # below, so an epoch's augmentation does not depend on how many epochs this process has run, and a resumed
