@@ -207,7 +207,8 @@ class MaskedAutoencoderViT(nn.Module):
 
 
 # name -> constructor arguments. The paper's variants keep the default decoder (8 blocks, 512 wide,
-# 16 heads); the small ones are for CPU work (ViT-S width; a tiny 32x32 model for CIFAR-sized images).
+# 16 heads); the small ones are for CPU work (ViT-S width; a tiny 32x32 model for CIFAR-sized images; the
+# miniature tables' 128px model).
 MAE_ARCHS: dict[str, dict[str, Any]] = {
     "mae_vit_base_patch16": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12),
     "mae_vit_large_patch16": dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16),
@@ -215,6 +216,9 @@ MAE_ARCHS: dict[str, dict[str, Any]] = {
     "mae_vit_small_patch16": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6,
                                   decoder_embed_dim=256, decoder_depth=4, decoder_num_heads=8),
     "mae_vit_tiny_patch4": dict(img_size=32, patch_size=4, embed_dim=192, depth=6, num_heads=3,
+                                decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4),
+    # the miniature tables' encoder (configs/mini): 128px images, a 16x16 grid, 4 blocks
+    "mae_vit_mini_patch8": dict(img_size=128, patch_size=8, embed_dim=192, depth=4, num_heads=3,
                                 decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4),
 }
 ENCODER_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio")
