@@ -143,7 +143,7 @@ config = SearchConfig(
             store.enqueue(name, specs)
             while (c := store.claim(name)) is not None:
                 v = 99.0 if c.spec.seed is None else values[c.spec.seed - 1]  # the selecting run is not a cell
-                store.complete(c, v, {"aAcc": v + 50})
+                store.complete(c, v, {"aAcc": v + 50, "test_mIoU": v - 1})  # test: evaluated once, after training
     report = write_report(cfg, tmp_path / "report").read_text()
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in report.splitlines()
             if line.startswith("| ") and " | seg" not in line}
@@ -153,10 +153,12 @@ config = SearchConfig(
     assert rows["MAE"][3] == f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]" and ci.low > 0
     assert rows["supervised"][3].startswith("+0.2 [") and rows["supervised"][3].endswith(" ≈")
     assert rows["MAE"][-2] == "3"  # seed count
+    assert rows["init"][2] == "val mIoU" and rows["init"][5] == "test mIoU"
+    assert rows["MAE"][5] == "24.3 ± 1.0" and rows["MAE"][6] == f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]"
     with open(tmp_path / "report" / "seeds.csv") as f:
         lines = list(csv.DictReader(f))
-    assert [(r["entry"], r["seed"], float(r["value"])) for r in lines if r["entry"] == "mae"] == \
-        [("mae", "1", 25.0), ("mae", "2", 26.5), ("mae", "3", 24.5)]
+    assert [(r["entry"], r["seed"], float(r["value"]), float(r["test_value"])) for r in lines if r["entry"] == "mae"] \
+        == [("mae", "1", 25.0, 24.0), ("mae", "2", 26.5, 25.5), ("mae", "3", 24.5, 23.5)]
     data = json.loads((tmp_path / "report" / "results.json").read_text())
     assert data["mae"]["summary"]["n"] == 3 and data["mae"]["summary"]["mean"] == pytest.approx(76 / 3)
     assert data["mae"]["selected"]["value"] == 99.0
@@ -178,6 +180,17 @@ def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):
     seg = load_config(REPO_ROOT / "configs/search/mae2021_ade20k.py")
     cmd = trial_command(seg, next(iter(seg.entries)), dataclasses.replace(spec, schedule="160k"), tmp_path)
     assert "randomness.seed=2" in cmd[cmd.index("--cfg-options"):]
+
+
+def test_a_runs_test_split_result_is_read_beside_its_validation_metric(tmp_path):
+    import json
+
+    from mae_transfer.search.runner import _read_metric
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"mIoU": 30.5, "aAcc": 80.0, "phase": "val",
+                                                       "test": {"mIoU": 28.25, "aAcc": 79.0, "phase": "test"}}))
+    assert _read_metric("seg", tmp_path) == (30.5, {"mIoU": 30.5, "aAcc": 80.0, "test_mIoU": 28.25,
+                                                    "test_aAcc": 79.0})
 
 
 # ----------------------------------------------------------------------------- store

@@ -125,12 +125,17 @@ def test_learning_is_real_on_two_images(tmp_path, folders):
     args = data_args(folders["train2"], folders["train2"])
     before = seg(*args, "--work-dir", str(tmp_path / "untrained"), "--eval-only")
     assert before.returncode == 0, before.stderr[-3000:]
-    after = seg(*args, "--work-dir", str(tmp_path / "trained"), "--cfg-options", "train_cfg.max_iters=200",
+    after = seg(*args, "--test-images", folders["train2"][0], "--test-labels", folders["train2"][1],
+                "--work-dir", str(tmp_path / "trained"), "--cfg-options", "train_cfg.max_iters=200",
                 "train_cfg.val_interval=200", "optim_wrapper.optimizer.lr=5e-4")
     assert after.returncode == 0, after.stderr[-3000:]
     m0 = json.loads((tmp_path / "untrained/metrics.json").read_text())["mIoU"]
-    m1 = json.loads((tmp_path / "trained/metrics.json").read_text())["mIoU"]
-    assert m1 > m0 + 20.0, (m0, m1)
+    trained = json.loads((tmp_path / "trained/metrics.json").read_text())
+    assert trained["mIoU"] > m0 + 20.0, (m0, trained["mIoU"])
+    # --test-images: one evaluation of the trained model after training, kept beside the validation result
+    # (here the same two images, so the same mIoU)
+    assert trained["phase"] == "val" and trained["test"]["phase"] == "test"
+    assert trained["test"]["mIoU"] == trained["mIoU"] and trained["test"]["iteration"] == 200
 
 
 def test_killed_run_resumes_with_weights_only_loading(tmp_path, folders):

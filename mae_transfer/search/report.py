@@ -48,18 +48,20 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
             spec = TrialSpec(**json.loads(t.user_attrs["spec"]))
             trials.append({"number": t.number, "state": t.state.name, "value": t.value, "key": spec.key(),
                            **spec.__dict__,
-                           **{k: t.user_attrs.get(k) for k in ("APmask", "aAcc", "error", "log", "output_dir")}})
+                           **{k: t.user_attrs.get(k) for k in ("APmask", "aAcc", "error", "log", "output_dir",
+                                                               f"test_{METRICS[e.task]}")}})
         best_trial, seeds = None, []
         if best is not None:
             best_trial = next(t for t in trials if t["state"] == "COMPLETE" and t["key"] == best.key)
             runs = {r.key for r in seed_runs(cfg.protocol_for(name), store.finished(name), best)}
             seeds = sorted((t for t in trials if t["key"] in runs and t["state"] in ("COMPLETE", "FAIL")),
                            key=lambda t: -1 if t["seed"] is None else t["seed"])
-        second = SECOND[e.task]
+        ok = [t for t in seeds if t["state"] == "COMPLETE"]
         rows.append({"entry": name, "init": e.init, "size": e.size, "task": e.task, "done": done,
                      "best": best_trial, "trials": trials, "pending": len(specs), "seeds": seeds,
-                     "result": Summary.of([t["value"] for t in seeds if t["state"] == "COMPLETE"]),
-                     "result_" + second: Summary.of([t.get(second) for t in seeds if t["state"] == "COMPLETE"])})
+                     "result": Summary.of([t["value"] for t in ok]),
+                     "result_" + SECOND[e.task]: Summary.of([t.get(SECOND[e.task]) for t in ok]),
+                     "result_test": Summary.of([t.get(f"test_{METRICS[e.task]}") for t in ok])})
     return rows
 
 
@@ -94,12 +96,12 @@ def _cell(s: Summary | None, digits: int) -> str:
     return f"{s.mean:.{digits}f}" if s.n == 1 else f"{s.mean:.{digits}f} ± {s.std:.{digits}f}"
 
 
-def _delta_cell(r: dict[str, Any], ref: dict[str, Any] | None, digits: int) -> str:
+def _delta_cell(r: dict[str, Any], ref: dict[str, Any] | None, digits: int, key: str = "result") -> str:
     if ref is None:
-        return "(reference)" if r["result"] is not None else "-"
-    if r["result"] is None or ref["result"] is None:
+        return "(reference)" if r[key] is not None else "-"
+    if r[key] is None or ref[key] is None:
         return "-"
-    d = welch_difference(r["result"], ref["result"])
+    d = welch_difference(r[key], ref[key])
     text = f"{d.delta:+.{digits}f}"
     if d.lo is None:
         return text + " (one seed: no CI)"
@@ -118,11 +120,11 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
             continue
         metric, second = METRICS[task], SECOND[task]
         delta = f"Δ {metric} vs {_reference_label(reference)} [95% CI]"
-        if task == "det":
-            header = [metric, delta, second, "paper APbox", "paper APmask"]
-        else:
-            header = [metric, delta, second, "paper mIoU"]
-        header = ["init", "size", *header, "lr", "wd", "drop path", "schedule", "seeds", "trials"]
+        with_test = any(r["result_test"] for r in task_rows)  # runs evaluated a test split once after training
+        measured = [f"val {metric}", f"val {delta}", f"val {second}", f"test {metric}", f"test {delta}"] \
+            if with_test else [metric, delta, second]
+        paper = ["paper APbox", "paper APmask"] if task == "det" else ["paper mIoU"]
+        header = ["init", "size", *measured, *paper, "lr", "wd", "drop path", "schedule", "seeds", "trials"]
         with_ld = any((r["best"] or {}).get("layer_decay") is not None for r in task_rows)
         if with_ld:  # an entry searched layer decay (Entry.protocol layer_decays)
             header.insert(header.index("drop path") + 1, "layer decay")
@@ -145,6 +147,8 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
             seeds = str(r["result"].n if r["result"] else 0) + (f" ({failed} failed)" if failed else "")
             measured = [INIT_LABELS.get(r["init"], r["init"]), r["size"], _cell(r["result"], d1),
                         _delta_cell(r, refs[r["entry"]], d1), _cell(r["result_" + second], d2)]
+            if with_test:
+                measured += [_cell(r["result_test"], d1), _delta_cell(r, refs[r["entry"]], d1, "result_test")]
             body.append([*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common, seeds, str(n)])
         out[title] = body
     return out
@@ -254,22 +258,26 @@ def write_seed_values(rows: list[dict[str, Any]], out: Path) -> None:
     with open(out / "seeds.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["entry", "task", "init", "size", "seed", "state", "metric", "value", "second_metric",
-                    "second_value", "lr", "weight_decay", "drop_path", "layer_decay", "schedule", "output_dir"])
+                    "second_value", "test_value", "lr", "weight_decay", "drop_path", "layer_decay", "schedule",
+                    "output_dir"])
         for r in rows:
+            metric = METRICS[r["task"]]
             for t in r["seeds"]:
                 w.writerow([r["entry"], r["task"], r["init"], r["size"], "config" if t["seed"] is None else t["seed"],
-                            t["state"], METRICS[r["task"]], t["value"], SECOND[r["task"]], t.get(SECOND[r["task"]]),
-                            t["lr"], t["weight_decay"], t["drop_path"], t["layer_decay"], t["schedule"],
-                            t.get("output_dir")])
+                            t["state"], metric, t["value"], SECOND[r["task"]], t.get(SECOND[r["task"]]),
+                            t.get(f"test_{metric}"), t["lr"], t["weight_decay"], t["drop_path"], t["layer_decay"],
+                            t["schedule"], t.get("output_dir")])
     data = {r["entry"]: {"task": r["task"], "init": r["init"], "size": r["size"], "done": r["done"],
                          "metric": METRICS[r["task"]],
                          "summary": r["result"] and vars(r["result"]),
                          "summary_" + SECOND[r["task"]]: r["result_" + SECOND[r["task"]]]
                          and vars(r["result_" + SECOND[r["task"]]]),
+                         "summary_test": r["result_test"] and vars(r["result_test"]),
                          "selected": r["best"] and {k: r["best"][k] for k in ("lr", "weight_decay", "drop_path",
                                                                               "layer_decay", "schedule", "value")},
                          "seeds": [{"seed": t["seed"], "state": t["state"], "value": t["value"],
-                                    SECOND[r["task"]]: t.get(SECOND[r["task"]])} for t in r["seeds"]]}
+                                    SECOND[r["task"]]: t.get(SECOND[r["task"]]),
+                                    "test": t.get(f"test_{METRICS[r['task']]}")} for t in r["seeds"]]}
             for r in rows}
     (out / "results.json").write_text(json.dumps(data, indent=1))
 
@@ -290,7 +298,8 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
                f"{'the selected run itself' if seeds == {1} else 'seeds 1..N re-run after selection'}). "
                f"Δ: difference of means to {_reference_label(reference)} with its 95% confidence interval by "
                f"Welch's t (unequal variances); ≈ marks an interval that contains 0, i.e. a difference within "
-               f"seed noise.", ""]
+               f"seed noise." + (" val: the split the protocol selects on; test: evaluated once after each "
+                                 "run, never used for selection." if table[0][2].startswith("val ") else ""), ""]
         if any(r["size"] not in ("B", "L") for r in rows):
             md += ["Paper columns: the full-scale ViT-B numbers (ImageNet pretraining, COCO / ADE20K), for reference "
                    "only; this run's entries are miniature.", ""]

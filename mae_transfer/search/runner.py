@@ -70,6 +70,8 @@ def _read_metric(task: str, out_dir: Path) -> tuple[float | None, dict[str, Any]
     data = json.loads(path.read_text())
     value = data.get(METRICS[task])
     extra = {k: data.get(k) for k in ("APbox", "APmask", "mIoU", "aAcc", "mAcc") if k in data}
+    test = data.get("test") if isinstance(data.get("test"), dict) else {}  # a test split evaluated once at the end
+    extra.update({f"test_{k}": test[k] for k in ("APbox", "APmask", "mIoU", "aAcc") if test.get(k) is not None})
     if value is None and task == "det" and data.get("iteration", 0) > 0:
         value = 0.0  # COCOeval gives NaN when a trained model predicts nothing: that is AP 0
     return value, extra

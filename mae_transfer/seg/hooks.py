@@ -1,6 +1,7 @@
 """Runner hooks: ``metrics.json`` after every evaluation, and a stop on a non-finite loss."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,14 @@ from .metrics import clean_number
 
 @HOOKS.register_module()
 class MetricsJSONHook(Hook):
-    """After each validation/test epoch, write ``work_dir/metrics.json``: mIoU, aAcc, mAcc, per-class IoU."""
+    """After each validation/test epoch, write ``work_dir/metrics.json``: mIoU, aAcc, mAcc, per-class IoU.
+
+    ``test_after_training`` (set by the harness for the test split's one evaluation after training): the test
+    results go under a ``test`` key of the training run's metrics.json instead of replacing its validation
+    results."""
 
     priority = "LOW"
+    test_after_training = False
 
     def _write(self, runner, metrics: dict[str, Any] | None, loop: Any, phase: str) -> None:
         if not metrics or runner.rank != 0:
@@ -26,7 +32,10 @@ class MetricsJSONHook(Hook):
         per_class = next((m.per_class_iou for m in loop.evaluator.metrics if hasattr(m, "per_class_iou")), {})
         data = {"mIoU": summary.get("mIoU"), "aAcc": summary.get("aAcc"), "mAcc": summary.get("mAcc"),
                 "per_class_IoU": per_class, "iteration": runner.iter, "phase": phase}
-        write_json_atomic(data, Path(runner.work_dir) / "metrics.json")
+        path = Path(runner.work_dir) / "metrics.json"
+        if phase == "test" and self.test_after_training:
+            data = {**json.loads(path.read_text()), "test": data}
+        write_json_atomic(data, path)
 
     def after_val_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:
         self._write(runner, metrics, runner.val_loop, "val")

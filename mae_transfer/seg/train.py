@@ -137,17 +137,20 @@ def load_config(args: argparse.Namespace) -> Any:
     if args.data_root:
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
             cfg[loader].dataset.data_root = args.data_root
-    if (args.train_images or args.val_images) and not args.classes:
-        raise ConfigError("--classes CLASSES.txt is required with --train-images/--val-images")
+    if (args.train_images or args.val_images or args.test_images) and not args.classes:
+        raise ConfigError("--classes CLASSES.txt is required with --train-images/--val-images/--test-images")
     for split, images, labels in (("train", args.train_images, args.train_labels),
-                                  ("val", args.val_images, args.val_labels)):
+                                  ("val", args.val_images, args.val_labels),
+                                  ("test", args.test_images, args.test_labels)):
         if images or labels:
             if not (images and labels):
                 raise ConfigError(f"--{split}-images and --{split}-labels go together")
             loader = cfg[f"{split}_dataloader"]
             loader.dataset = _folder_dataset(images, labels, args.classes, loader.dataset.pipeline)
-            if split == "val":
+            if split == "val" and not args.test_images:
                 cfg.test_dataloader = cfg.val_dataloader
+    if args.test_images:
+        cfg.test_after_training = True
     if args.classes:
         from .datasets import read_classes
 
@@ -233,6 +236,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if evaluated != runner.iter:  # resumed after the last training step (killed during the final evaluation)
         log.info("no evaluation of iteration %d yet: evaluating now", runner.iter)
         runner.val_loop.run()
+    if cfg.get("test_after_training") and "test" not in json.loads(metrics_file.read_text()):
+        log.info("evaluating the test split once: %s", cfg.test_dataloader.dataset.get("data_prefix"))
+        from .hooks import MetricsJSONHook
+
+        next(h for h in runner.hooks if isinstance(h, MetricsJSONHook)).test_after_training = True
+        runner.test()
     if main:
         write_val_preview(runner)
     return {"metrics_file": str(metrics_file)}
@@ -290,6 +299,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-labels", default=None)
     g.add_argument("--val-images", default=None)
     g.add_argument("--val-labels", default=None)
+    g.add_argument("--test-images", default=None,
+                   help="test split, evaluated once after training into metrics.json's 'test' key (configs may set "
+                        "test_after_training=True for their own test_dataloader)")
+    g.add_argument("--test-labels", default=None)
     g.add_argument("--classes", default=None, help="classes.txt (one name per line; label 0 = ignore)")
     parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE",
                         help="config overrides, e.g. train_cfg.max_iters=1000 optim_wrapper.optimizer.lr=2e-4")

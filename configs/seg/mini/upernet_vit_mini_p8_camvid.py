@@ -24,6 +24,7 @@ val_dataloader = dict(dataset=dict(data_prefix=dict(img_path=f"{root}/images/val
 test_dataloader = dict(dataset=dict(data_prefix=dict(img_path=f"{root}/images/test",
                                                      seg_map_path=f"{root}/annotations/test"),
                                     classes_file=f"{root}/classes.txt"))
+test_after_training = True  # the 233 test frames, evaluated once after training (metrics.json's "test")
 param_scheduler = [
     dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=50),
     dict(type="PolyLR", eta_min=0.0, power=1.0, begin=50, end=2000, by_epoch=False),
