@@ -6,8 +6,6 @@ LOCAL_RANK / MASTER_ADDR / MASTER_PORT (submitit's TorchDistributedEnvironment e
 from __future__ import annotations
 
 import os
-from typing import Any
-
 import torch
 import torch.distributed as dist
 
@@ -37,10 +35,6 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def is_main() -> bool:
-    return rank() == 0
-
-
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
@@ -55,14 +49,7 @@ def all_reduce_mean(value: float) -> float:
     return float(t.item()) / world_size()
 
 
-def broadcast_object(obj: Any) -> Any:
-    if world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def cleanup() -> None:
+    """Destroy the process group this process joined (no-op in a single-process run)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

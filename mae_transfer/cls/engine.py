@@ -142,8 +142,11 @@ def run_cls(cfg: ClsConfig) -> dict[str, Any]:
     """Fine-tune or linear-probe; writes metrics.json and returns it."""
     cfg.validate()
     device, rank, world = dist.init_distributed(cfg.device)
-    with locked_output_dir(cfg.output_dir, rank == 0):  # before anything is written there
-        return _run_cls(cfg, device, rank, world)
+    try:
+        with locked_output_dir(cfg.output_dir, rank == 0):  # before anything is written there
+            return _run_cls(cfg, device, rank, world)
+    finally:
+        dist.cleanup()  # leave no process group behind (a caller may start another run in this process)
 
 
 def _run_cls(cfg: ClsConfig, device: torch.device, rank: int, world: int) -> dict[str, Any]:

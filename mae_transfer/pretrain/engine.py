@@ -65,8 +65,11 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Run MAE pretraining; returns the last epoch's stats. Writes into ``cfg.output_dir``."""
     cfg.validate()
     device, rank, world = dist.init_distributed(cfg.device)
-    with locked_output_dir(cfg.output_dir, rank == 0):  # before anything is written there
-        return _pretrain(cfg, device, rank, world)
+    try:
+        with locked_output_dir(cfg.output_dir, rank == 0):  # before anything is written there
+            return _pretrain(cfg, device, rank, world)
+    finally:
+        dist.cleanup()  # leave no process group behind (a caller may start another run in this process)
 
 
 def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) -> dict[str, Any]:
