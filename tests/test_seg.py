@@ -83,6 +83,21 @@ def test_train_and_evaluate_end_to_end(tmp_path, folders):
     assert drawn.size[0] == w + 150 and drawn.size[1] >= h
 
 
+def test_label_folder_takes_the_image_suffix_it_finds(tmp_path, folders):
+    """A folder of .png photos (not the .jpg default) loads without an img_suffix setting."""
+    from PIL import Image
+
+    from mae_transfer.seg.datasets import LabelFolderDataset
+
+    src_img, src_lbl = folders["val4"]
+    (tmp_path / "img").mkdir()
+    for p in sorted(Path(src_img).iterdir())[:2]:
+        Image.open(p).save(tmp_path / "img" / f"{p.stem}.png")
+    ds = LabelFolderDataset(classes_file=CLASSES, data_root="", pipeline=[],
+                            data_prefix=dict(img_path=str(tmp_path / "img"), seg_map_path=src_lbl))
+    assert len(ds) == 2 and ds.get_data_info(0)["img_path"].endswith(".png")
+
+
 def test_segmentation_overlay_keeps_ignored_pixels_and_names_present_classes():
     """colorize blends the palette only where a class is given (255 = ignore stays the image's); the legend
     lists exactly the classes present."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,9 +24,20 @@ def read_classes(path: str | Path) -> tuple[str, ...]:
     return names
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _image_suffix(img_dir: str) -> str:
+    """The most common image suffix in ``img_dir`` (as spelled there); .jpg when it holds none."""
+    counts = Counter(os.path.splitext(f)[1] for f in (os.listdir(img_dir) if os.path.isdir(img_dir) else ())
+                     if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
+    return counts.most_common(1)[0][0] if counts else ".jpg"
+
+
 @DATASETS.register_module()
 class LabelFolderDataset(BaseSegDataset):
     """Images ``<img_path>/<stem><img_suffix>`` with labels ``<seg_map_path>/<stem>.png`` (class index per pixel).
+    ``img_suffix="auto"`` (default) takes the most common image suffix in the image folder (.jpg, .png, ...).
 
     ``classes_file``: one class name per line. With ``reduce_zero_label`` (default, as ADE20K), label 0 means
     "unlabeled" (ignored) and label i is class line i; 255 is ignored too (mmseg's ignore index). Every pair is
@@ -35,11 +47,14 @@ class LabelFolderDataset(BaseSegDataset):
 
     METAINFO: dict = dict()  # classes come from classes_file; a palette is generated
 
-    def __init__(self, classes_file: str, reduce_zero_label: bool = True, img_suffix: str = ".jpg",
+    def __init__(self, classes_file: str, reduce_zero_label: bool = True, img_suffix: str = "auto",
                  seg_map_suffix: str = ".png", validate: bool = True, **kwargs) -> None:
         classes = read_classes(classes_file)
         self.classes_file = classes_file
         self.validate = validate
+        if img_suffix == "auto":
+            img_dir = os.path.join(kwargs.get("data_root") or "", kwargs.get("data_prefix", {}).get("img_path", ""))
+            img_suffix = _image_suffix(img_dir)
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, reduce_zero_label=reduce_zero_label,
                          metainfo=dict(classes=classes), **kwargs)
 
