@@ -204,6 +204,15 @@ def test_supervised_deit_checkpoint(tmp_path):
     assert torch.equal(bb.vit.patch_embed.proj.weight, sd["patch_embed.proj.weight"])
 
 
+def test_distilled_deit_checkpoint_drops_the_distillation_position(tmp_path):
+    deit = randomize(timm.create_model("deit_base_distilled_patch16_224", pretrained=False, **SMALL))
+    sd = deit.state_dict()
+    bb = build_backbone("mae_vit_b", **SMALL, img_size=224, window_size=14, global_blocks=(3,))
+    report = bb.load_pretrained(save(tmp_path, {"model": sd}))
+    assert torch.equal(bb.vit.pos_embed, sd["pos_embed"][:, 2:])  # same grid: the patch positions as they were
+    assert {"dist_token", "head_dist.weight"} <= set(report.ignored) and "distillation" in report.format()
+
+
 def test_mocov3_checkpoint(tmp_path):
     sd = _vit_sd(seed=3)
     ckpt = {f"module.base_encoder.{k}": v for k, v in sd.items() if not k.startswith("head")}

@@ -122,6 +122,10 @@ def to_canonical(state: dict[str, torch.Tensor], source: str = "auto") -> tuple[
         out[f"{blk}.attn.qkv.bias"] = torch.cat([qb, torch.zeros_like(qb), vb])
     if q_bias:
         notes.append("BEiT q_bias/v_bias merged into qkv.bias (k bias = 0)")
+    pos = out.get("pos_embed")
+    if "dist_token" in state and pos is not None and round((pos.shape[1] - 2) ** 0.5) ** 2 == pos.shape[1] - 2:
+        out["pos_embed"] = torch.cat([pos[:, :1], pos[:, 2:]], dim=1)  # DeiT-distilled: cls, dist, grid
+        notes.append("DeiT distillation token's position embedding dropped (cls + grid kept)")
     if "patch_embed.proj.weight" not in out:
         raise CheckpointError(f"{source} checkpoint has no 'patch_embed.proj.weight': not a ViT state dict "
                               f"(first keys: {', '.join(list(state)[:3])})")
