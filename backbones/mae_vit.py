@@ -26,6 +26,14 @@ ARCHS: dict[str, dict[str, Any]] = {
 }
 
 
+def backbone_for(embed_dim: int, depth: int, patch_size: int) -> str | None:
+    """The registered backbone of this encoder shape (a patch-14 encoder runs as patch 16, as ViT-H)."""
+    for name, a in ARCHS.items():
+        if (a["embed_dim"], a["depth"]) == (embed_dim, depth) and a["patch_size"] in (patch_size, 16):
+            return name
+    return None
+
+
 def _factory(name: str):
     def build(**overrides: Any) -> ViTPyramidBackbone:
         return ViTPyramidBackbone(**{**ARCHS[name], **overrides})

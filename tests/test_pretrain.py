@@ -126,6 +126,17 @@ def test_pretraining_data_is_flat_or_class_folders_or_several(tmp_path):
     assert cached[0][0].size == (160, 120) and cached.cache is not None and len(cached.cache) == 3
 
 
+def test_the_run_ends_with_the_commands_that_transfer_its_encoder(tmp_path):
+    from mae_transfer.pretrain.engine import next_commands
+
+    text = next_commands(PretrainConfig(model="mae_vit_mini_patch8"), tmp_path / "encoder.pth")
+    assert f"tools/train_det.py --backbone mae_vit_mini_p8 --weights {tmp_path / 'encoder.pth'} --init mae" in text
+    assert "--backbone mae_vit_l " in next_commands(PretrainConfig(model="mae_vit_large_patch16"), tmp_path)
+    assert "--backbone mae_vit_h " in next_commands(PretrainConfig(model="mae_vit_huge_patch14"), tmp_path)
+    odd = next_commands(PretrainConfig(model="mae_vit_tiny_patch4", model_overrides={"depth": 2}), tmp_path)
+    assert "--config YOUR_CONFIG" in odd and "model=mae_vit_tiny_patch4" in odd
+
+
 def test_cli_rejects_unknown_key_and_bad_value(tmp_path):
     err = one_line_error(run_tool("tools/pretrain.py", "--config", "configs/pretrain/cifar10_tiny.py", "mask_ration=0.5"))
     assert "unknown config key 'mask_ration'" in err and "mask_ratio" in err

@@ -122,17 +122,6 @@ def _sort(keys: list[str], rules: tuple[tuple[str, str], ...]) -> tuple[list[tup
             for why, v in groups.items()], other
 
 
-def _matching_backbone(arch: dict[str, Any]) -> str | None:
-    """The registered plain-ViT backbone whose shape the checkpoint has."""
-    from backbones.mae_vit import ARCHS
-
-    for name, a in ARCHS.items():
-        if (a["embed_dim"], a["depth"]) == (arch["embed_dim"], arch["depth"]) and \
-                a["patch_size"] in (arch["patch_size"], 16):
-            return name
-    return None
-
-
 def inspect_checkpoint(path: str, backbone: str | None = None, **overrides: Any) -> Diagnosis:
     """Name the format of ``path`` and load it into ``backbone`` (default: the registered backbone of its
     shape) the way a run would; see the module docstring."""
@@ -156,7 +145,9 @@ def inspect_checkpoint(path: str, backbone: str | None = None, **overrides: Any)
         diag.suspicious.append(str(e))
         return diag
     diag.arch = infer_vit_arch(canonical)
-    name = backbone or _matching_backbone(diag.arch)
+    from backbones.mae_vit import backbone_for
+
+    name = backbone or backbone_for(diag.arch["embed_dim"], diag.arch["depth"], diag.arch["patch_size"])
     if name is None:
         diag.suspicious.append(f"no registered backbone has width {diag.arch['embed_dim']} and depth "
                                f"{diag.arch['depth']}: pass --backbone")

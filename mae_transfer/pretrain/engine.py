@@ -24,7 +24,7 @@ from ..checkpoints import extract_state_dict, load_checkpoint, save_atomic
 from ..data import SkipCounter, UnlabeledImages, collate_skip_bad, pretrain_transform
 from ..errors import CheckpointError, DataError, NonFiniteLossError
 from ..kernels import adamw, set_attention_kernel
-from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae
+from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae, encoder_arch
 from ..optim import cosine_lr, describe_groups, param_groups, set_lr, takes_weight_decay, takes_weight_decay_official_mae
 from ..rundir import locked_output_dir
 from ..runlog import RunLogger, setup_logging, truncate_jsonl
@@ -59,6 +59,21 @@ def pretrain_param_groups(model: torch.nn.Module, cfg: PretrainConfig, lr: float
     """AdamW groups: weight decay on all but biases and 1-D tensors (official), or the tokens too."""
     decays = takes_weight_decay if cfg.wd_exempt_tokens else takes_weight_decay_official_mae
     return param_groups(model, lr=lr, weight_decay=cfg.weight_decay, decays=decays)
+
+
+def next_commands(cfg: PretrainConfig, encoder: Path) -> str:
+    """What to run with the encoder: detection, segmentation, linear probe."""
+    from backbones.mae_vit import backbone_for
+
+    arch = encoder_arch(cfg.model) | cfg.model_overrides
+    name = backbone_for(arch["embed_dim"], arch["depth"], arch["patch_size"])
+    bb = f"--backbone {name}" if name else "--config YOUR_CONFIG"
+    return "\n".join([
+        "next, with this encoder:",
+        f"  python tools/train_det.py {bb} --weights {encoder} --init mae     # Mask R-CNN (Table 4)",
+        f"  python tools/train_seg.py {bb} --weights {encoder} --init mae     # UperNet (Table 5)",
+        f"  python tools/eval_cls.py --config configs/cls/linprobe_vit_base.py model={cfg.model} weights={encoder} "
+        "data_path=DATA     # linear probe (Table 10)"])
 
 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
@@ -136,6 +151,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
         if main:
             export_encoder(model, out / "encoder.pth", cfg)
             log.info("done: encoder exported to %s", out / "encoder.pth")
+            log.info("%s", next_commands(cfg, out / "encoder.pth"))
     finally:
         logger.close()
     return stats
