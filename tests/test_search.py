@@ -337,7 +337,7 @@ def test_two_workers_share_one_study_and_report(tmp_path):
     assert "seg/random/B" in res.stdout and "done" in res.stdout
     report = write_report(load_config(path), tmp_path / "report")
     text = report.read_text()
-    assert "Table 5 (ADE20K UperNet)" in text and "(no result)" in text  # the broken entry
+    assert "Table 5 (segmentation: UperNet)" in text and "(no result)" in text  # the broken entry
     assert (tmp_path / "report" / "table5.csv").exists() and (tmp_path / "report" / "grid_seg_random_B.png").exists()
     assert (tmp_path / "report" / "schedules.png").exists()
     assert "### seg/random/B\n\n![seg/random/B](../trials/seg_random_B/" in text  # its selected run's preview

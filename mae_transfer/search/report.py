@@ -114,7 +114,8 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
     with Welch's 95% interval, marked ≈ when the interval contains 0."""
     out: dict[str, list[list[str]]] = {}
     refs = reference_rows(rows, reference)
-    for task, title in (("det", "Table 4 (COCO Mask R-CNN)"), ("seg", "Table 5 (ADE20K UperNet)")):
+    # the tables of the paper; the datasets are the entries' (COCO / ADE20K at full size, the miniature's own)
+    for task, title in (("det", "Table 4 (detection: Mask R-CNN)"), ("seg", "Table 5 (segmentation: UperNet)")):
         task_rows = [r for r in rows if r["task"] == task]
         if not task_rows:
             continue
