@@ -208,6 +208,13 @@ def test_bad_input_errors_are_one_line(tmp_path, folders):
     bad = _bad_folder(tmp_path, "range", folders, out_of_range)
     err = one_line_error(seg(*data_args(bad, folders["val4"]), "--work-dir", str(tmp_path / "w2")))
     assert "holds value 200 above the class count (133 classes" in err
+    # a bad test split (evaluated once after training) is found before anything trains
+    err = one_line_error(seg(*data_args(folders["train2"], folders["val4"]), "--test-images", str(tmp_path / "nope"),
+                             "--test-labels", folders["val4"][1], "--work-dir", str(tmp_path / "w_test")))
+    assert "image folder not found" in err and "nope" in err
+    assert not list((tmp_path / "w_test").glob("iter_*.pth"))
+    err = one_line_error(seg(*data_args(None, folders["val4"]), "--test-images", folders["val4"][0]))
+    assert "--test-images and --test-labels go together" in err
     err = one_line_error(seg("--classes", str(tmp_path / "nope.txt"), "--val-images", folders["val4"][0],
                              "--val-labels", folders["val4"][1]))
     assert "classes file not found" in err and "nope.txt" in err

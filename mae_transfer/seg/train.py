@@ -230,6 +230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log.warning("--eval-only without a checkpoint: evaluating the initialization (--weights)")
             runner.model.init_weights()
         return runner.test()
+    if cfg.get("test_after_training"):
+        runner.test_loop  # builds the test split now: a bad folder fails before training, not after it
     runner.train()  # a NaN / inf loss stops it through NonFiniteLossHook (one-line error)
     metrics_file = Path(cfg.work_dir) / "metrics.json"
     evaluated = json.loads(metrics_file.read_text()).get("iteration") if metrics_file.is_file() else None
