@@ -42,10 +42,15 @@ class SafeImageFolder(datasets.ImageFolder):
         return _load(*self.samples[index], self.transform)
 
 
+def image_key(seed: int, epoch: int, index: int, stream: int) -> int:
+    """A seed for one image's draws in one epoch (``stream`` tells its uses apart: augmentation, mask)."""
+    return ((((seed * 1_000_003) + epoch) * 10_000_019 + index) * 7 + stream) % 2**63
+
+
 class UnlabeledImages(Dataset):
     """Every image file under one or more folders, recursively: ImageFolder's ``ROOT/<class>/<image>`` or a
-    flat folder of images alike (pretraining ignores labels). Items are (image, 0), or the ``None``-like
-    bad-file record of :class:`SafeImageFolder` for files that cannot be decoded.
+    flat folder of images alike (pretraining ignores labels). Items are (image, image index), or the bad-file
+    record of :class:`SafeImageFolder` for files that cannot be decoded.
 
     Args:
         roots: the folders.
@@ -53,10 +58,16 @@ class UnlabeledImages(Dataset):
         cache_short_side: > 0: decode every image once, here, shrunk so its short side is at most this many
             pixels, and keep it in memory (small datasets of large photos, where decoding dominates a step;
             data-loader workers share the cache); 0: decode from disk at every access.
+        keyed_seed: not None: each image's transform draws from a generator keyed by (this seed, the epoch set
+            by :meth:`set_epoch`, the image index), so an image's augmentation does not depend on which process
+            or worker loads it; None: the loading process's random stream.
     """
 
-    def __init__(self, roots: list[str | Path], transform: Callable | None = None, cache_short_side: int = 0) -> None:
+    def __init__(self, roots: list[str | Path], transform: Callable | None = None, cache_short_side: int = 0,
+                 keyed_seed: int | None = None) -> None:
         self.transform = transform
+        self.keyed_seed = keyed_seed
+        self.epoch = 0
         self.samples: list[tuple[str, int]] = []
         if not roots:
             raise DataError("no data folder given (data_path)")
@@ -70,19 +81,29 @@ class UnlabeledImages(Dataset):
             self.samples += [(str(p), 0) for p in files]
         self.cache: list[Any] | None = None
         if cache_short_side > 0:
-            self.cache = [_load(path, 0, partial(_shrink, short_side=cache_short_side))
-                          for path, _ in self.samples]
+            self.cache = [_load(path, i, partial(_shrink, short_side=cache_short_side))
+                          for i, (path, _) in enumerate(self.samples)]
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __getitem__(self, index: int) -> Any:
+        if self.keyed_seed is None:
+            return self._item(index)
+        with torch.random.fork_rng(devices=[]):  # torchvision's random transforms draw from torch's CPU stream
+            torch.manual_seed(image_key(self.keyed_seed, self.epoch, index, stream=0))
+            return self._item(index)
+
+    def _item(self, index: int) -> Any:
         if self.cache is None:
-            return _load(*self.samples[index], self.transform)
+            return _load(self.samples[index][0], index, self.transform)
         item = self.cache[index]
         if isinstance(item, dict) or self.transform is None:  # an undecodable file's record
             return item
-        return self.transform(item[0]), item[1]
+        return self.transform(item[0]), index
 
 
 def _shrink(img: Image.Image, short_side: int) -> Image.Image:

@@ -49,6 +49,10 @@ class PretrainConfig(ConfigBase):
     save_every: int = option(20, "also keep checkpoint-EPOCH.pth every N epochs (checkpoint-last.pth is written every epoch)")
     log_every: int = option(20, "iterations between log lines")
     seed: int = option(0, "base random seed (each epoch and rank reseeds from it: resume is exact)")
+    image_keyed_rng: bool = option(False, "draw each image's crop, flip and mask from a generator keyed by (seed, "
+                                          "epoch, image index): the run is the same on any number of processes "
+                                          "(2 x 8 images = 1 x 16); off: one random stream per process, as the "
+                                          "official code")
     device: str = option("auto", "auto | cpu | cuda")
     recipe: str = option("", "the published recipe these numbers claim, for the recipe card: mae_t8 (released "
                              "models) | mae_t8_ablation (800 epochs) | '' (none)")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .. import dist
 from ..checkpoints import extract_state_dict, load_checkpoint, save_atomic
-from ..data import SkipCounter, UnlabeledImages, collate_skip_bad, pretrain_transform
+from ..data import SkipCounter, UnlabeledImages, collate_skip_bad, image_key, pretrain_transform
 from ..errors import CheckpointError, DataError, NonFiniteLossError
 from ..kernels import adamw, set_attention_kernel
 from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae, encoder_arch
@@ -94,7 +94,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
     amp_dtype = resolve_precision(cfg.precision, device)
     MAE_MODELS.get(cfg.model)  # fail on an unknown model before scanning the data
 
-    dataset = UnlabeledImages(cfg.data_folders(), pretrain_transform(cfg.input_size), cfg.cache_short_side)
+    dataset = UnlabeledImages(cfg.data_folders(), pretrain_transform(cfg.input_size), cfg.cache_short_side,
+                              keyed_seed=cfg.seed if cfg.image_keyed_rng else None)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
     # Workers are started anew each epoch (not persistent): their seeds then derive from the epoch's reseed
     # below, so an epoch's augmentation does not depend on how many epochs this process has run, and a resumed
@@ -143,6 +144,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
         for epoch in range(start_epoch, cfg.epochs):
             seed_all(cfg.seed * 100_003 + epoch * 1_009 + rank)
             sampler.set_epoch(epoch)
+            dataset.set_epoch(epoch)
             stats = train_one_epoch(net, model, loader, optimizer, scaler, epoch, cfg, lr, device, amp_dtype, logger)
             if main:
                 save_training_state(out, model, optimizer, scaler, epoch + 1, cfg)
@@ -169,7 +171,7 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not logger.enabled, leave=False,
                mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
-    for it, (imgs, _, bad) in enumerate(bar):
+    for it, (imgs, index, bad) in enumerate(bar):
         skipped.add(bad)
         if imgs.numel() == 0:
             if dist.world_size() > 1:
@@ -183,7 +185,7 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
         with sync:
             # the masks are drawn here, not inside the model: the same draws as the official forward's, and no
             # random op inside a torch.compile'd graph (whose RNG differs from eager)
-            noise = model.make_noise(imgs.shape[0], cfg.mask_ratio, device)
+            noise = mask_noise_for(model, cfg, epoch, index, device)
             with autocast(device, amp_dtype):
                 loss, _, _ = net(imgs, mask_ratio=cfg.mask_ratio, noise=noise)
             loss_value = dist.all_reduce_mean(loss.item())
@@ -219,6 +221,17 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
     elapsed = time.perf_counter() - t0
     return {"loss": total_loss / max(n_seen, 1), "images_per_s": n_seen / max(elapsed, 1e-9),
             "time_s": elapsed}
+
+
+def mask_noise_for(model: MaskedAutoencoderViT, cfg: PretrainConfig, epoch: int, index: torch.Tensor,
+                   device: torch.device) -> torch.Tensor:
+    """The batch's mask noise: from this process's stream, or per image keyed like its augmentation."""
+    if not cfg.image_keyed_rng:
+        return model.make_noise(len(index), cfg.mask_ratio, device)
+    keyed = [model.make_noise(1, cfg.mask_ratio, torch.device("cpu"),
+                              torch.Generator().manual_seed(image_key(cfg.seed, epoch, int(i), stream=1)))
+             for i in index]
+    return torch.cat(keyed).to(device)
 
 
 # ----------------------------------------------------------------------------- checkpoints
