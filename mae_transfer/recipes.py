@@ -87,7 +87,7 @@ def det_reference(init: str, size: str, recipe: str, epochs: int) -> dict[str, R
     src = "vitdet" if recipe == "vitdet" else "li2021"
     common = {
         "batch": (DET_BATCH, src), "input_size": (1024, src), "lsj_scale": ((0.1, 2.0), src),
-        "betas": ((0.9, 0.999), src), "amp": (True, src), "window_size": (14, src),
+        "optimizer": ("AdamW", src), "betas": ((0.9, 0.999), src), "amp": (True, src), "window_size": (14, src),
         "lr": (v["lr"], src), "weight_decay": (v["weight_decay"], src), "drop_path": (v["drop_path"], src),
         "layer_decay": (v["layer_decay"], src), "max_iter": (det_iters(epochs), src),
         "global_blocks": ((2, 5, 8, 11) if size == "B" else (5, 11, 17, 23), src),

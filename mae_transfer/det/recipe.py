@@ -30,10 +30,10 @@ def det_values(cfg: DictConfig) -> dict[str, Any]:
     max_iter = cfg.train.max_iter
     resize = next((a for a in cfg.dataloader.train.mapper.augmentations if target_name(a) == "ResizeScale"), None)
     values = {
-        "backbone": bu.name,
+        "backbone": bu.name, "optimizer": target_name(cfg.optimizer),
         "lr": cfg.optimizer.lr, "weight_decay": cfg.optimizer.weight_decay,
         "weight_decay_rule": cfg.optimizer.params.get("weight_decay_rule", "li"),
-        "betas": tuple(cfg.optimizer.betas), "layer_decay": cfg.optimizer.params.layer_decay,
+        "betas": tuple(cfg.optimizer.get("betas") or ()), "layer_decay": cfg.optimizer.params.layer_decay,
         "drop_path": bu.get("drop_path_rate", arch.get("drop_path_rate")),
         "batch": cfg.dataloader.train.total_batch_size, "max_iter": max_iter,
         "schedule": {"CosineParamScheduler": "cosine", "MultiStepParamScheduler": "multistep"}.get(

@@ -239,7 +239,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     train_loader = instantiate(cfg.dataloader.train)
-    model = create_ddp_model(model, **cfg.train.ddp)
+    cpu = {"device_ids": None} if cfg.train.device == "cpu" else {}  # detectron2 names the local GPU otherwise
+    model = create_ddp_model(model, **cfg.train.ddp, **cpu)
     if cfg.train.amp.enabled and cfg.train.device.startswith("cuda"):
         trainer: SimpleTrainer = AMPTrainer(model, train_loader, optimizer, precision=_amp_dtype(cfg))
     else:
@@ -247,12 +248,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             autocast_training_forward(model, "cpu", _amp_dtype(cfg))
         trainer = SimpleTrainer(model, train_loader, optimizer)
     checkpointer = SafeDetectionCheckpointer(model, out, trainer=trainer)
-    last: dict[str, Any] = {}
+    last: dict[str, Any] = {}  # the latest evaluation's results (on the main process; other ranks get {})
+    evaluated = []  # whether any evaluation ran: the same on every rank, unlike `last`
 
     def evaluate() -> dict[str, Any]:
         res = do_test(cfg, model)
         last.clear()
         last.update(res)
+        evaluated.append(trainer.iter)
         return res
 
     writers = [CommonMetricPrinter(cfg.train.max_iter), JSONWriter(os.path.join(out, "log.jsonl")),
@@ -275,7 +278,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         trainer.train(start_iter, cfg.train.max_iter)
     except FloatingPointError as e:
         raise NonFiniteLossError(f"{e} (last checkpoint kept in {out})") from None
-    if not last:  # resumed at the end, or eval_period beyond max_iter
+    if not evaluated:  # resumed at the end
         evaluate()
     if comm.is_main_process():
         path = write_metrics(cfg, last, iteration=cfg.train.max_iter)
