@@ -21,6 +21,39 @@ class LayerNorm2d(nn.LayerNorm):
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+class SyncBatchNormCPU(nn.BatchNorm2d):
+    """SyncBatchNorm (training statistics of the global batch) for CPU processes (gloo), where torch's has no
+    kernels (and DDP refuses it). The per-channel sums are all-reduced in two passes (mean, then the centered
+    squares) like one process's BatchNorm, through torch.distributed.nn's differentiable all_reduce. In eval
+    mode or in one process it is BatchNorm2d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        group = dist.group.WORLD if dist.is_available() and dist.is_initialized() else None
+        if not self.training or group is None or dist.get_world_size(group) == 1:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dtype, x = x.dtype, x.float()  # statistics in fp32 under autocast too, as BatchNorm's
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        sums = all_reduce(torch.cat([x.sum(dims), x.new_tensor([x.numel() / x.shape[1]])]), group=group)
+        count = sums[-1].detach()
+        mean = sums[:-1] / count
+        centered = x - mean.view(shape)
+        var = all_reduce((centered * centered).sum(dims), group=group) / count
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            self.running_mean.lerp_(mean.detach(), momentum)
+            self.running_var.lerp_(var.detach() * count / (count - 1), momentum)  # unbiased, as BatchNorm
+        out = centered * torch.rsqrt(var + self.eps).view(shape)
+        out = out * self.weight.view(shape) + self.bias.view(shape) if self.affine else out
+        return out.to(dtype)
+
+
 def norm2d(kind: str, channels: int) -> nn.Module:
     if kind == "GN":
         return nn.GroupNorm(32 if channels % 32 == 0 else 1, channels)
@@ -28,9 +61,11 @@ def norm2d(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "SyncBN":
         return nn.SyncBatchNorm(channels)
+    if kind == "SyncBNCPU":
+        return SyncBatchNormCPU(channels)
     if kind == "LN":
         return LayerNorm2d(channels, eps=1e-6)
-    raise ConfigError(f"unknown pyramid norm {kind!r}; choose GN, BN, SyncBN or LN")
+    raise ConfigError(f"unknown pyramid norm {kind!r}; choose GN, BN, SyncBN, SyncBNCPU or LN")
 
 
 def _rescale(scale: float, cin: int, cout_half: bool, norm: str) -> tuple[nn.Module, int]:

@@ -106,7 +106,8 @@ def det_reference(init: str, size: str, recipe: str, epochs: int) -> dict[str, R
 # only ViT-L/16 512px UperNet config in BEiT's segmentation code, which the MAE paper follows. That BEiT-L
 # config is for intermediate-fine-tuned BEiT, so the Table 5 search also searches layer decay for ViT-L.
 SEG_REFERENCE: dict[str, dict[str, Ref]] = {
-    "B": {"lr": (1e-4, "mmseg_mae"), "weight_decay": (0.05, "mmseg_mae"), "betas": ((0.9, 0.999), "mmseg_mae"),
+    "B": {"optimizer": ("AdamW", "mmseg_mae"), "lr": (1e-4, "mmseg_mae"), "weight_decay": (0.05, "mmseg_mae"),
+          "betas": ((0.9, 0.999), "mmseg_mae"),
           "layer_decay": (0.65, "mmseg_mae"), "drop_path": (0.1, "mmseg_mae"), "taps": ((3, 5, 7, 11), "mmseg_mae"),
           "warmup_iters": (1500, "mmseg_mae"), "warmup_start_factor": (1e-6, "mmseg_mae"),
           "poly_power": (1.0, "mmseg_mae"), "max_iters": (160_000, "mmseg_mae"), "batch_per_gpu": (2, "mmseg_mae"),

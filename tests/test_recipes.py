@@ -65,7 +65,7 @@ def test_segmentation_config_equals_its_source(name):
     assert (cfg.entry["size"], cfg.entry["recipe"]) == (SEG[name], "mae")
     card = seg_card(cfg)
     assert card.differences() == [], card.format()
-    assert checked(card) == 21, card.format()
+    assert checked(card) == 22, card.format()
 
 
 def test_segmentation_reference_is_mmseg_and_beit_configs_themselves():
@@ -77,7 +77,7 @@ def test_segmentation_reference_is_mmseg_and_beit_configs_themselves():
     ref_b = SEG_REFERENCE["B"]
     assert all(same_value(mae[k], v) for k, (v, src) in ref_b.items()), \
         {k: (mae[k], v) for k, (v, _) in ref_b.items() if not same_value(mae[k], v)}
-    assert len(ref_b) == 21
+    assert len(ref_b) == 22
     beit_l = seg_values(mmseg_config("beit/beit-large_upernet_8xb1-amp-160k_ade20k-640x640.py"))
     from_beit = {k: v for k, (v, src) in SEG_REFERENCE["L"].items() if src == "beit_l"}
     assert set(from_beit) == {"layer_decay", "drop_path", "taps", "head_channels"}

@@ -13,6 +13,9 @@ from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, O
 
 from .. import backbone as contract
 from ..optim import param_groups
+from ..pyramid import SyncBatchNormCPU
+
+MODELS.register_module("SyncBNCPU", module=SyncBatchNormCPU)
 
 log = logging.getLogger("mae_transfer.seg")
 

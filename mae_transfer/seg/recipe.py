@@ -26,7 +26,8 @@ def seg_values(cfg: Any) -> dict[str, Any]:
     taps = bb.get("taps", bb.get("out_indices"))
     return {
         "backbone": bb.get("name", bb.get("type")),
-        "lr": opt.optimizer.lr, "weight_decay": opt.optimizer.weight_decay, "betas": tuple(opt.optimizer.betas),
+        "optimizer": opt.optimizer.type, "lr": opt.optimizer.lr, "weight_decay": opt.optimizer.weight_decay,
+        "betas": tuple(opt.optimizer.get("betas") or ()),
         "layer_decay": paramwise.get("layer_decay", paramwise.get("layer_decay_rate", 1.0)),
         "drop_path": bb.get("drop_path_rate", 0.0), "taps": tuple(taps) if taps is not None else None,
         "warmup_iters": warmup.get("end"), "warmup_start_factor": warmup.get("start_factor"),

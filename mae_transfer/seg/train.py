@@ -18,6 +18,7 @@ import torch
 
 from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, config_for_backbone
 from ..config import accepts_kwarg, check_override_type
+from ..dist import barrier, init_distributed
 from ..errors import ConfigError
 from ..kernels import set_attention_kernel
 from ..recipes import INIT_BACKBONE, INITS, seg_entry_values, track_changes
@@ -174,11 +175,23 @@ def load_config(args: argparse.Namespace) -> Any:
     cfg.launcher = args.launcher
     if args.launcher == "none":  # one process: SyncBN has no peers (and refuses CPU tensors)
         _replace_value(cfg.model, "SyncBN", "BN", keys=("type", "pyramid_norm"))
+    elif not torch.cuda.is_available():
+        cpu_processes(cfg)
     if not torch.cuda.is_available() and cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
         cpu_amp(cfg, track)
     cfg.resume = bool(args.resume)
     cfg.entry = dict(cfg.get("entry", {}), changed_by=changed_by)
     return cfg
+
+
+def cpu_processes(cfg: Any) -> None:
+    """Several CPU processes (gloo): what mmengine assumes a GPU for. SyncBN becomes the CPU-capable
+    SyncBatchNormCPU (global-batch statistics still), DDP wraps the model without device ids, and ``run``
+    joins the gloo process group itself (mmengine's init_dist selects a CUDA device first)."""
+    _replace_value(cfg.model, "SyncBN", "SyncBNCPU", keys=("type", "pyramid_norm"))
+    cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
+    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
+                                 find_unused_parameters=cfg.get("find_unused_parameters", False))
 
 
 def cpu_amp(cfg: Any, track: Callable[[str, Callable[[], None]], None]) -> None:
@@ -220,6 +233,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log.info("%s", card.format())
     if main:
         card.write(cfg.work_dir)
+    if args.launcher != "none" and not torch.cuda.is_available():
+        init_distributed("cpu")
     runner = Runner.from_cfg(cfg)
     set_attention_kernel(runner.model, torch.device("cuda" if torch.cuda.is_available() else "cpu"), "fast")
     if args.eval_only:
@@ -233,6 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if cfg.get("test_after_training"):
         runner.test_loop  # builds the test split now: a bad folder fails before training, not after it
     runner.train()  # a NaN / inf loss stops it through NonFiniteLossHook (one-line error)
+    barrier()  # metrics.json is the main process's: every rank reads it once written, and decides alike
     metrics_file = Path(cfg.work_dir) / "metrics.json"
     evaluated = json.loads(metrics_file.read_text()).get("iteration") if metrics_file.is_file() else None
     if evaluated != runner.iter:  # resumed after the last training step (killed during the final evaluation)
