@@ -84,6 +84,37 @@ def flat_config_tool(argv: Sequence[str] | None, doc: str, config_cls: type, run
     run(cfg)
 
 
+def add_batch_args(parser: argparse.ArgumentParser, recipe_batch: int) -> None:
+    parser.add_argument("--batch-scaling", choices=["refuse", "linear"], default="refuse",
+                        help=f"a config that claims a published recipe at a global batch other than the recipe's "
+                             f"({recipe_batch}): refuse (default), or linear = lr x batch/{recipe_batch} and every "
+                             f"iteration count (schedule, evaluation, checkpoints) x {recipe_batch}/batch, so the "
+                             f"run sees the recipe's epochs (detectron2's auto_scale_workers rule)")
+
+
+def batch_rule(global_batch: int, world: int, per_process: str, recipe: str, recipe_batch: int,
+               scaling: str, print_only: bool = False) -> tuple[float, str]:
+    """The global batch against the recipe's: (lr factor, the note for the recipe card). A config claiming no
+    recipe (``recipe`` empty) keeps its numbers; one claiming a recipe at another batch is refused unless
+    ``scaling`` is 'linear' (lr x factor, iteration counts / factor); ``print_only`` (--print-recipe) puts the
+    refusal in the note instead."""
+    note = f"global batch {global_batch} = {world} process(es) x {per_process}"
+    if not recipe:
+        return 1.0, f"{note} (this config's own: it claims no recipe)"
+    if global_batch == recipe_batch:
+        return 1.0, f"{note} = the recipe's"
+    factor = global_batch / recipe_batch
+    if scaling != "linear":
+        refusal = (f"global batch {global_batch} ({note.split(' = ', 1)[1]}) is not the recipe's {recipe_batch}: "
+                   f"pass --batch-scaling linear (lr x {factor:g}, iterations x {1 / factor:g}), or set the batch "
+                   f"so that it is {recipe_batch}")
+        if print_only:
+            return 1.0, f"a run would stop: {refusal}"
+        raise ConfigError(refusal)
+    return factor, f"{note}, not the recipe's {recipe_batch}: lr x {factor:g}, iterations x {1 / factor:g} " \
+                   f"(--batch-scaling linear)"
+
+
 def add_backbone_args(parser: argparse.ArgumentParser) -> None:
     """The backbone flags both harnesses share (applied to the config by ``apply_backbone_args``)."""
     parser.add_argument("--backbone", default=None, help="registered backbone name (or module:name)")

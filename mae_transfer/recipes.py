@@ -102,6 +102,7 @@ def det_reference(init: str, size: str, recipe: str, epochs: int) -> dict[str, R
 
 
 # ---------------------------------------------------------------- ADE20K UperNet (Table 5)
+SEG_BATCH = 16  # mmseg_mae: 8 GPUs x 2 images
 # The public MAE ViT-B reproduction (mmseg's config, checked against the installed package); ViT-L from the
 # only ViT-L/16 512px UperNet config in BEiT's segmentation code, which the MAE paper follows. That BEiT-L
 # config is for intermediate-fine-tuned BEiT, so the Table 5 search also searches layer decay for ViT-L.

@@ -221,6 +221,13 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, coco_subsets):
     assert "wrong.pth" in err and "shape (64, 3, 16, 16)" in err
     err = one_line_error(det("--train-json", str(tmp_path / "absent.json"), "--train-images", TRAIN_IMAGES))
     assert "annotation file not found" in err
+    # in launched processes too (the parent reports the worker's one line), and no hang on a machine 0 that
+    # never answers: the process group's timeout ends it
+    err = one_line_error(det("--num-gpus", "2", "--train-json", bad_json, "--train-images", TRAIN_IMAGES))
+    assert "lacks field(s) width" in err
+    err = one_line_error(det("--num-machines", "2", "--machine-rank", "1", "--dist-url", "tcp://127.0.0.1:29998",
+                             "--dist-timeout", "3", "--output-dir", str(tmp_path / "m1")))
+    assert "process group at tcp://127.0.0.1:29998 did not form within --dist-timeout 3 s" in err
 
 
 # ----------------------------------------------------------------------------- configs and recipes

@@ -228,6 +228,37 @@ def test_print_recipe_shows_the_vit_l_row_and_refuses_a_mismatched_config():
     assert rows["lr"][1:] == ["mae_a4", "(--init", "random)"] or rows["lr"][1] == "mae_a4"
 
 
+def test_a_global_batch_other_than_the_recipes_is_refused_or_scaled_linearly():
+    """Li et al. fix batch 64, the seg recipe 16 (8 x 2). At 8 processes x 2 images a detection run stops (one
+    line) unless --batch-scaling linear, which scales lr by 16/64 and every iteration count by 64/16; the
+    recipe card says which. Configs that claim no recipe keep their own batch."""
+    from conftest import one_line_error, run_tool
+
+    det = ("tools/train_det.py", "--config", "configs/det/mask_rcnn_vit_b_100ep.py", "--num-gpus", "8",
+           "dataloader.train.total_batch_size=16")
+    err = one_line_error(run_tool(*det))
+    assert "global batch 16 (8 process(es) x 2) is not the recipe's 64: pass --batch-scaling linear" in err
+    res = run_tool(*det, "--batch-scaling", "linear", "--print-recipe")
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = {ln.split()[0]: ln.split()[1:] for ln in res.stdout.splitlines() if ln.startswith("  ")}
+    assert rows["lr"][:5] == ["2e-05", "CHANGED", "by", "--batch-scaling", "linear"]
+    assert rows["max_iter"][0] == "737500" and rows["batch"][0] == "16"
+    assert "global batch 16 = 8 process(es) x 2, not the recipe's 64: lr x 0.25, iterations x 4" in res.stdout
+    err = one_line_error(run_tool("tools/train_det.py", "--config", "configs/det/mini/mask_rcnn_vit_tiny_coco128.py",
+                                  "--num-gpus", "3"))
+    assert "global batch 2 (dataloader.train.total_batch_size) does not split over 3 processes" in err
+    seg = ("tools/train_seg.py", "--config", "configs/seg/upernet_vit_b_512x512_160k_ade20k.py")
+    err = one_line_error(run_tool(*seg))  # one process x 2 images
+    assert "global batch 2 (1 process(es) x 2) is not the recipe's 16" in err
+    res = run_tool(*seg, "--print-recipe", env={"WORLD_SIZE": "8"})  # as under torchrun --nproc_per_node 8
+    assert "global batch 16 = 8 process(es) x 2 = the recipe's" in res.stdout
+    res = run_tool(*seg, "--print-recipe", "--batch-scaling", "linear", env={"WORLD_SIZE": "4"})
+    rows = {ln.split()[0]: ln.split()[1:] for ln in res.stdout.splitlines() if ln.startswith("  ")}
+    assert rows["lr"][0] == "5e-05" and rows["max_iters"][0] == "320000" and rows["warmup_iters"][0] == "3000"
+    res = run_tool("tools/train_seg.py", "--config", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--print-recipe")
+    assert "global batch 2 = 1 process(es) x 2 (this config's own: it claims no recipe)" in res.stdout
+
+
 def test_runs_write_their_recipe_card(tmp_path):
     """A (one-step) pretraining run writes recipe.json beside its outputs."""
     import json

@@ -57,7 +57,7 @@ def det_card(cfg: DictConfig, changed_by: Mapping[str, str] | None = None) -> Re
     values = det_values(cfg)
     reference, claims = {}, ""
     notes = [f"weight decay exempts: {WD_EXEMPT.get(values['weight_decay_rule'], '?')}",
-             f"output dir: {cfg.train.output_dir}"]
+             f"output dir: {cfg.train.output_dir}"] + ([entry.batch_note] if entry.get("batch_note") else [])
     if recipe:
         reference = det_reference(entry.get("init", "mae"), entry.size, recipe, entry.epochs)
         claims = f"{'ViTDet' if recipe == 'vitdet' else 'Li et al. 2021'}, ViT-{entry.size}, {entry.epochs} epochs, " \

@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, config_for_backbone
+from ..cli import (add_backbone_args, add_batch_args, apply_backbone_args, batch_rule, check_backbone_size,
+                   config_for_backbone)
 from ..config import accepts_kwarg, check_override_type
-from ..errors import ConfigError, NonFiniteLossError
+from ..errors import ConfigError, NonFiniteLossError, UserError
 from ..kernels import set_attention_kernel
-from ..recipes import INIT_BACKBONE, INITS, det_entry_values, track_changes
+from ..recipes import DET_BATCH, INIT_BACKBONE, INITS, det_entry_values, track_changes
 from ..rundir import lock_output_dir
 from ..runlog import setup_logging, truncate_jsonl
 from ..utils import autocast_training_forward, cpu_has_native_bf16, precision_name, write_json_atomic
@@ -100,12 +101,36 @@ def load_config(args: argparse.Namespace) -> DictConfig:
 
     track("override", apply_overrides)
     _datasets_from_flags(cfg, args)
+    world = args.num_gpus * args.num_machines
+    batch = cfg.dataloader.train.total_batch_size
+    if batch % world:
+        raise ConfigError(f"global batch {batch} (dataloader.train.total_batch_size) does not split over {world} "
+                          "processes (--num-gpus x --num-machines)")
+    factor, cfg.entry.batch_note = batch_rule(batch, world, str(batch // world), cfg.entry.get("recipe", ""),
+                                              DET_BATCH, args.batch_scaling, args.print_recipe)
+    if factor != 1.0:
+        track("--batch-scaling linear", lambda: scale_schedule(cfg, factor))
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         cfg.train.device = "cpu"
     if cfg.train.device == "cpu" and cfg.train.amp.enabled and not cpu_has_native_bf16():
         track("CPU without native bf16", lambda: setattr(cfg.train.amp, "enabled", False))  # emulated bf16 is slower
     cfg.entry.changed_by = changed_by
     return cfg
+
+
+def scale_schedule(cfg: DictConfig, factor: float) -> None:
+    """lr x factor; every iteration count / factor (the run sees the recipe's epochs at its batch)."""
+    def iters(n: int) -> int:
+        return max(1, round(n / factor))
+
+    cfg.optimizer.lr = cfg.optimizer.lr * factor
+    cfg.train.max_iter, cfg.train.eval_period = iters(cfg.train.max_iter), iters(cfg.train.eval_period)
+    cfg.train.checkpointer.period = iters(cfg.train.checkpointer.period)
+    sched = cfg.lr_multiplier.scheduler  # warmup_length is a fraction of max_iter: it follows by itself
+    if sched.get("milestones"):
+        sched.milestones = [iters(m) for m in sched.milestones]
+    if sched.get("num_updates"):
+        sched.num_updates = iters(sched.num_updates)
 
 
 def _datasets_from_flags(cfg: DictConfig, args: argparse.Namespace) -> None:
@@ -218,8 +243,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     setup_logging(cfg.train.output_dir, comm.is_main_process(), name="log_mae_transfer.txt")
     logging.getLogger("detectron2.engine.train_loop").addFilter(_NoTracebackForNaN())
     card = det_card(cfg, cfg.entry.changed_by)
-    card.notes.append(f"global batch {cfg.dataloader.train.total_batch_size} = {comm.get_world_size()} process(es) x "
-                      f"{cfg.dataloader.train.total_batch_size // comm.get_world_size()}")
     card.notes.append(f"precision: {_precision(cfg)}")
     log.info("%s", card.format())
     if comm.is_main_process():
@@ -308,6 +331,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help="LazyConfig file (default: configs/det/mask_rcnn_vit_{b,l}_100ep.py by --backbone's size)")
     add_backbone_args(parser)
+    add_batch_args(parser, DET_BATCH)
     parser.add_argument("--init", default=None, choices=INITS,
                         help="Table 4 entry: its lr / weight decay / drop path on a config that claims a published "
                              "recipe (and BEiT's backbone needs); the recipe card shows what changed")
@@ -322,23 +346,50 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--val-json", default=None)
     g.add_argument("--val-images", default=None)
     g = parser.add_argument_group("distributed (detectron2.engine.launch)")
-    g.add_argument("--num-gpus", type=int, default=1, help="GPUs per machine")
+    g.add_argument("--num-gpus", type=int, default=1,
+                   help="processes per machine: one per GPU (at most the GPUs present); CPU processes on a machine "
+                        "without GPUs")
     g.add_argument("--num-machines", type=int, default=1)
     g.add_argument("--machine-rank", type=int, default=0)
     g.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine 0 for multi-machine runs")
+    g.add_argument("--dist-timeout", type=float, default=1800,
+                   help="seconds to wait for every process to join (and for any collective operation)")
     parser.add_argument("opts", nargs="*", help="key=value LazyConfig overrides, e.g. train.max_iter=100")
 
 
 def run(args: argparse.Namespace) -> None:
-    from detectron2.engine import launch
+    import datetime
 
+    from detectron2.engine import launch
+    from torch.multiprocessing import ProcessRaisedException
+
+    cfg = load_config(args)  # bad input fails here, as one line, before any process starts
     if args.print_recipe:
-        cfg = load_config(args)
         print(det_card(cfg, cfg.entry.changed_by).format())
         return
-    if args.num_gpus > 1 or args.num_machines > 1:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    else:
+    if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
+        raise ConfigError(f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} --machine-rank "
+                          f"{args.machine_rank}: need at least one GPU and machine, and 0 <= machine rank < machines")
+    if cfg.train.device.startswith("cuda") and args.num_gpus > torch.cuda.device_count():
+        raise ConfigError(f"--num-gpus {args.num_gpus}, but this machine has {torch.cuda.device_count()} GPU(s)")
+    if args.num_gpus == 1 and args.num_machines == 1:
         main(args)
+        return
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,), timeout=datetime.timedelta(seconds=args.dist_timeout))
+    except ProcessRaisedException as e:
+        raise _worker_error(str(e), args) from None
 
+
+def _worker_error(text: str, args: argparse.Namespace) -> Exception:
+    """A launched process's failure, as the parent sees it (its traceback as text): a user error or a
+    process group that could not form becomes one line; anything else (a bug) keeps the traceback."""
+    kind, _, message = text.strip().splitlines()[-1].partition(": ")
+    if kind.startswith("mae_transfer.errors."):
+        return UserError(message)
+    if "Dist" in kind or "timed out" in message or "Connection" in message:
+        return UserError(f"the process group at {args.dist_url} did not form within --dist-timeout "
+                         f"{args.dist_timeout:g} s ({message}); every machine must reach machine 0 there and pass "
+                         "the same --num-machines and --num-gpus")
+    return RuntimeError(text)

@@ -48,6 +48,7 @@ def seg_card(cfg: Any, changed_by: Mapping[str, str] | None = None) -> RecipeCar
     size, recipe = entry.get("size", "B"), entry.get("recipe", "")
     reference = SEG_REFERENCE.get(size, {}) if recipe else {}
     claims = f"MAE Table 5 UperNet, ViT-{size}, init {entry.get('init', 'mae')}" if recipe else ""
-    notes = [f"weight decay exempts: {WD_EXEMPT['li']}", f"work dir: {cfg.get('work_dir')}"]
+    notes = [f"weight decay exempts: {WD_EXEMPT['li']}", f"work dir: {cfg.get('work_dir')}"] + \
+        ([entry["batch_note"]] if entry.get("batch_note") else [])
     return make_card("segmentation (UperNet, mmsegmentation)", claims, seg_values(cfg), reference, recipe,
                      changed_by, notes)

@@ -16,12 +16,13 @@ from typing import Any, Callable
 
 import torch
 
-from ..cli import add_backbone_args, apply_backbone_args, check_backbone_size, config_for_backbone
+from ..cli import (add_backbone_args, add_batch_args, apply_backbone_args, batch_rule, check_backbone_size,
+                   config_for_backbone)
 from ..config import accepts_kwarg, check_override_type
 from ..dist import barrier, init_distributed
 from ..errors import ConfigError
 from ..kernels import set_attention_kernel
-from ..recipes import INIT_BACKBONE, INITS, seg_entry_values, track_changes
+from ..recipes import INIT_BACKBONE, INITS, SEG_BATCH, seg_entry_values, track_changes
 from ..rundir import lock_output_dir
 from ..runlog import setup_logging
 from ..utils import cpu_has_native_bf16
@@ -171,6 +172,12 @@ def load_config(args: argparse.Namespace) -> Any:
         if "begin" in sched and "end" in sched and sched["end"] <= sched["begin"]:
             raise ConfigError(f"param_scheduler.{i} ({sched.get('type')}): end {sched['end']} must be larger than "
                               f"begin {sched['begin']}")
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's / srun's; one process without a launcher
+    per_process = cfg.train_dataloader.batch_size
+    factor, batch_note = batch_rule(world * per_process, world, str(per_process),
+                                    cfg.get("entry", {}).get("recipe", ""), SEG_BATCH, args.batch_scaling, args.print_recipe)
+    if factor != 1.0:
+        track("--batch-scaling linear", lambda: scale_schedule(cfg, factor))
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or f"output/seg/{Path(args.config).stem}"
     cfg.launcher = args.launcher
     if args.launcher == "none":  # one process: SyncBN has no peers (and refuses CPU tensors)
@@ -180,8 +187,20 @@ def load_config(args: argparse.Namespace) -> Any:
     if not torch.cuda.is_available() and cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
         cpu_amp(cfg, track)
     cfg.resume = bool(args.resume)
-    cfg.entry = dict(cfg.get("entry", {}), changed_by=changed_by)
+    cfg.entry = dict(cfg.get("entry", {}), changed_by=changed_by, batch_note=batch_note)
     return cfg
+
+
+def scale_schedule(cfg: Any, factor: float) -> None:
+    """lr x factor; every iteration count / factor (the run sees the recipe's epochs at its batch)."""
+    def iters(n: int) -> int:
+        return max(1, round(n / factor))
+
+    cfg.optim_wrapper.optimizer.lr = cfg.optim_wrapper.optimizer.lr * factor
+    cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = iters(cfg.train_cfg.max_iters), iters(cfg.train_cfg.val_interval)
+    cfg.default_hooks.checkpoint.interval = iters(cfg.default_hooks.checkpoint.interval)
+    for sched in cfg.param_scheduler:
+        sched.begin, sched.end = (iters(sched.begin) if sched.begin else 0), iters(sched.end)
 
 
 def cpu_processes(cfg: Any) -> None:
@@ -226,9 +245,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     main = int(os.environ.get("RANK", "0")) == 0
     lock_output_dir(cfg.work_dir, main)  # before anything is written there
     setup_logging(cfg.work_dir, main, name="log_mae_transfer.txt")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    card.notes.append(f"global batch {world * cfg.train_dataloader.batch_size} = {world} process(es) x "
-                      f"{cfg.train_dataloader.batch_size} (recipe: 16)")
     card.notes.append(f"precision: {_precision(cfg.optim_wrapper)}")
     log.info("%s", card.format())
     if main:
@@ -301,6 +317,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="mmengine config (default: configs/seg/upernet_vit_{b,l}_512x512_160k_ade20k.py by "
                              "--backbone's size)")
     add_backbone_args(parser)
+    add_batch_args(parser, SEG_BATCH)
     parser.add_argument("--init", default=None, choices=INITS,
                         help="Table 5 entry: its lr / drop path / layer decay on a config that claims a published "
                              "recipe (and BEiT's backbone needs); the recipe card shows what changed")
