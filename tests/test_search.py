@@ -182,6 +182,29 @@ def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):
     assert "randomness.seed=2" in cmd[cmd.index("--cfg-options"):]
 
 
+def test_multi_process_trials_go_through_each_harness_launcher(tmp_path):
+    """gpus_per_trial=2: a seg trial is torchrun --standalone x 2 with mmengine's pytorch launcher, a det trial
+    detectron2 launch with --num-gpus 2. The seg command runs for real (2 CPU processes, global batch 4)."""
+    import dataclasses
+    import json
+    import subprocess
+
+    from mae_transfer.config import apply_overrides
+    from mae_transfer.search.runner import trial_command
+
+    det = apply_overrides(load_config(REPO_ROOT / "configs/search/li2021_coco.py"), ["gpus_per_trial=2"])
+    spec = TrialSpec(1, 1e-4, 0.05, 0.0, "short", None, None)
+    cmd = trial_command(det, "det/mae/B", spec, tmp_path)
+    assert cmd[1].endswith("tools/train_det.py") and cmd[cmd.index("--num-gpus") + 1] == "2"
+    seg = apply_overrides(load_config(tiny_search(tmp_path)), ["gpus_per_trial=2"])
+    cmd = trial_command(seg, "seg/random/B", dataclasses.replace(spec, schedule="short"), tmp_path / "trial")
+    assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    res = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "global batch 4 = 2 process(es) x 2" in (tmp_path / "trial" / "log_mae_transfer.txt").read_text()
+    assert json.loads((tmp_path / "trial" / "metrics.json").read_text())["iteration"] == 2
+
+
 def test_a_runs_test_split_result_is_read_beside_its_validation_metric(tmp_path):
     import json
 
@@ -263,6 +286,11 @@ def test_config_errors(tmp_path):
         load_config(bad)
     cfg = load_config(REPO_ROOT / "configs/search/li2021_coco.py").replace(entries={})
     with pytest.raises(ConfigError, match="no entries"):
+        cfg.validate()
+    cfg = load_config(REPO_ROOT / "configs/search/li2021_coco.py")
+    entry = cfg.entries["det/mae/B"]
+    cfg.entries["det/mae/B"] = entry.replace(args=[*entry.args, "--num-gpus", "8"])
+    with pytest.raises(ConfigError, match="--num-gpus in its args: the search starts each trial's processes"):
         cfg.validate()
     err = one_line_error(run_tool("tools/search.py", "status", "--config", "configs/search/li2021_coco.py", "storag=x"))
     assert "unknown config key 'storag'" in err

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"trials run by this command: {sum(ran)} ({', '.join(map(str, ran))} per worker)")
     elif args.command == "slurm":
         jobs = submit_slurm_array(args.config, args.overrides, args.array, f"{cfg.output_dir}/submitit",
-                                  args.partition, args.timeout_min)
+                                  args.partition, args.timeout_min, gpus_per_worker=cfg.gpus_per_trial)
         print(f"submitted {len(jobs)} workers: {jobs[0].job_id.split('_')[0]}")
     store = TrialStore.for_search(cfg)
     for name in cfg.entries:

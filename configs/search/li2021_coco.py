@@ -24,7 +24,7 @@ WEIGHTS = {  # (init, size) -> checkpoint
     ("mae", "B"): os.environ.get("MAE_VIT_B", "checkpoints/mae_pretrain_vit_base.pth"),
     ("mae", "L"): os.environ.get("MAE_VIT_L", "checkpoints/mae_pretrain_vit_large.pth"),
 }
-coco = ["--coco-root", os.environ.get("DETECTRON2_DATASETS", "datasets"), "--num-gpus", "8"]
+coco = ["--coco-root", os.environ.get("DETECTRON2_DATASETS", "datasets")]
 entries = {}
 for init in ("random", "supervised", "mocov3", "beit", "mae"):
     for size in ("B", "L"):
@@ -41,4 +41,5 @@ config = SearchConfig(
     output_dir="output/search/li2021_coco",
     protocol=Protocol(),  # 3x3 lr x wd grid with edge extension, drop path {0, .1, .2, .3}, 3 schedules
     entries=entries,
+    gpus_per_trial=8,  # batch 64 = 8 GPUs x 8 images (this project's choice; Li et al. trained on 64 GPUs x 1)
 )

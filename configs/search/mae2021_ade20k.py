@@ -10,7 +10,7 @@ from mae_transfer.search import Entry, Protocol, SearchConfig
 
 WEIGHTS = load_config("li2021_coco.py", relative_to=__file__, name="WEIGHTS")  # the same checkpoints
 
-ade = ["--data-root", os.environ.get("ADE20K_ROOT", "data/ade/ADEChallengeData2016"), "--launcher", "pytorch"]
+ade = ["--data-root", os.environ.get("ADE20K_ROOT", "data/ade/ADEChallengeData2016")]
 entries = {}
 for init in ("supervised", "mocov3", "beit", "mae"):
     for size in ("B", "L"):
@@ -27,4 +27,5 @@ config = SearchConfig(
                       stage1_schedule="160k", drop_paths=(0.1,), stage2_schedule="160k", schedules=("160k",)),
     schedules={"seg": {"160k": []}},
     entries=entries,
+    gpus_per_trial=8,  # the recipe's batch 16 = 8 GPUs x 2 (mmseg_mae)
 )

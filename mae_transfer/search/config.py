@@ -43,6 +43,9 @@ class SearchConfig(ConfigBase):
     protocol: Protocol = option(Protocol(), "the per-entry protocol")
     entries: dict = option({}, "entry name -> Entry")
     schedules: dict = option({}, "task -> {schedule name -> extra arguments}")
+    gpus_per_trial: int = option(1, "processes (GPUs) per trial, started by the harness's own launcher: "
+                                    "detectron2 launch (--num-gpus N) for det, torchrun --standalone with "
+                                    "--launcher pytorch for seg; a Slurm worker asks for N GPUs")
     trial_timeout_s: int = option(0, "kill a trial after this many seconds (0 = no limit)")
     heartbeat_s: float = option(30.0, "worker heartbeat period")
     stale_after_s: float = option(900.0, "a running trial with no heartbeat for this long is re-run")
@@ -55,6 +58,8 @@ class SearchConfig(ConfigBase):
 
     def validate(self) -> None:
         self.protocol.validate()
+        if self.gpus_per_trial < 1:
+            raise ConfigError(f"config key 'gpus_per_trial' must be at least 1, got {self.gpus_per_trial}")
         if not self.entries:
             raise ConfigError(f"search {self.name!r} has no entries")
         for name, e in self.entries.items():
@@ -64,6 +69,10 @@ class SearchConfig(ConfigBase):
                 raise ConfigError(f"entry {name!r}: unknown initialization {e.init!r}; choose from {', '.join(INITS)}")
             if e.task not in TOOLS:
                 raise ConfigError(f"entry {name!r}: unknown task {e.task!r}; choose det or seg")
+            launch = [a for a in e.args if a.split("=")[0] in ("--num-gpus", "--num-machines", "--launcher")]
+            if launch:
+                raise ConfigError(f"entry {name!r}: {launch[0]} in its args: the search starts each trial's "
+                                  "processes itself (set gpus_per_trial)")
             if e.reuse_lr_wd_from and e.reuse_lr_wd_from not in self.entries:
                 raise ConfigError(f"entry {name!r} reuses lr / wd from unknown entry {e.reuse_lr_wd_from!r}")
             self.protocol_for(name).validate()

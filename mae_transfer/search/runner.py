@@ -56,8 +56,13 @@ def trial_command(cfg: SearchConfig, name: str, spec: TrialSpec, out_dir: Path) 
     args = [*e.args, *sched]
     flags = [a for a in args if "=" not in a or a.startswith("--")]
     kv = [a for a in args if "=" in a and not a.startswith("--")] + overrides
-    cmd = [sys.executable, str(REPO_ROOT / TOOLS[e.task]), *flags, "--init", e.init, "--weights", e.weights,
-           "--source", e.source, "--work-dir" if e.task == "seg" else "--output-dir", str(out_dir)]
+    n = cfg.gpus_per_trial
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n)] \
+        if e.task == "seg" and n > 1 else []
+    processes = (["--launcher", "pytorch"] if e.task == "seg" else ["--num-gpus", str(n)]) if n > 1 else []
+    cmd = [sys.executable, *launcher, str(REPO_ROOT / TOOLS[e.task]), *flags, *processes, "--init", e.init,
+           "--weights", e.weights, "--source", e.source, "--work-dir" if e.task == "seg" else "--output-dir",
+           str(out_dir)]
     if (out_dir / "last_checkpoint").exists():  # an interrupted run continues where it stopped
         cmd.append("--resume")
     return cmd + (["--cfg-options", *kv] if e.task == "seg" else kv)
@@ -212,7 +217,8 @@ def run_workers(config_path: str, overrides: list[str], workers: int) -> list[in
 
 def submit_slurm_array(config_path: str, overrides: list[str], workers: int, folder: str, partition: str | None,
                        timeout_min: int, gpus_per_worker: int = 1, cluster: str | None = None) -> list[Any]:
-    """A Slurm job array of ``workers`` search workers (each one GPU) sharing the storage."""
+    """A Slurm job array of ``workers`` search workers (each ``gpus_per_worker`` GPUs: the search config's
+    ``gpus_per_trial``) sharing the storage."""
     import submitit
 
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
