@@ -172,7 +172,7 @@ def load_config(args: argparse.Namespace) -> Any:
         if "begin" in sched and "end" in sched and sched["end"] <= sched["begin"]:
             raise ConfigError(f"param_scheduler.{i} ({sched.get('type')}): end {sched['end']} must be larger than "
                               f"begin {sched['begin']}")
-    world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's / srun's; one process without a launcher
+    world = launcher_rank_world(args.launcher)[1]
     per_process = cfg.train_dataloader.batch_size
     factor, batch_note = batch_rule(world * per_process, world, str(per_process),
                                     cfg.get("entry", {}).get("recipe", ""), SEG_BATCH, args.batch_scaling, args.print_recipe)
@@ -189,6 +189,14 @@ def load_config(args: argparse.Namespace) -> Any:
     cfg.resume = bool(args.resume)
     cfg.entry = dict(cfg.get("entry", {}), changed_by=changed_by, batch_note=batch_note)
     return cfg
+
+
+def launcher_rank_world(launcher: str) -> tuple[int, int]:
+    """This process's rank and the world size, before mmengine joins the process group: torchrun's RANK /
+    WORLD_SIZE, or srun's SLURM_PROCID / SLURM_NTASKS under --launcher slurm."""
+    if launcher == "slurm":
+        return int(os.environ.get("SLURM_PROCID", "0")), int(os.environ.get("SLURM_NTASKS", "1"))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def scale_schedule(cfg: Any, factor: float) -> None:
@@ -242,7 +250,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.print_recipe:
         print(card.format())
         return {}
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = launcher_rank_world(args.launcher)[0] == 0
     lock_output_dir(cfg.work_dir, main)  # before anything is written there
     setup_logging(cfg.work_dir, main, name="log_mae_transfer.txt")
     card.notes.append(f"precision: {_precision(cfg.optim_wrapper)}")
