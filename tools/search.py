@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = apply_overrides(load_config(args.config, expect=SearchConfig), args.overrides)
     cfg.validate()
     if args.command == "run":
-        ran = run_workers(args.config, args.overrides, args.workers)
+        ran = run_workers(args.config, args.overrides, args.workers, gpus_per_worker=cfg.gpus_per_trial)
         print(f"trials run by this command: {sum(ran)} ({', '.join(map(str, ran))} per worker)")
     elif args.command == "slurm":
         jobs = submit_slurm_array(args.config, args.overrides, args.array, f"{cfg.output_dir}/submitit",

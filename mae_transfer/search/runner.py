@@ -190,20 +190,37 @@ def _work_in_subprocess(config_path: str, overrides: list[str], index: int) -> i
     return work(cfg, worker=f"worker{index}")
 
 
-def _local_worker(config_path: str, overrides: list[str], index: int, results: Any) -> None:
+def _local_worker(config_path: str, overrides: list[str], index: int, results: Any, devices: str | None) -> None:
+    if devices is not None:  # this worker's trials see only its own GPUs
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
     results.put((index, _work_in_subprocess(config_path, overrides, index)))
 
 
-def run_workers(config_path: str, overrides: list[str], workers: int) -> list[int]:
+def worker_devices(workers: int, gpus_per_worker: int, gpus: int) -> list[str | None]:
+    """The GPUs each local worker gets (CUDA_VISIBLE_DEVICES): disjoint sets of ``gpus_per_worker`` when the
+    machine has enough, else None (every worker sees every GPU; a warning says so when it has some)."""
+    if gpus < workers * gpus_per_worker:
+        if gpus:
+            log.warning("%d workers x %d GPUs per trial > the %d GPUs here: the workers' trials will share GPUs",
+                        workers, gpus_per_worker, gpus)
+        return [None] * workers
+    return [",".join(str(d) for d in range(i * gpus_per_worker, (i + 1) * gpus_per_worker)) for i in range(workers)]
+
+
+def run_workers(config_path: str, overrides: list[str], workers: int, gpus_per_worker: int = 1) -> list[int]:
     """``workers`` local processes on the same storage; returns the trials each ran. A worker that dies
     (killed, out of memory) does not stop the others: its interrupted trial is re-queued and run by them."""
     import multiprocessing as mp
 
+    import torch
+
     if workers <= 1:
         return [_work_in_subprocess(config_path, overrides, 0)]
+    devices = worker_devices(workers, gpus_per_worker, torch.cuda.device_count())
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    procs = [ctx.Process(target=_local_worker, args=(config_path, overrides, i, results)) for i in range(workers)]
+    procs = [ctx.Process(target=_local_worker, args=(config_path, overrides, i, results, devices[i]))
+             for i in range(workers)]
     for p in procs:
         p.start()
     for p in procs:
