@@ -84,7 +84,11 @@ def flat_config_tool(argv: Sequence[str] | None, doc: str, config_cls: type, run
     run(cfg)
 
 
-def add_batch_args(parser: argparse.ArgumentParser, recipe_batch: int) -> None:
+def add_schedule_args(parser: argparse.ArgumentParser, recipe_batch: int) -> None:
+    parser.add_argument("--iters", type=int, default=None,
+                        help="run length in iterations: sets the last iteration, and scales every other iteration "
+                             "count (lr schedule, warmup, evaluation and checkpoint intervals) in proportion; "
+                             "key=value overrides still set any of them")
     parser.add_argument("--batch-scaling", choices=["refuse", "linear"], default="refuse",
                         help=f"a config that claims a published recipe at a global batch other than the recipe's "
                              f"({recipe_batch}): refuse (default), or linear = lr x batch/{recipe_batch} and every "
@@ -93,11 +97,11 @@ def add_batch_args(parser: argparse.ArgumentParser, recipe_batch: int) -> None:
 
 
 def batch_rule(global_batch: int, world: int, per_process: str, recipe: str, recipe_batch: int,
-               scaling: str, print_only: bool = False) -> tuple[float, str]:
+               scaling: str, print_only: bool = False, iters_given: bool = False) -> tuple[float, str]:
     """The global batch against the recipe's: (lr factor, the note for the recipe card). A config claiming no
     recipe (``recipe`` empty) keeps its numbers; one claiming a recipe at another batch is refused unless
-    ``scaling`` is 'linear' (lr x factor, iteration counts / factor); ``print_only`` (--print-recipe) puts the
-    refusal in the note instead."""
+    ``scaling`` is 'linear' (lr x factor, iteration counts / factor unless ``iters_given``: --iters sets them);
+    ``print_only`` (--print-recipe) puts the refusal in the note instead."""
     note = f"global batch {global_batch} = {world} process(es) x {per_process}"
     if not recipe:
         return 1.0, f"{note} (this config's own: it claims no recipe)"
@@ -111,8 +115,8 @@ def batch_rule(global_batch: int, world: int, per_process: str, recipe: str, rec
         if print_only:
             return 1.0, f"a run would stop: {refusal}"
         raise ConfigError(refusal)
-    return factor, f"{note}, not the recipe's {recipe_batch}: lr x {factor:g}, iterations x {1 / factor:g} " \
-                   f"(--batch-scaling linear)"
+    iters = "iterations as --iters sets them" if iters_given else f"iterations x {1 / factor:g}"
+    return factor, f"{note}, not the recipe's {recipe_batch}: lr x {factor:g}, {iters} (--batch-scaling linear)"
 
 
 def add_backbone_args(parser: argparse.ArgumentParser) -> None:

@@ -46,7 +46,7 @@ def trained_run(coco_subsets, tmp_path_factory) -> Path:
     """A tiny Mask R-CNN trained 30 iterations on coco128 train, evaluated on 6 val images."""
     out = tmp_path_factory.mktemp("det_run")
     res = det("--output-dir", str(out), "--val-json", coco_subsets["val6"], "--val-images", VAL_IMAGES,
-              "train.max_iter=30", "train.eval_period=30", "train.log_period=5", "train.checkpointer.period=30")
+              "--iters", "30", "train.log_period=5", "train.checkpointer.period=30")
     assert res.returncode == 0, res.stderr[-3000:]
     return out
 
@@ -59,7 +59,9 @@ def test_train_and_evaluate_end_to_end(trained_run):
     assert log[-1]["total_loss"] < log[0]["total_loss"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["bbox"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"} and "APmask" in metrics
-    assert metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"
+    assert metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"  # --iters 30: evaluated at its end
+    lrs = [r["lr"] for r in read_jsonl(tmp_path / "log.jsonl") if "lr" in r]
+    assert lrs[-1] < 0.05 * max(lrs)  # the cosine ends with the 30 iterations, not at the config's 200
     assert (tmp_path / "config.yaml").exists() and list(tmp_path.glob("events.out.tfevents*"))
     assert (tmp_path / "model_final.pth").exists()
     # train.amp on CPU: bf16 autocast where the CPU has native bf16, else fp32; the card says which

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..cli import (add_backbone_args, add_batch_args, apply_backbone_args, batch_rule, check_backbone_size,
+from ..cli import (add_backbone_args, add_schedule_args, apply_backbone_args, batch_rule, check_backbone_size,
                    config_for_backbone)
 from ..config import accepts_kwarg, check_override_type
 from ..errors import ConfigError, NonFiniteLossError, UserError
@@ -85,6 +85,10 @@ def load_config(args: argparse.Namespace) -> DictConfig:
     if args.init:
         track(f"--init {args.init}", lambda: apply_entry(cfg, args.init))
     track("--backbone", lambda: apply_backbone_args(bottom_up(cfg), args))
+    if args.iters is not None:  # before the overrides: an explicit key wins
+        if args.iters < 1:
+            raise ConfigError(f"--iters must be at least 1, got {args.iters}")
+        track(f"--iters {args.iters}", lambda: set_run_length(cfg, args.iters))
     if args.output_dir:
         cfg.train.output_dir = args.output_dir
     before = {}
@@ -107,9 +111,15 @@ def load_config(args: argparse.Namespace) -> DictConfig:
         raise ConfigError(f"global batch {batch} (dataloader.train.total_batch_size) does not split over {world} "
                           "processes (--num-gpus x --num-machines)")
     factor, cfg.entry.batch_note = batch_rule(batch, world, str(batch // world), cfg.entry.get("recipe", ""),
-                                              DET_BATCH, args.batch_scaling, args.print_recipe)
+                                              DET_BATCH, args.batch_scaling, args.print_recipe,
+                                              args.iters is not None)
     if factor != 1.0:
-        track("--batch-scaling linear", lambda: scale_schedule(cfg, factor))
+        def scale() -> None:
+            cfg.optimizer.lr = cfg.optimizer.lr * factor
+            if args.iters is None:  # --iters is the run length asked for
+                scale_iterations(cfg, 1 / factor)
+
+        track("--batch-scaling linear", scale)
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         cfg.train.device = "cpu"
     if cfg.train.device == "cpu" and cfg.train.amp.enabled and not cpu_has_native_bf16():
@@ -118,12 +128,11 @@ def load_config(args: argparse.Namespace) -> DictConfig:
     return cfg
 
 
-def scale_schedule(cfg: DictConfig, factor: float) -> None:
-    """lr x factor; every iteration count / factor (the run sees the recipe's epochs at its batch)."""
+def scale_iterations(cfg: DictConfig, ratio: float) -> None:
+    """Every iteration count x ratio: the run length, evaluation and checkpoint periods, step milestones."""
     def iters(n: int) -> int:
-        return max(1, round(n / factor))
+        return max(1, round(n * ratio))
 
-    cfg.optimizer.lr = cfg.optimizer.lr * factor
     cfg.train.max_iter, cfg.train.eval_period = iters(cfg.train.max_iter), iters(cfg.train.eval_period)
     cfg.train.checkpointer.period = iters(cfg.train.checkpointer.period)
     sched = cfg.lr_multiplier.scheduler  # warmup_length is a fraction of max_iter: it follows by itself
@@ -131,6 +140,12 @@ def scale_schedule(cfg: DictConfig, factor: float) -> None:
         sched.milestones = [iters(m) for m in sched.milestones]
     if sched.get("num_updates"):
         sched.num_updates = iters(sched.num_updates)
+
+
+def set_run_length(cfg: DictConfig, n: int) -> None:
+    """--iters: the run ends at iteration n, every other iteration count in proportion."""
+    scale_iterations(cfg, n / cfg.train.max_iter)
+    cfg.train.max_iter = n
 
 
 def _datasets_from_flags(cfg: DictConfig, args: argparse.Namespace) -> None:
@@ -331,7 +346,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help="LazyConfig file (default: configs/det/mask_rcnn_vit_{b,l}_100ep.py by --backbone's size)")
     add_backbone_args(parser)
-    add_batch_args(parser, DET_BATCH)
+    add_schedule_args(parser, DET_BATCH)
     parser.add_argument("--init", default=None, choices=INITS,
                         help="Table 4 entry: its lr / weight decay / drop path on a config that claims a published "
                              "recipe (and BEiT's backbone needs); the recipe card shows what changed")

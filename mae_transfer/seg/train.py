@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..cli import (add_backbone_args, add_batch_args, apply_backbone_args, batch_rule, check_backbone_size,
+from ..cli import (add_backbone_args, add_schedule_args, apply_backbone_args, batch_rule, check_backbone_size,
                    config_for_backbone)
 from ..config import accepts_kwarg, check_override_type
 from ..dist import barrier, init_distributed
@@ -136,6 +136,10 @@ def load_config(args: argparse.Namespace) -> Any:
         track(f"--init {args.init}", lambda: apply_entry(cfg, args.init))
     bb = cfg.model.backbone
     track("--backbone", lambda: apply_backbone_args(bb, args))
+    if args.iters is not None:  # before the overrides: an explicit key wins
+        if args.iters < 1:
+            raise ConfigError(f"--iters must be at least 1, got {args.iters}")
+        track(f"--iters {args.iters}", lambda: set_run_length(cfg, args.iters))
     if args.data_root:
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
             cfg[loader].dataset.data_root = args.data_root
@@ -168,16 +172,22 @@ def load_config(args: argparse.Namespace) -> Any:
         options[key] = _parse(value)
         check_override_type(key, _lookup(cfg, key), options[key])
     track("override", lambda: cfg.merge_from_dict(options))
+    world = launcher_rank_world(args.launcher)[1]
+    per_process = cfg.train_dataloader.batch_size
+    factor, batch_note = batch_rule(world * per_process, world, str(per_process), cfg.get("entry", {}).get("recipe", ""),
+                                    SEG_BATCH, args.batch_scaling, args.print_recipe,
+                                    args.iters is not None)
+    if factor != 1.0:
+        def scale() -> None:
+            cfg.optim_wrapper.optimizer.lr = cfg.optim_wrapper.optimizer.lr * factor
+            if args.iters is None:  # --iters is the run length asked for
+                scale_iterations(cfg, 1 / factor)
+
+        track("--batch-scaling linear", scale)
     for i, sched in enumerate(cfg.get("param_scheduler") or []):
         if "begin" in sched and "end" in sched and sched["end"] <= sched["begin"]:
             raise ConfigError(f"param_scheduler.{i} ({sched.get('type')}): end {sched['end']} must be larger than "
                               f"begin {sched['begin']}")
-    world = launcher_rank_world(args.launcher)[1]
-    per_process = cfg.train_dataloader.batch_size
-    factor, batch_note = batch_rule(world * per_process, world, str(per_process),
-                                    cfg.get("entry", {}).get("recipe", ""), SEG_BATCH, args.batch_scaling, args.print_recipe)
-    if factor != 1.0:
-        track("--batch-scaling linear", lambda: scale_schedule(cfg, factor))
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or f"output/seg/{Path(args.config).stem}"
     cfg.launcher = args.launcher
     if args.launcher == "none":  # one process: SyncBN has no peers (and refuses CPU tensors)
@@ -199,16 +209,21 @@ def launcher_rank_world(launcher: str) -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def scale_schedule(cfg: Any, factor: float) -> None:
-    """lr x factor; every iteration count / factor (the run sees the recipe's epochs at its batch)."""
+def scale_iterations(cfg: Any, ratio: float) -> None:
+    """Every iteration count x ratio: the run length, evaluation and checkpoint intervals, lr schedule."""
     def iters(n: int) -> int:
-        return max(1, round(n / factor))
+        return max(1, round(n * ratio))
 
-    cfg.optim_wrapper.optimizer.lr = cfg.optim_wrapper.optimizer.lr * factor
     cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = iters(cfg.train_cfg.max_iters), iters(cfg.train_cfg.val_interval)
     cfg.default_hooks.checkpoint.interval = iters(cfg.default_hooks.checkpoint.interval)
     for sched in cfg.param_scheduler:
         sched.begin, sched.end = (iters(sched.begin) if sched.begin else 0), iters(sched.end)
+
+
+def set_run_length(cfg: Any, n: int) -> None:
+    """--iters: the run ends at iteration n, every other iteration count in proportion."""
+    scale_iterations(cfg, n / cfg.train_cfg.max_iters)
+    cfg.train_cfg.max_iters = n
 
 
 def cpu_processes(cfg: Any) -> None:
@@ -325,7 +340,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="mmengine config (default: configs/seg/upernet_vit_{b,l}_512x512_160k_ade20k.py by "
                              "--backbone's size)")
     add_backbone_args(parser)
-    add_batch_args(parser, SEG_BATCH)
+    add_schedule_args(parser, SEG_BATCH)
     parser.add_argument("--init", default=None, choices=INITS,
                         help="Table 5 entry: its lr / drop path / layer decay on a config that claims a published "
                              "recipe (and BEiT's backbone needs); the recipe card shows what changed")
