@@ -114,12 +114,23 @@ def test_learning_is_real_on_a_handful_of_images(coco_subsets, tmp_path):
             "--val-json", coco_subsets["train2"], "--val-images", TRAIN_IMAGES]
     untrained = det(*data, "--output-dir", str(tmp_path / "untrained"), "--eval-only")
     assert untrained.returncode == 0, untrained.stderr[-3000:]
-    trained = det(*data, "--output-dir", str(tmp_path / "trained"), "train.max_iter=100", "train.eval_period=100",
-                  "optimizer.lr=4e-4", "train.checkpointer.period=1000", timeout=1800)
+    trained = det(*data, "--output-dir", str(tmp_path / "trained"), "--iters", "100", "optimizer.lr=4e-4",
+                  "train.checkpointer.period=1000", "--test-json", coco_subsets["train2"], "--test-images",
+                  TRAIN_IMAGES, timeout=1800)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    before = json.loads((tmp_path / "untrained/metrics.json").read_text())["APbox"] or 0.0
-    after = json.loads((tmp_path / "trained/metrics.json").read_text())["APbox"] or 0.0
+    untrained = json.loads((tmp_path / "untrained/metrics_eval.json").read_text())
+    assert untrained["checkpoint"] == "initialization (random)" and not (tmp_path / "untrained/metrics.json").exists()
+    metrics = json.loads((tmp_path / "trained/metrics.json").read_text())
+    before, after = untrained["APbox"] or 0.0, metrics["APbox"] or 0.0
     assert after > before + 10.0, (before, after)
+    # --test-json: one evaluation after training, beside the validation result (the same images: the same AP)
+    assert metrics["test"]["dataset"] == "custom_test" and metrics["test"]["APbox"] == metrics["APbox"]
+    # --eval-only on the trained run: metrics_eval.json names the checkpoint; the training metrics stay
+    again = det(*data, "--output-dir", str(tmp_path / "trained"), "--eval-only")
+    assert again.returncode == 0, again.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "trained/metrics_eval.json").read_text())
+    assert evaluated["checkpoint"].endswith("model_final.pth") and evaluated["APbox"] == metrics["APbox"]
+    assert json.loads((tmp_path / "trained/metrics.json").read_text()) == metrics
 
 
 def test_same_seed_repeats_bit_for_bit_another_seed_differs(coco_subsets, tmp_path):
@@ -223,6 +234,10 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, coco_subsets):
     assert "wrong.pth" in err and "shape (64, 3, 16, 16)" in err
     err = one_line_error(det("--train-json", str(tmp_path / "absent.json"), "--train-images", TRAIN_IMAGES))
     assert "annotation file not found" in err
+    err = one_line_error(det("--test-json", str(tmp_path / "absent_test.json"), "--test-images", TRAIN_IMAGES,
+                             "--output-dir", str(tmp_path / "t")))
+    assert "annotation file not found" in err and "absent_test.json" in err
+    assert not list((tmp_path / "t").glob("model_*.pth"))  # found before anything trained
     # in launched processes too (the parent reports the worker's one line), and no hang on a machine 0 that
     # never answers: the process group's timeout ends it
     err = one_line_error(det("--num-gpus", "2", "--train-json", bad_json, "--train-images", TRAIN_IMAGES))

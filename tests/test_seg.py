@@ -146,13 +146,21 @@ def test_learning_is_real_on_two_images(tmp_path, folders):
                 "--work-dir", str(tmp_path / "trained"), "--cfg-options", "train_cfg.max_iters=200",
                 "train_cfg.val_interval=200", "optim_wrapper.optimizer.lr=5e-4")
     assert after.returncode == 0, after.stderr[-3000:]
-    m0 = json.loads((tmp_path / "untrained/metrics.json").read_text())["mIoU"]
+    untrained = json.loads((tmp_path / "untrained/metrics_eval.json").read_text())
+    m0 = untrained["mIoU"]
+    assert untrained["checkpoint"] == "initialization (random)" and not (tmp_path / "untrained/metrics.json").exists()
     trained = json.loads((tmp_path / "trained/metrics.json").read_text())
     assert trained["mIoU"] > m0 + 20.0, (m0, trained["mIoU"])
     # --test-images: one evaluation of the trained model after training, kept beside the validation result
     # (here the same two images, so the same mIoU)
     assert trained["phase"] == "val" and trained["test"]["phase"] == "test"
     assert trained["test"]["mIoU"] == trained["mIoU"] and trained["test"]["iteration"] == 200
+    # --eval-only on the trained run: metrics_eval.json names the checkpoint; the training metrics stay
+    again = seg(*args, "--work-dir", str(tmp_path / "trained"), "--eval-only")
+    assert again.returncode == 0, again.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "trained/metrics_eval.json").read_text())
+    assert evaluated["checkpoint"].endswith("iter_200.pth") and evaluated["mIoU"] == trained["mIoU"]
+    assert json.loads((tmp_path / "trained/metrics.json").read_text()) == trained
 
 
 def test_killed_run_resumes_with_weights_only_loading(tmp_path, folders):

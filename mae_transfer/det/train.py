@@ -161,6 +161,11 @@ def _datasets_from_flags(cfg: DictConfig, args: argparse.Namespace) -> None:
             raise ConfigError("--val-json and --val-images go together")
         cfg.datasets["custom_val"] = {"json": args.val_json, "images": args.val_images}
         cfg.dataloader.test.dataset.names = "custom_val"
+    if args.test_json or args.test_images:
+        if not (args.test_json and args.test_images):
+            raise ConfigError("--test-json and --test-images go together")
+        cfg.datasets["custom_test"] = {"json": args.test_json, "images": args.test_images}
+        cfg.train.test_dataset = "custom_test"
     if args.coco_root:
         cfg.datasets.update(coco2017_paths(args.coco_root))
 
@@ -168,14 +173,15 @@ def _datasets_from_flags(cfg: DictConfig, args: argparse.Namespace) -> None:
 def register_datasets(cfg: DictConfig, eval_only: bool = False) -> None:
     """Validate every dataset the run uses (one-line DataError on the first problem), then register it."""
     wanted = {cfg.dataloader.test.dataset.names} if eval_only else \
-        {cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names}
+        {cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names, cfg.train.get("test_dataset")} - {"", None}
     known = dict(cfg.get("datasets", {}))
     for name, paths in coco2017_paths().items():
         known.setdefault(name, paths)
     for name in wanted:
         if name not in known:
             raise ConfigError(f"dataset {name!r} is not declared: add it to the config's `datasets` or pass "
-                              "--train-json/--train-images, --val-json/--val-images or --coco-root")
+                              "--train-json/--train-images, --val-json/--val-images, --test-json/--test-images or "
+                              "--coco-root")
         is_train = name == cfg.dataloader.train.dataset.names
         counts = register_coco(name, known[name]["json"], known[name]["images"], need_annotations=is_train)
         log.info("dataset %s: %s", name, counts)
@@ -196,26 +202,36 @@ def _sanitize(obj: Any) -> Any:
     return obj
 
 
-def do_test(cfg: DictConfig, model: torch.nn.Module) -> dict[str, Any]:
+def do_test(cfg: DictConfig, model: torch.nn.Module, dataset: str | None = None) -> dict[str, Any]:
+    """COCOEvaluator on the validation split, or on ``dataset`` (a registered name) through the same loader."""
+    import copy
+
     from detectron2.config import instantiate
     from detectron2.evaluation import inference_on_dataset, print_csv_format
 
-    evaluator = instantiate(cfg.dataloader.evaluator)
-    evaluator._output_dir = os.path.join(cfg.train.output_dir, "inference")
-    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), evaluator)
+    loaders = cfg.dataloader
+    if dataset:
+        loaders = copy.deepcopy(cfg.dataloader)
+        loaders.test.dataset.names = dataset  # the evaluator's dataset_name follows by interpolation
+    evaluator = instantiate(loaders.evaluator)
+    evaluator._output_dir = os.path.join(cfg.train.output_dir, "inference" + (f"_{dataset}" if dataset else ""))
+    results = inference_on_dataset(model, instantiate(loaders.test), evaluator)
     print_csv_format(results)
     return results
 
 
-def write_metrics(cfg: DictConfig, results: dict[str, Any], iteration: int) -> Path:
+def _ap(results: dict[str, Any], dataset: str) -> dict[str, Any]:
     bbox, segm = results.get("bbox", {}), results.get("segm", {})
+    return {"APbox": bbox.get("AP"), "APmask": segm.get("AP"), "bbox": bbox, "segm": segm, "dataset": dataset}
+
+
+def write_metrics(cfg: DictConfig, results: dict[str, Any], iteration: int, name: str = "metrics.json",
+                  **extra: Any) -> Path:
+    """``name`` in the output dir: APbox / APmask and the AP breakdown, the run's backbone and entry, ``extra``."""
     bu = bottom_up(cfg)
-    metrics = {
-        "APbox": bbox.get("AP"), "APmask": segm.get("AP"), "bbox": bbox, "segm": segm, "iteration": iteration,
-        "backbone": bu.name, "weights": bu.weights or "random init", "entry": OmegaConf.to_container(cfg.entry),
-        "dataset": cfg.dataloader.test.dataset.names,
-    }
-    return write_json_atomic(_sanitize(metrics), Path(cfg.train.output_dir) / "metrics.json")
+    metrics = {**_ap(results, cfg.dataloader.test.dataset.names), "iteration": iteration, "backbone": bu.name,
+               "weights": bu.weights or "random init", "entry": OmegaConf.to_container(cfg.entry), **extra}
+    return write_json_atomic(_sanitize(metrics), Path(cfg.train.output_dir) / name)
 
 
 class _NoTracebackForNaN(logging.Filter):
@@ -267,11 +283,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     model = instantiate(cfg.model).to(cfg.train.device)
     set_attention_kernel(model, torch.device(cfg.train.device), "fast")
     out = cfg.train.output_dir
-    if args.eval_only:
-        SafeDetectionCheckpointer(model, save_dir=out).resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+    if args.eval_only:  # train.init_checkpoint if set, else the output dir's last checkpoint; into
+        checkpointer = SafeDetectionCheckpointer(model, save_dir=out)  # metrics_eval.json (metrics.json stays)
+        last = not cfg.train.init_checkpoint and checkpointer.has_checkpoint()
+        evaluated = checkpointer.get_checkpoint_file() if last else \
+            cfg.train.init_checkpoint or f"initialization ({bottom_up(cfg).weights or 'random'})"
+        checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=last)
         results = do_test(cfg, model)
         if comm.is_main_process():
-            write_metrics(cfg, results, iteration=-1)
+            write_metrics(cfg, results, iteration=-1, name="metrics_eval.json", checkpoint=evaluated)
         return results
 
     cfg.optimizer.params.model = model
@@ -318,8 +338,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         raise NonFiniteLossError(f"{e} (last checkpoint kept in {out})") from None
     if not evaluated:  # resumed at the end
         evaluate()
+    test = {}
+    if cfg.train.get("test_dataset"):  # once, after training (every rank: inference is collective)
+        log.info("evaluating the test split once: %s", cfg.train.test_dataset)
+        test = {"test": _ap(do_test(cfg, model, cfg.train.test_dataset), cfg.train.test_dataset)}
     if comm.is_main_process():
-        path = write_metrics(cfg, last, iteration=cfg.train.max_iter)
+        path = write_metrics(cfg, last, iteration=cfg.train.max_iter, **test)
         log.info("metrics: APbox %s APmask %s -> %s", last.get("bbox", {}).get("AP"),
                  last.get("segm", {}).get("AP"), path)
         write_val_preview(cfg, getattr(model, "module", model))
@@ -352,7 +376,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              "recipe (and BEiT's backbone needs); the recipe card shows what changed")
     parser.add_argument("--print-recipe", action="store_true", help="print the recipe card and exit")
     parser.add_argument("--output-dir", default=None)
-    parser.add_argument("--eval-only", action="store_true", help="evaluate the last (or init) checkpoint only")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="evaluate train.init_checkpoint if set, else the output dir's last checkpoint, into "
+                             "metrics_eval.json")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
     g = parser.add_argument_group("datasets")
     g.add_argument("--coco-root", default=None, help="COCO 2017 root (holds coco/annotations, coco/train2017, ...)")
@@ -360,6 +386,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-images", default=None)
     g.add_argument("--val-json", default=None)
     g.add_argument("--val-images", default=None)
+    g.add_argument("--test-json", default=None,
+                   help="test split, evaluated once after training into metrics.json's 'test' key")
+    g.add_argument("--test-images", default=None)
     g = parser.add_argument_group("distributed (detectron2.engine.launch)")
     g.add_argument("--num-gpus", type=int, default=1,
                    help="processes per machine: one per GPU (at most the GPUs present); CPU processes on a machine "

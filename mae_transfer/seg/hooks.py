@@ -20,10 +20,12 @@ class MetricsJSONHook(Hook):
 
     ``test_after_training`` (set by the harness for the test split's one evaluation after training): the test
     results go under a ``test`` key of the training run's metrics.json instead of replacing its validation
-    results."""
+    results. ``eval_only_checkpoint`` (set by ``--eval-only``): the results go to ``metrics_eval.json`` with the
+    checkpoint evaluated, and a training run's metrics.json is left as it is."""
 
     priority = "LOW"
     test_after_training = False
+    eval_only_checkpoint: str | None = None
 
     def _write(self, runner, metrics: dict[str, Any] | None, loop: Any, phase: str) -> None:
         if not metrics or runner.rank != 0:
@@ -33,7 +35,9 @@ class MetricsJSONHook(Hook):
         data = {"mIoU": summary.get("mIoU"), "aAcc": summary.get("aAcc"), "mAcc": summary.get("mAcc"),
                 "per_class_IoU": per_class, "iteration": runner.iter, "phase": phase}
         path = Path(runner.work_dir) / "metrics.json"
-        if phase == "test" and self.test_after_training:
+        if phase == "test" and self.eval_only_checkpoint is not None:
+            path, data = path.with_name("metrics_eval.json"), {**data, "checkpoint": self.eval_only_checkpoint}
+        elif phase == "test" and self.test_after_training:
             data = {**json.loads(path.read_text()), "test": data}
         write_json_atomic(data, path)
 

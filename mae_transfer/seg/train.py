@@ -276,13 +276,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         init_distributed("cpu")
     runner = Runner.from_cfg(cfg)
     set_attention_kernel(runner.model, torch.device("cuda" if torch.cuda.is_available() else "cpu"), "fast")
-    if args.eval_only:
+    if args.eval_only:  # into metrics_eval.json: a training run's metrics.json stays as it is
         ckpt = args.checkpoint or _last_checkpoint(cfg.work_dir)
         if ckpt:
             runner.load_checkpoint(ckpt)
         else:
             log.warning("--eval-only without a checkpoint: evaluating the initialization (--weights)")
             runner.model.init_weights()
+        _metrics_hook(runner).eval_only_checkpoint = ckpt or f"initialization ({cfg.model.backbone.get('weights') or 'random'})"
         return runner.test()
     if cfg.get("test_after_training"):
         runner.test_loop  # builds the test split now: a bad folder fails before training, not after it
@@ -295,13 +296,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runner.val_loop.run()
     if cfg.get("test_after_training") and "test" not in json.loads(metrics_file.read_text()):
         log.info("evaluating the test split once: %s", cfg.test_dataloader.dataset.get("data_prefix"))
-        from .hooks import MetricsJSONHook
-
-        next(h for h in runner.hooks if isinstance(h, MetricsJSONHook)).test_after_training = True
+        _metrics_hook(runner).test_after_training = True
         runner.test()
     if main:
         write_val_preview(runner)
     return {"metrics_file": str(metrics_file)}
+
+
+def _metrics_hook(runner: Any) -> Any:
+    from .hooks import MetricsJSONHook
+
+    return next(h for h in runner.hooks if isinstance(h, MetricsJSONHook))
 
 
 def _precision(optim_wrapper: Any) -> str:
@@ -347,7 +352,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-recipe", action="store_true", help="print the recipe card and exit")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
-    parser.add_argument("--eval-only", action="store_true", help="evaluate a checkpoint (default: the work dir's last)")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="evaluate a checkpoint (default: the work dir's last) into metrics_eval.json")
     parser.add_argument("--checkpoint", default=None, help="checkpoint for --eval-only")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none",
                         help="mmengine launcher (pytorch: under torchrun; slurm: under srun)")

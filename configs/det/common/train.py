@@ -31,6 +31,7 @@ train = dict(
     ddp=dict(broadcast_buffers=False, find_unused_parameters=False, fp16_compression=True),
     checkpointer=dict(period=5000, max_to_keep=3),
     eval_period=184_375,
+    test_dataset="",  # a declared dataset evaluated once after training, into metrics.json's "test" ('' = none)
     log_period=20,
     device="cuda",
     # this project's choice (detectron2's default -1 draws a fresh seed per run, so no two runs repeat): every
