@@ -89,3 +89,37 @@ def read_jsonl(path: str | Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (runs have no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_curves(path: str | Path, loss: list[tuple[int, float]], metric: list[tuple[int, float]],
+                 loss_label: str, metric_label: str) -> Path | None:
+    """``curves.png``: the training loss and the evaluation metric (units in its label) against iterations.
+    A picture is not worth failing a finished run: a problem drawing it is a warning."""
+    try:
+        plt = pyplot()
+        panels = [(loss, loss_label)] + ([(metric, metric_label)] if metric else [])
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
+        for ax, (points, label) in zip(axes[0], panels):
+            xs, ys = zip(*points) if points else ((), ())
+            ax.plot(xs, ys, marker="o" if len(points) < 20 else None, markersize=3)
+            ax.set_xlabel("iteration")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    except Exception as e:  # noqa: BLE001 - reported; tests check that curves are written
+        logging.getLogger("mae_transfer").warning("no %s: %s: %s", Path(path).name, type(e).__name__, e)
+        return None
+    return Path(path)
+

@@ -62,6 +62,7 @@ def test_train_and_evaluate_end_to_end(trained_run):
     assert metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"  # --iters 30: evaluated at its end
     lrs = [r["lr"] for r in read_jsonl(tmp_path / "log.jsonl") if "lr" in r]
     assert lrs[-1] < 0.05 * max(lrs)  # the cosine ends with the 30 iterations, not at the config's 200
+    assert Image.open(tmp_path / "curves.png").size == (1000, 340)  # two panels: loss, APbox (an evaluation ran)
     assert (tmp_path / "config.yaml").exists() and list(tmp_path.glob("events.out.tfevents*"))
     assert (tmp_path / "model_final.pth").exists()
     # train.amp on CPU: bf16 autocast where the CPU has native bf16, else fp32; the card says which

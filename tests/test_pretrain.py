@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
@@ -44,6 +45,7 @@ def test_loss_decreases_and_outputs_written(cifar_small, tmp_path):
     iters = [r for r in read_jsonl(tmp_path / "log.jsonl") if "loss" in r]
     assert {"loss", "lr", "images_per_s"} <= set(iters[0])
     assert any((tmp_path / "tensorboard").iterdir())
+    assert Image.open(tmp_path / "curves.png").size == (500, 340)  # the loss over iterations
     assert json.loads((tmp_path / "config.json").read_text())["model_overrides"] == TINY_MODEL
     # warmup then cosine: lr rises during epoch 1, ends near 0
     lrs = [r["lr"] for r in iters]

@@ -26,7 +26,7 @@ from ..errors import ConfigError, NonFiniteLossError, UserError
 from ..kernels import set_attention_kernel
 from ..recipes import DET_BATCH, INIT_BACKBONE, INITS, det_entry_values, track_changes
 from ..rundir import lock_output_dir
-from ..runlog import setup_logging, truncate_jsonl
+from ..runlog import read_jsonl, setup_logging, truncate_jsonl, write_curves
 from ..utils import autocast_training_forward, cpu_has_native_bf16, precision_name, write_json_atomic
 from .checkpoint import SafeDetectionCheckpointer
 from .data import check_mask_dependencies, coco2017_paths, register_coco
@@ -220,6 +220,11 @@ def do_test(cfg: DictConfig, model: torch.nn.Module, dataset: str | None = None)
     return results
 
 
+def _nan_to_zero(ap: float) -> float:
+    """COCOeval's AP is NaN when the model predicts nothing: that is AP 0."""
+    return ap if math.isfinite(ap) else 0.0
+
+
 def _ap(results: dict[str, Any], dataset: str) -> dict[str, Any]:
     bbox, segm = results.get("bbox", {}), results.get("segm", {})
     return {"APbox": bbox.get("AP"), "APmask": segm.get("AP"), "bbox": bbox, "segm": segm, "dataset": dataset}
@@ -344,6 +349,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         test = {"test": _ap(do_test(cfg, model, cfg.train.test_dataset), cfg.train.test_dataset)}
     if comm.is_main_process():
         path = write_metrics(cfg, last, iteration=cfg.train.max_iter, **test)
+        rows = read_jsonl(Path(out) / "log.jsonl")
+        write_curves(Path(out) / "curves.png", [(r["iteration"], r["total_loss"]) for r in rows if "total_loss" in r],
+                     [(r["iteration"], _nan_to_zero(r["bbox/AP"])) for r in rows if "bbox/AP" in r],
+                     "total loss", "APbox (COCO AP, 0-100)")
         log.info("metrics: APbox %s APmask %s -> %s", last.get("bbox", {}).get("AP"),
                  last.get("segm", {}).get("AP"), path)
         write_val_preview(cfg, getattr(model, "module", model))

@@ -27,7 +27,7 @@ from ..kernels import adamw, set_attention_kernel
 from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae, encoder_arch
 from ..optim import cosine_lr, describe_groups, param_groups, set_lr, takes_weight_decay, takes_weight_decay_official_mae
 from ..rundir import locked_output_dir
-from ..runlog import RunLogger, setup_logging, truncate_jsonl
+from ..runlog import RunLogger, read_jsonl, setup_logging, truncate_jsonl, write_curves
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .config import PretrainConfig
 
@@ -152,6 +152,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
             dist.barrier()
         if main:
             export_encoder(model, out / "encoder.pth", cfg)
+            write_curves(out / "curves.png", [(r["step"], r["loss"]) for r in read_jsonl(out / "log.jsonl")
+                                              if "loss" in r], [], "MAE loss (masked patches)", "")
             log.info("done: encoder exported to %s", out / "encoder.pth")
             log.info("%s", next_commands(cfg, out / "encoder.pth"))
     finally:

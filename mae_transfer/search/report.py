@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..recipes import TABLE4, TABLE5
+from ..runlog import pyplot
 from .config import METRICS, SearchConfig
 from .protocol import TrialSpec, seed_runs
 from .runner import entry_status
@@ -163,11 +164,9 @@ def markdown(table: list[list[str]]) -> str:
 
 
 def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     paths = []
     for r in rows:
@@ -228,11 +227,7 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
 
 def plot_results(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
     """Each entry's result: mean with a ±1 std error bar and every seed as a dot, one panel per task."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tasks = [t for t in ("det", "seg") if any(r["task"] == t and r["result"] for r in rows)]
     if not tasks:
         return None

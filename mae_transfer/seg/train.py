@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..kernels import set_attention_kernel
 from ..recipes import INIT_BACKBONE, INITS, SEG_BATCH, seg_entry_values, track_changes
 from ..rundir import lock_output_dir
-from ..runlog import setup_logging
+from ..runlog import setup_logging, write_curves
 from ..utils import cpu_has_native_bf16
 from . import compat
 from .recipe import seg_card, seg_values
@@ -300,6 +300,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runner.test()
     if main:
         write_val_preview(runner)
+        rows = [json.loads(line) for f in sorted(Path(cfg.work_dir).glob("*/vis_data/scalars.json"))
+                for line in f.read_text().splitlines()]  # one folder per start of the run (resumes)
+        write_curves(Path(cfg.work_dir) / "curves.png", [(r["step"], r["loss"]) for r in rows if "loss" in r],
+                     [(r["step"], r["mIoU"]) for r in rows if "mIoU" in r], "loss", "mIoU (%)")
     return {"metrics_file": str(metrics_file)}
 
 
