@@ -65,6 +65,7 @@ def test_train_and_evaluate_end_to_end(tmp_path, folders):
     assert res.returncode == 0, res.stderr[-3000:]
     lrs = [r["lr"] for r in scalars(tmp_path) if "lr" in r]
     assert lrs[-1] < 0.05 * max(lrs)  # --iters 150: the poly decay ends with the run, not at the config's 1000
+    assert 0.8 * 2e-4 < max(lrs) <= 2e-4  # the logged lr is the base lr (2e-4), not the most decayed group's
     assert Image.open(tmp_path / "curves.png").size == (1000, 340)  # two panels: loss, mIoU (an evaluation ran)
     losses = [r["loss"] for r in scalars(tmp_path) if "loss" in r]  # each a 10-iteration mean, batch 2
     assert len(losses) == 15 and np.mean(losses[-4:]) < np.mean(losses[:4]), losses

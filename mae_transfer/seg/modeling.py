@@ -69,7 +69,8 @@ class ContractLayerDecayConstructor(DefaultOptimWrapperConstructor):
             raise ValueError("ContractLayerDecayConstructor needs a model holding a contract backbone")
         groups = param_groups(model, lr=optimizer_cfg["lr"], weight_decay=optimizer_cfg.get("weight_decay", 0.0),
                               layer_decay=self.paramwise_cfg.get("layer_decay", 1.0), backbone=backbone)
-        optimizer_cfg["params"] = groups
+        # undecayed groups first: mmengine logs the first group's lr as the run's `lr`
+        optimizer_cfg["params"] = sorted(groups, key=lambda g: -g.get("lr_scale", 1.0))
         optimizer = OPTIMIZERS.build(optimizer_cfg)
         return OPTIM_WRAPPERS.build(self.optim_wrapper_cfg, default_args=dict(optimizer=optimizer))
 
