@@ -18,9 +18,11 @@ ARCHS: dict[str, dict[str, Any]] = {
     # ViT-H/14 runs with 16x16 patches for transfer (as ViTDet-H): the checkpoint's 14x14 patch kernel is
     # resampled (timm's FlexiViT resampling) so the pyramid reaches strides 4-32 with integer scales
     "mae_vit_h": dict(patch_size=16, embed_dim=1280, depth=32, num_heads=16),
-    # CPU-sized: ViT-S, the tiny 32px CIFAR encoder of configs/pretrain/cifar10_tiny.py, and the miniature
-    # tables' 128px encoder of configs/pretrain/mini_camvid_balloon.py
+    # CPU-sized: ViT-S, the coco128 smoke configs' encoder (configs/{det,seg}/mini/*_vit_tiny_coco128.py), the
+    # tiny 32px CIFAR encoder of configs/pretrain/cifar10_tiny.py, and the miniature tables' 128px encoder of
+    # configs/pretrain/mini_camvid_balloon.py
     "mae_vit_s": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6),
+    "mae_vit_tiny_p16": dict(patch_size=16, embed_dim=192, depth=4, num_heads=3),
     "mae_vit_tiny_p4": dict(patch_size=4, embed_dim=192, depth=6, num_heads=3, pretrain_img_size=32),
     "mae_vit_mini_p8": dict(patch_size=8, embed_dim=192, depth=4, num_heads=3, pretrain_img_size=128),
 }

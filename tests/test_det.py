@@ -60,6 +60,8 @@ def test_train_and_evaluate_end_to_end(trained_run):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["bbox"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"} and "APmask" in metrics
     assert metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"  # --iters 30: evaluated at its end
+    assert metrics["backbone"] == "mae_vit_tiny_p16" and metrics["entry"]["init"] == "random"  # no weights given
+    assert "size" not in metrics["entry"] and "epochs" not in metrics["entry"]  # it claims no recipe: none stale
     lrs = [r["lr"] for r in read_jsonl(tmp_path / "log.jsonl") if "lr" in r]
     assert lrs[-1] < 0.05 * max(lrs)  # the cosine ends with the 30 iterations, not at the config's 200
     assert Image.open(tmp_path / "curves.png").size == (1000, 340)  # two panels: loss, APbox (an evaluation ran)

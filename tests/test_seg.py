@@ -181,6 +181,9 @@ def test_killed_run_resumes_with_weights_only_loading(tmp_path, folders):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resumed" in res.stdout.lower() or "resumed" in res.stderr.lower()
     assert json.loads((tmp_path / "metrics.json").read_text())["iteration"] == 30
+    saved = (tmp_path / "upernet_vit_tiny_coco128.py").read_text()  # the data given by flags, nothing stale
+    assert "\ndataset = " not in saved and "\nroot = " not in saved and "mae_vit_tiny_p16" in saved
+    assert "init='random'" in saved and "size=" not in saved.split("entry = ", 1)[1].split(")", 1)[0]
     # mmengine's checkpoint loads with torch's default weights_only=True thanks to the allow-list
     ckpt = torch.load(tmp_path / "iter_30.pth", weights_only=True)
     assert ckpt["meta"]["iter"] == 30

@@ -85,6 +85,8 @@ def load_config(args: argparse.Namespace) -> DictConfig:
     if args.init:
         track(f"--init {args.init}", lambda: apply_entry(cfg, args.init))
     track("--backbone", lambda: apply_backbone_args(bottom_up(cfg), args))
+    if not args.init and not cfg.entry.get("recipe") and not bottom_up(cfg).get("weights"):
+        cfg.entry.init = "random"  # a config that claims no recipe names its run by what it loads
     if args.iters is not None:  # before the overrides: an explicit key wins
         if args.iters < 1:
             raise ConfigError(f"--iters must be at least 1, got {args.iters}")

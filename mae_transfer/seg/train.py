@@ -136,6 +136,8 @@ def load_config(args: argparse.Namespace) -> Any:
         track(f"--init {args.init}", lambda: apply_entry(cfg, args.init))
     bb = cfg.model.backbone
     track("--backbone", lambda: apply_backbone_args(bb, args))
+    if not args.init and not cfg.get("entry", {}).get("recipe") and not bb.get("weights"):
+        cfg.entry.init = "random"  # a config that claims no recipe names its run by what it loads
     if args.iters is not None:  # before the overrides: an explicit key wins
         if args.iters < 1:
             raise ConfigError(f"--iters must be at least 1, got {args.iters}")
@@ -157,6 +159,9 @@ def load_config(args: argparse.Namespace) -> Any:
                 cfg.test_dataloader = cfg.val_dataloader
     if args.test_images:
         cfg.test_after_training = True
+    if args.train_images and args.val_images:  # the config's own data is used nowhere: its helper keys would
+        for key in ("dataset", "root"):  # stand in the saved config as if it were (e.g. another classes file)
+            cfg.pop(key, None)
     if args.classes:
         from .datasets import read_classes
 

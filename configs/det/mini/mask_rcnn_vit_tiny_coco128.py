@@ -6,7 +6,7 @@ from detectron2.config import LazyCall as L
 
 from mae_transfer.paths import shared_data
 
-from ..mask_rcnn_vit_b_100ep import dataloader, datasets, entry, lr_multiplier, model, optimizer, train
+from ..mask_rcnn_vit_b_100ep import dataloader, datasets, lr_multiplier, model, optimizer, train
 
 image_size = 256
 root = shared_data("coco128")
@@ -27,7 +27,8 @@ dataloader.train.mapper.augmentations = [
 dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=image_size, max_size=image_size)]
 
 bu = model.backbone.bottom_up
-bu.update(embed_dim=192, depth=4, num_heads=3, img_size=image_size, window_size=8)
+bu.name = "mae_vit_tiny_p16"
+bu.update(img_size=image_size, window_size=8)
 model.backbone.square_pad = image_size
 model.backbone.out_channels = 128
 model.proposal_generator.head.in_channels = 128
@@ -40,7 +41,9 @@ model.roi_heads.mask_head.conv_dims = [128, 128, 128, 128, 128]
 model.roi_heads.batch_size_per_image = 128
 model.proposal_generator.post_nms_topk = (500, 200)
 
-entry.recipe = ""  # CPU-sized: claims no published recipe (every number below is this project's choice)
+# CPU-sized: claims no published recipe (every number below is this project's choice), so no ViT size or
+# epoch count of one; init follows --init, else the weights
+entry = dict(init="mae", recipe="")
 train.max_iter = train.eval_period = 200
 lr_multiplier.warmup_length = 0.05
 optimizer.lr = 2e-4

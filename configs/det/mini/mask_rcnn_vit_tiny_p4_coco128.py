@@ -9,8 +9,6 @@ from detectron2.config import LazyCall as L  # noqa: E402
 image_size = 128
 bu = model.backbone.bottom_up
 bu.name = "mae_vit_tiny_p4"
-for key in ("embed_dim", "depth", "num_heads"):
-    bu.pop(key)
 bu.update(img_size=image_size, window_size=8)
 model.backbone.square_pad = image_size
 dataloader.train.mapper.augmentations = [

@@ -7,7 +7,7 @@ root = "{{ $MAE_TRANSFER_DATA:../shared/data }}/coco128"
 crop_size = (128, 128)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(embed_dim=192, depth=4, num_heads=3, img_size=128, taps=(0, 1, 2, 3), pyramid_norm="BN"),
+    backbone=dict(name="mae_vit_tiny_p16", img_size=128, taps=(0, 1, 2, 3), pyramid_norm="BN"),
     decode_head=dict(in_channels=[192, 192, 192, 192], channels=128, num_classes=133),
     auxiliary_head=dict(in_channels=192, channels=64, num_classes=133),
     test_cfg=dict(mode="slide", crop_size=crop_size, stride=(85, 85)),
@@ -48,5 +48,6 @@ param_scheduler = [
 train_cfg = dict(max_iters=1000, val_interval=1000)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=500))
 optim_wrapper = dict(optimizer=dict(lr=2e-4))
-entry = dict(recipe="")  # CPU-sized: claims no published recipe
+# CPU-sized: claims no published recipe (so no ViT size of one); init follows --init, else the weights
+entry = dict(_delete_=True, init="mae", task="seg", recipe="")
 work_dir = "output/seg/mini_upernet_vit_tiny_coco128"
