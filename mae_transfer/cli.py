@@ -164,7 +164,9 @@ def harness_tool(argv: Sequence[str] | None, doc: str, harness: str) -> None:
     import importlib
 
     from .backbone import registered_backbones
+    from .console import filter_harmless_warnings
 
+    filter_harmless_warnings()  # before the frameworks are imported: some warn at import
     module = importlib.import_module(f"mae_transfer.{harness}.train")
     parser = argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter,
                                      epilog="registered backbones: " + ", ".join(registered_backbones()))

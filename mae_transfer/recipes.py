@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
+from .runlog import CONSOLE_ONLY, FILE_ONLY
 
 SOURCES = {
     "mae": "He et al. 2021 (MAE), arXiv 2111.06377",
@@ -233,6 +235,28 @@ class RecipeCard:
         lines = [head] + [f"  {n:<{width}}  {_fmt(v):<18}  {s}" for n, v, s in self.rows]
         used = sorted({k for _, _, s in self.rows for k in SOURCES if k in s.replace(",", " ").split()})
         return "\n".join(lines + [f"  {note}" for note in self.notes] + [f"  [{k}] {SOURCES[k]}" for k in used])
+
+    def format_compact(self, width: int = 110) -> str:
+        """The card in a few lines (the console's first screen): values grouped by source, each change on a
+        line of its own; the full card goes to the log file and recipe.json."""
+        import textwrap
+
+        head = f"recipe card: {self.task}" + (f" - {self.claims}" if self.claims else " (no published recipe claimed)")
+        groups: dict[str, list[str]] = {}
+        changed = []
+        for name, value, source in self.rows:
+            if source.startswith(("CHANGED", "deviation")):
+                changed.append(f"  {name}={_fmt(value)}: {source}")
+            else:
+                groups.setdefault(source, []).append(f"{name}={_fmt(value)}")
+        lines = [head] + [textwrap.fill(", ".join(items), width, initial_indent=f"  [{source}] ",
+                                        subsequent_indent="    ") for source, items in groups.items()]
+        return "\n".join(lines + changed + [f"  {note}" for note in self.notes])
+
+    def log(self, logger: logging.Logger) -> None:
+        """The full card into the run's log file, the compact one on the console."""
+        logger.info("%s", self.format(), extra=FILE_ONLY)
+        logger.info("%s", self.format_compact(), extra=CONSOLE_ONLY)
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "claims": self.claims, "notes": self.notes,

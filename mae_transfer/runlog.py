@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Any
 
 
+# ``extra=`` of a log call for a record meant for one of the two handlers only (e.g. a long table)
+FILE_ONLY = {"file_only": True}
+CONSOLE_ONLY = {"console_only": True}
+
+
 def setup_logging(output_dir: str | Path | None = None, main: bool = True, name: str = "log.txt") -> None:
     """Console (+ file) handlers on the ``mae_transfer`` logger; quiet on non-main ranks.
 
@@ -20,10 +25,13 @@ def setup_logging(output_dir: str | Path | None = None, main: bool = True, name:
     for h in [h for h in logger.handlers if getattr(h, "_mae_transfer", False)]:
         logger.removeHandler(h)
         h.close()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    console = logging.StreamHandler(sys.stdout)
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
+    handlers: list[logging.Handler] = [console]
     if output_dir is not None and main:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(Path(output_dir) / name))
+        handlers[-1].addFilter(lambda record: not getattr(record, "console_only", False))
     fmt = logging.Formatter("[%(asctime)s %(name)s] %(levelname)s %(message)s", datefmt="%m/%d %H:%M:%S")
     for h in handlers:
         h.setFormatter(fmt)

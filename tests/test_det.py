@@ -48,6 +48,7 @@ def trained_run(coco_subsets, tmp_path_factory) -> Path:
     res = det("--output-dir", str(out), "--val-json", coco_subsets["val6"], "--val-images", VAL_IMAGES,
               "--iters", "30", "train.log_period=5", "train.checkpointer.period=30")
     assert res.returncode == 0, res.stderr[-3000:]
+    (out / "console.txt").write_text(res.stdout + res.stderr)
     return out
 
 
@@ -67,6 +68,15 @@ def test_train_and_evaluate_end_to_end(trained_run):
     assert Image.open(tmp_path / "curves.png").size == (1000, 340)  # two panels: loss, APbox (an evaluation ran)
     assert (tmp_path / "config.yaml").exists() and list(tmp_path.glob("events.out.tfevents*"))
     assert (tmp_path / "model_final.pth").exists()
+    # the console: what runs (compact recipe card, data counts), then progress; detectron2's environment dump,
+    # config and COCOeval tables went to the log files only, known-harmless warnings nowhere
+    console = (tmp_path / "console.txt").read_text().splitlines()
+    first_screen = console[:next(i for i, ln in enumerate(console) if "Starting training" in ln)]
+    assert len(first_screen) <= 25, "\n".join(first_screen)
+    assert any("dataset custom_val: {'images': 6" in ln for ln in first_screen)
+    assert not any(k in "\n".join(console) for k in ("Environment info", "Contents of args.config_file", "Warning",
+                                                      "Average Precision"))
+    assert "Environment info" in (tmp_path / "log.txt").read_text()
     # train.amp on CPU: bf16 autocast where the CPU has native bf16, else fp32; the card says which
     expected = "bf16 autocast (training forward, CPU)" if cpu_has_native_bf16() else "precision: fp32"
     assert expected in (tmp_path / "recipe.json").read_text()

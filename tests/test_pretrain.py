@@ -188,6 +188,7 @@ def test_torchrun_two_processes_match_one_process_global_batch(cifar_small, tmp_
     res = run_tool("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
                    "tools/pretrain.py", *overrides(cfgs["two"]), timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert "\r" not in res.stdout + res.stderr and " eta 0:00:" in res.stdout  # a file gets plain lines, with ETA
     assert "global batch 16 = 2 process(es) x 8 x 1 accumulation; lr 6.25e-05 = blr x 16 / 256" in \
         json.loads((tmp_path / "two" / "recipe.json").read_text())["notes"]
     pretrain(cfgs["one"])

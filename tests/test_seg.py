@@ -63,6 +63,14 @@ def test_train_and_evaluate_end_to_end(tmp_path, folders):
     res = seg(*data_args(None, folders["val4"]), "--work-dir", str(tmp_path), "--iters", "150", "--cfg-options",
               "default_hooks.logger.interval=10")
     assert res.returncode == 0, res.stderr[-3000:]
+    # the console: what runs (compact recipe card, data counts), then progress; the environment, the config
+    # and mmengine's hook table went to its log file only, known-harmless warnings nowhere
+    console = (res.stdout + res.stderr).splitlines()
+    first_screen = console[:next(i for i, ln in enumerate(console) if "Iter(train)" in ln)]
+    assert len(first_screen) <= 25, "\n".join(first_screen)
+    assert any("data: 100 training images" in ln and "4 validation images" in ln for ln in first_screen)
+    assert not any(k in "\n".join(console) for k in ("System environment", "Config:", "Hooks will be", "Warning"))
+    assert "System environment" in next(tmp_path.glob("*/*.log")).read_text()
     lrs = [r["lr"] for r in scalars(tmp_path) if "lr" in r]
     assert lrs[-1] < 0.05 * max(lrs)  # --iters 150: the poly decay ends with the run, not at the config's 1000
     assert 0.8 * 2e-4 < max(lrs) <= 2e-4  # the logged lr is the base lr (2e-4), not the most decayed group's

@@ -166,7 +166,7 @@ def _run_cls(cfg: ClsConfig, device: torch.device, rank: int, world: int) -> dic
         card.notes.append(f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); "
                           f"kernels: {cfg.kernels}")
         card.write(out)
-        log.info("%s", card.format())
+        card.log(log)
 
     if cfg.mode == "linprobe" and cfg.cache_features:
         metrics = _linprobe_cached(cfg, model, train_set, val_set, device, amp_dtype, main)

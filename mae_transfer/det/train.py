@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..cli import (add_backbone_args, add_schedule_args, apply_backbone_args, batch_rule, check_backbone_size,
                    config_for_backbone)
 from ..config import accepts_kwarg, check_override_type
+from ..console import console_to_log_files_only, log_printed
 from ..errors import ConfigError, NonFiniteLossError, UserError
 from ..kernels import set_attention_kernel
 from ..recipes import DET_BATCH, INIT_BACKBONE, INITS, det_entry_values, track_changes
@@ -217,7 +218,7 @@ def do_test(cfg: DictConfig, model: torch.nn.Module, dataset: str | None = None)
         loaders.test.dataset.names = dataset  # the evaluator's dataset_name follows by interpolation
     evaluator = instantiate(loaders.evaluator)
     evaluator._output_dir = os.path.join(cfg.train.output_dir, "inference" + (f"_{dataset}" if dataset else ""))
-    results = inference_on_dataset(model, instantiate(loaders.test), evaluator)
+    results = log_printed(lambda: inference_on_dataset(model, instantiate(loaders.test), evaluator), log)
     print_csv_format(results)
     return results
 
@@ -239,6 +240,14 @@ def write_metrics(cfg: DictConfig, results: dict[str, Any], iteration: int, name
     metrics = {**_ap(results, cfg.dataloader.test.dataset.names), "iteration": iteration, "backbone": bu.name,
                "weights": bu.weights or "random init", "entry": OmegaConf.to_container(cfg.entry), **extra}
     return write_json_atomic(_sanitize(metrics), Path(cfg.train.output_dir) / name)
+
+
+_CONSOLE_LOGGERS = {"detectron2.utils.events", "detectron2.engine.train_loop", "detectron2.engine.hooks",
+                    "detectron2.evaluation.evaluator"}  # progress with ETA, training time, inference progress
+
+
+def _shows_on_console(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or record.name in _CONSOLE_LOGGERS
 
 
 class _NoTracebackForNaN(logging.Filter):
@@ -277,12 +286,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_config(args)
     args.config_file = args.config  # default_setup logs the config file by this name
     lock_output_dir(cfg.train.output_dir, comm.get_rank() == 0)  # before anything is written there
-    default_setup(cfg, args)
+    # detectron2's environment dump, arguments and config (logged by default_setup), dataset statistics and
+    # evaluation tables go to OUTPUT_DIR/log.txt only; the console keeps progress with ETA and warnings
+    with console_to_log_files_only(lambda: [logging.getLogger("detectron2"), logging.getLogger("fvcore")],
+                                   _shows_on_console):
+        default_setup(cfg, args)
     setup_logging(cfg.train.output_dir, comm.is_main_process(), name="log_mae_transfer.txt")
     logging.getLogger("detectron2.engine.train_loop").addFilter(_NoTracebackForNaN())
     card = det_card(cfg, cfg.entry.changed_by)
     card.notes.append(f"precision: {_precision(cfg)}")
-    log.info("%s", card.format())
+    card.log(log)
     if comm.is_main_process():
         card.write(cfg.train.output_dir)
     register_datasets(cfg, eval_only=args.eval_only)
@@ -355,8 +368,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         write_curves(Path(out) / "curves.png", [(r["iteration"], r["total_loss"]) for r in rows if "total_loss" in r],
                      [(r["iteration"], _nan_to_zero(r["bbox/AP"])) for r in rows if "bbox/AP" in r],
                      "total loss", "APbox (COCO AP, 0-100)")
-        log.info("metrics: APbox %s APmask %s -> %s", last.get("bbox", {}).get("AP"),
-                 last.get("segm", {}).get("AP"), path)
+        log.info("metrics (COCO AP, 0-100): APbox %.2f APmask %.2f -> %s",
+                 _nan_to_zero(last.get("bbox", {}).get("AP", math.nan)),
+                 _nan_to_zero(last.get("segm", {}).get("AP", math.nan)), path)
         write_val_preview(cfg, getattr(model, "module", model))
     return last
 

@@ -7,6 +7,7 @@ from ``checkpoint-last.pth`` ends with exactly the weights of an uninterrupted o
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import math
 import sys
@@ -129,7 +130,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
         card.notes.append(f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); "
                           f"kernels: {cfg.kernels}" + (", torch.compile" if cfg.compile else ""))
         card.write(out)
-        log.info("%s", card.format())
+        card.log(log)
         log.info("model %s: %.1fM params; data %s: %d images; effective batch %d; lr %.3g; %s",
                  cfg.model, sum(p.numel() for p in model.parameters()) / 1e6, cfg.data_path, len(dataset),
                  cfg.batch_size * cfg.accum_iter * world, lr, describe_groups(groups))
@@ -170,8 +171,9 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
     skipped = SkipCounter()
     total_loss, n_seen, t0 = 0.0, 0, time.perf_counter()
     window_imgs, window_t = 0, time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not logger.enabled, leave=False,
-               mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+    # a bar on a terminal only: in a file its redraws would interleave with the log lines (which carry the ETA)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (logger.enabled and sys.stderr.isatty()),
+               leave=False, mininterval=1.0, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
     for it, (imgs, index, bad) in enumerate(bar):
         skipped.add(bad)
@@ -213,8 +215,10 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
             logger.log(step, loss=loss_value, lr=lr_now, images_per_s=ips, epoch=epoch + (it + 1) / n_iter)
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_now:.2e}", ips=f"{ips:.0f}", refresh=False)
             if logger.enabled:
-                log.info("epoch %d iter %d/%d loss %.4f lr %.3e %.1f img/s", epoch + 1, it + 1, n_iter,
-                         loss_value, lr_now, ips)
+                left = (cfg.epochs - epoch) * n_iter - it - 1  # iterations after this one, this run
+                eta = datetime.timedelta(seconds=round(left * (now - window_t) / max(window_imgs / n, 1)))
+                log.info("epoch %d iter %d/%d loss %.4f lr %.3e %.1f img/s eta %s", epoch + 1, it + 1, n_iter,
+                         loss_value, lr_now, ips, eta)
             window_imgs, window_t = 0, now
     if n_seen == 0:
         raise DataError(f"epoch {epoch + 1}: all {len(skipped.paths)} images were unreadable (e.g. "

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
@@ -54,6 +55,7 @@ class NonFiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         loss = (outputs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise NonFiniteLossError(f"loss is {float(loss)} at iteration {runner.iter + 1}; stopping "
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else loss
+        if value is not None and not math.isfinite(value):
+            raise NonFiniteLossError(f"loss is {value} at iteration {runner.iter + 1}; stopping "
                                      f"(checkpoints kept in {runner.work_dir})")

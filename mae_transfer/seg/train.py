@@ -19,6 +19,7 @@ import torch
 from ..cli import (add_backbone_args, add_schedule_args, apply_backbone_args, batch_rule, check_backbone_size,
                    config_for_backbone)
 from ..config import accepts_kwarg, check_override_type
+from ..console import console_to_log_files_only
 from ..dist import barrier, init_distributed
 from ..errors import ConfigError
 from ..kernels import set_attention_kernel
@@ -155,8 +156,9 @@ def load_config(args: argparse.Namespace) -> Any:
                 raise ConfigError(f"--{split}-images and --{split}-labels go together")
             loader = cfg[f"{split}_dataloader"]
             loader.dataset = _folder_dataset(images, labels, args.classes, loader.dataset.pipeline)
-            if split == "val" and not args.test_images:
-                cfg.test_dataloader = cfg.val_dataloader
+            if split == "val" and not args.test_images:  # --eval-only evaluates the given validation split;
+                cfg.test_dataloader = cfg.val_dataloader  # the config's own test split is not this data's
+                cfg.test_after_training = False
     if args.test_images:
         cfg.test_after_training = True
     if args.train_images and args.val_images:  # the config's own data is used nowhere: its helper keys would
@@ -221,8 +223,8 @@ def scale_iterations(cfg: Any, ratio: float) -> None:
 
     cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = iters(cfg.train_cfg.max_iters), iters(cfg.train_cfg.val_interval)
     cfg.default_hooks.checkpoint.interval = iters(cfg.default_hooks.checkpoint.interval)
-    for sched in cfg.param_scheduler:
-        sched.begin, sched.end = (iters(sched.begin) if sched.begin else 0), iters(sched.end)
+    for sched in cfg.param_scheduler:  # a phase boundary stays >= 2: mmengine's LinearLR over [0, 1) never
+        sched.begin, sched.end = (max(2, iters(sched.begin)) if sched.begin else 0), max(2, iters(sched.end))  # ramps
 
 
 def set_run_length(cfg: Any, n: int) -> None:
@@ -263,6 +265,7 @@ def _parse(value: str) -> Any:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """One process of a run (under mmengine's launcher when --launcher pytorch|slurm)."""
+    from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
     cfg = load_config(args)
@@ -274,12 +277,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     lock_output_dir(cfg.work_dir, main)  # before anything is written there
     setup_logging(cfg.work_dir, main, name="log_mae_transfer.txt")
     card.notes.append(f"precision: {_precision(cfg.optim_wrapper)}")
-    log.info("%s", card.format())
+    card.log(log)
     if main:
         card.write(cfg.work_dir)
     if args.launcher != "none" and not torch.cuda.is_available():
         init_distributed("cpu")
-    runner = Runner.from_cfg(cfg)
+    # mmengine's environment dump and full config (logged while the Runner is built), its hook table and the
+    # per-class tables go to its log file only
+    with console_to_log_files_only(lambda: [MMLogger.get_current_instance()], _shows_on_console):
+        runner = Runner.from_cfg(cfg)
     set_attention_kernel(runner.model, torch.device("cuda" if torch.cuda.is_available() else "cpu"), "fast")
     if args.eval_only:  # into metrics_eval.json: a training run's metrics.json stays as it is
         ckpt = args.checkpoint or _last_checkpoint(cfg.work_dir)
@@ -290,8 +296,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             runner.model.init_weights()
         _metrics_hook(runner).eval_only_checkpoint = ckpt or f"initialization ({cfg.model.backbone.get('weights') or 'random'})"
         return runner.test()
-    if cfg.get("test_after_training"):
-        runner.test_loop  # builds the test split now: a bad folder fails before training, not after it
+    splits = [("training", runner.train_dataloader), ("validation", runner.val_dataloader)]
+    if cfg.get("test_after_training"):  # built now: a bad test folder fails before training, not after it
+        splits.append(("test", runner.test_dataloader))
+    counts = ", ".join(f"{len(loader.dataset)} {name} images ({_folder(loader)})" for name, loader in splits)
+    log.info("data: %s; %d classes", counts, len(runner.val_dataloader.dataset.metainfo["classes"]))
     runner.train()  # a NaN / inf loss stops it through NonFiniteLossHook (one-line error)
     barrier()  # metrics.json is the main process's: every rank reads it once written, and decides alike
     metrics_file = Path(cfg.work_dir) / "metrics.json"
@@ -310,6 +319,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         write_curves(Path(cfg.work_dir) / "curves.png", [(r["step"], r["loss"]) for r in rows if "loss" in r],
                      [(r["step"], r["mIoU"]) for r in rows if "mIoU" in r], "loss", "mIoU (%)")
     return {"metrics_file": str(metrics_file)}
+
+
+def _shows_on_console(record: logging.LogRecord) -> bool:
+    return not record.getMessage().lstrip("\n").startswith(_FILE_ONLY_LINES)
+
+
+# mmengine log lines (start of the message) for the log file only: long tables, notes on its internals
+_FILE_ONLY_LINES = ("Hooks will be executed", "per class results", "+---", "The prefix is not set in metric class",
+                    '"FileClient" will be deprecated', '"HardDiskBackend" is the alias',
+                    "Distributed training is not used")
+
+
+def _folder(loader: Any) -> str:
+    prefix = loader.dataset.data_prefix.get("img_path", "")
+    return str(Path(loader.dataset.data_root or "") / prefix) if prefix else loader.dataset.data_root
 
 
 def _metrics_hook(runner: Any) -> Any:
