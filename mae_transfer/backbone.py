@@ -66,6 +66,9 @@ class Backbone(nn.Module):
         raise CheckpointError(f"{type(self).__name__} cannot load checkpoints")
 
 
+TIMM_PREFIX = "timm:"  # --backbone timm:<model_name>: any timm model, see mae_transfer/timm_backbone.py
+
+
 def register_backbone(name: str) -> Callable:
     """Decorator for a factory ``fn(**overrides) -> Backbone``."""
     return BACKBONES.register(name)
@@ -91,6 +94,13 @@ def load_plugins() -> None:
 def build_backbone(name: str, **overrides: Any) -> Backbone:
     """Build a registered backbone by name (or ``module.path:name``) with constructor overrides."""
     load_plugins()
+    if name.startswith(TIMM_PREFIX):
+        from .timm_backbone import TimmBackbone
+
+        try:
+            return TimmBackbone(name.removeprefix(TIMM_PREFIX), **overrides)
+        except TypeError as e:
+            raise ConfigError(f"backbone {name!r}: {e}") from None
     if ":" in name:
         module, name = name.split(":", 1)
         try:
@@ -109,6 +119,8 @@ def backbone_settings(name: str, **overrides: Any) -> dict[str, Any]:
     ``ViTPyramidBackbone``'s defaults, then ``overrides``), resolved without building it: what a recipe card
     reports. Empty for a backbone whose factory declares no ``arch`` (e.g. a ConvNet plug-in)."""
     load_plugins()
+    if name.startswith(TIMM_PREFIX):
+        return {}
     arch = getattr(BACKBONES.get(name.split(":")[-1]), "arch", None)
     if arch is None:
         return {}
@@ -121,6 +133,18 @@ def backbone_settings(name: str, **overrides: Any) -> dict[str, Any]:
         settings["global_blocks"] = settings["taps"]
     settings["global_blocks"] = tuple(settings["global_blocks"])
     return settings
+
+
+def backbone_keys(name: str) -> set[str] | None:
+    """The constructor keywords a backbone takes, where they are a fixed set (``timm:<name>``: image size and
+    drop path), so that a config written for another backbone can drop the rest; None when open-ended."""
+    return {"img_size", "drop_path_rate"} if name.startswith(TIMM_PREFIX) else None
+
+
+def backbone_channels(name: str, **overrides: Any) -> list[int]:
+    """The widths of a backbone's maps, finest first, from a copy built without memory (meta device)."""
+    with torch.device("meta"):
+        return list(build_backbone(name, **overrides).out_channels.values())
 
 
 def registered_backbones() -> list[str]:

@@ -127,9 +127,18 @@ def add_backbone_args(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_backbone_args(node: Any, args: argparse.Namespace) -> None:
-    """Write --backbone / --weights / --source into a backbone config node (LazyConfig or mmengine)."""
+    """Write --backbone / --weights / --source into a backbone config node (LazyConfig or mmengine). A
+    backbone with a fixed set of keywords (``timm:<name>``) gets only those of the node's (a config written
+    for the ViT holds window sizes, taps, ...)."""
+    from .backbone import backbone_keys
+
     if args.backbone:
         node.name = args.backbone
+        keys = backbone_keys(args.backbone)
+        if keys is not None:
+            for key in [k for k in node if k not in keys | {"name", "weights", "source", "type", "_target_",
+                                                              "out_levels"}]:
+                node.pop(key)
     if args.weights is not None:
         node.weights = args.weights
     if args.source:

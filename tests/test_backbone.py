@@ -7,6 +7,7 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
 from mae_transfer.backbone import build_backbone, default_taps, registered_backbones
@@ -354,3 +355,40 @@ def test_convnext_plugin_contract_and_checkpoint(tmp_path):
     report = bb.load_pretrained(save(tmp_path, full.state_dict()))
     assert "head.fc.weight" in report.ignored and not report.new
     assert torch.equal(bb.body.stages_3.blocks[1].mlp.fc1.weight, full.stages[3].blocks[1].mlp.fc1.weight)
+
+
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "convnext_atto", "resnet18"])
+def test_timm_name_is_a_backbone_with_timms_own_features(name, tmp_path):
+    """``timm:<name>``, three families: loaded from a timm state dict (head ignored, nothing new), the maps
+    equal timm's own ``forward_intermediates`` where the model has that stride (the ViT's s16; every level
+    of the CNNs) and its resampled blocks elsewhere; layer ids follow timm's group_matcher."""
+    full = randomize(timm.create_model(name, pretrained=False), seed=7).eval()
+    bb = build_backbone(f"timm:{name}", img_size=224).eval()
+    report = bb.load_pretrained(save(tmp_path, full.state_dict()))
+    assert not report.new and report.ignored and all(k.startswith(("head", "fc")) for k in report.ignored)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        ours = bb(x)
+        ref = full.forward_intermediates(x, indices=bb.indices, intermediates_only=True)
+    assert {k: v.shape[-1] for k, v in ours.items()} == {"s4": 56, "s8": 28, "s16": 14, "s32": 7}
+    by_index = dict(zip(bb.indices, ref))
+    for level, (i, factor) in zip(bb.names, bb.levels):
+        f = by_index[i]  # resampled without parameters: bilinear up, max-pool down
+        expected = F.interpolate(f, scale_factor=factor, mode="bilinear") if factor > 1 else \
+            F.max_pool2d(f, round(1 / factor)) if factor < 1 else f
+        torch.testing.assert_close(ours[level], expected, rtol=1e-5, atol=1e-5)
+    exact = [lvl for lvl, (_, f) in zip(bb.names, bb.levels) if f == 1]
+    assert exact == (["s16"] if name.startswith("vit") else ["s4", "s8", "s16", "s32"])
+    ids = {n: bb.layer_id(n) for n, _ in bb.named_parameters()}
+    assert min(ids.values()) == 0 and max(ids.values()) == bb.num_layers >= 4
+    first, last = next(iter(ids)), list(ids)[-1]
+    assert ids[first] < ids[last]  # stem / patch embedding decays most, the last stage least
+
+
+def test_timm_backbone_errors_are_one_line():
+    from mae_transfer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown timm model 'resnet_nope'"):
+        build_backbone("timm:resnet_nope")
+    with pytest.raises(ConfigError, match="window_size"):
+        build_backbone("timm:resnet18", window_size=7)

@@ -422,3 +422,20 @@ def test_two_processes_equal_one_process_with_the_global_batch(coco_subsets, tmp
     learned = [k for k, v in weights["one"].items() if v.is_floating_point() and "running" not in k]
     diff = max((weights["one"][k] - weights["two"][k]).abs().max().item() for k in learned)
     assert diff < 1e-4, diff
+
+
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "convnext_atto", "resnet18"])
+def test_any_timm_model_trains_as_the_backbone(name, coco_subsets, tmp_path):
+    """--backbone timm:<name> on the ViT config: its ViT-only keys are dropped, the weights load through the
+    reporting loader, one iteration trains and the detector evaluates."""
+    import timm
+
+    weights = tmp_path / "timm.pth"
+    torch.save(timm.create_model(name, pretrained=False).state_dict(), weights)
+    res = det("--backbone", f"timm:{name}", "--weights", str(weights), "--iters", "1", "--output-dir",
+              str(tmp_path / "run"), "--train-json", coco_subsets["train2"], "--train-images", TRAIN_IMAGES,
+              "--val-json", coco_subsets["train2"], "--val-images", TRAIN_IMAGES)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"backbone timm:{name} initialized from" in res.stdout and "newly initialized 0," in res.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["backbone"] == f"timm:{name}" and metrics["iteration"] == 1

@@ -387,3 +387,15 @@ def test_two_processes_equal_one_process_with_the_global_batch(tmp_path, folders
     weights = {name: load_checkpoint(tmp_path / name / "iter_4.pth")["state_dict"] for name in ("one", "two")}
     for key, one in weights["one"].items():  # measured: at most 9e-5 (a BN running variance of 3.2), 3e-5 relative
         torch.testing.assert_close(weights["two"][key], one, rtol=1e-4, atol=5e-5, msg=lambda m, k=key: f"{k}: {m}")
+
+
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "convnext_atto", "resnet18"])
+def test_any_timm_model_trains_as_the_backbone(name, tmp_path, folders):
+    """--backbone timm:<name> on the ViT config: the heads take the timm model's widths, one iteration trains
+    and the model evaluates."""
+    res = seg(*data_args(folders["train2"], folders["train2"]), "--backbone", f"timm:{name}", "--iters", "1",
+              "--work-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["iteration"] == 1 and metrics["mIoU"] is not None
+    assert f"name='timm:{name}'" in (tmp_path / "upernet_vit_tiny_coco128.py").read_text()

@@ -137,6 +137,13 @@ def load_config(args: argparse.Namespace) -> Any:
         track(f"--init {args.init}", lambda: apply_entry(cfg, args.init))
     bb = cfg.model.backbone
     track("--backbone", lambda: apply_backbone_args(bb, args))
+    if args.backbone:  # the heads take the maps' widths of the backbone asked for
+        from ..backbone import backbone_channels
+
+        widths = backbone_channels(bb.name, **{k: v for k, v in bb.items()
+                                               if k not in ("type", "name", "weights", "source", "out_levels")})
+        cfg.model.decode_head.in_channels = widths
+        cfg.model.auxiliary_head.in_channels = widths[cfg.model.auxiliary_head.in_index]
     if not args.init and not cfg.get("entry", {}).get("recipe") and not bb.get("weights"):
         cfg.entry.init = "random"  # a config that claims no recipe names its run by what it loads
     if args.iters is not None:  # before the overrides: an explicit key wins
@@ -223,8 +230,9 @@ def scale_iterations(cfg: Any, ratio: float) -> None:
 
     cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = iters(cfg.train_cfg.max_iters), iters(cfg.train_cfg.val_interval)
     cfg.default_hooks.checkpoint.interval = iters(cfg.default_hooks.checkpoint.interval)
-    for sched in cfg.param_scheduler:  # a phase boundary stays >= 2: mmengine's LinearLR over [0, 1) never
-        sched.begin, sched.end = (max(2, iters(sched.begin)) if sched.begin else 0), max(2, iters(sched.end))  # ramps
+    for sched in cfg.param_scheduler:  # a phase boundary stays >= 2 (mmengine's LinearLR over [0, 1) never
+        sched.begin = max(2, iters(sched.begin)) if sched.begin else 0  # ramps up), and each phase non-empty
+        sched.end = max(2, iters(sched.end), sched.begin + 1)
 
 
 def set_run_length(cfg: Any, n: int) -> None:
