@@ -29,10 +29,13 @@ ARCHS: dict[str, dict[str, Any]] = {
 
 
 def backbone_for(embed_dim: int, depth: int, patch_size: int) -> str | None:
-    """The registered backbone of this encoder shape (a patch-14 encoder runs as patch 16, as ViT-H)."""
-    for name, a in ARCHS.items():
-        if (a["embed_dim"], a["depth"]) == (embed_dim, depth) and a["patch_size"] in (patch_size, 16):
-            return name
+    """The registered backbone of this encoder shape: the one of its patch size, else a patch-16 one (a
+    patch-14 encoder runs as patch 16, as ViT-H)."""
+    same = [name for name, a in ARCHS.items() if (a["embed_dim"], a["depth"]) == (embed_dim, depth)]
+    for patch in (patch_size, 16):
+        match = next((name for name in same if ARCHS[name]["patch_size"] == patch), None)
+        if match:
+            return match
     return None
 
 

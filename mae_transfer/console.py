@@ -57,12 +57,12 @@ def console_to_log_files_only(loggers: Callable[[], list[logging.Logger]],
     """Inside: the frameworks' console output (their loggers' handlers, created inside, hold this stdout)
     reaches their log files only. After: ``loggers()``'s console handlers write to the real stdout again,
     showing what ``shows`` lets through."""
-    stdout = sys.stdout
-    with contextlib.redirect_stdout(io.StringIO()):
+    stdout, console = sys.stdout, io.StringIO()
+    with contextlib.redirect_stdout(console):
         yield
     for logger in loggers():
         for handler in logger.handlers:
-            if type(handler) is logging.StreamHandler and handler.stream is not stdout:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is console:  # not the file ones
                 handler.setStream(stdout)
                 handler.addFilter(ConsoleFilter(shows))
 

@@ -180,7 +180,8 @@ def test_killed_run_resumes_from_last_checkpoint(coco_subsets, tmp_path):
     res = subprocess.run([*args, "--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stderr + res.stdout
-    assert "Loading from" in out and "model_0000002.pth" in out and "Starting training from iteration 3" in out
+    assert "resumed from" in out and "model_0000002.pth: training continues at iteration 3" in out
+    assert "Loading from" in (tmp_path / "log.txt").read_text()  # detectron2's own line, in its log file
     iters = [r["iteration"] for r in read_jsonl(tmp_path / "log.jsonl") if "total_loss" in r]
     assert iters[-1] == 7 and 3 in iters  # continued after iteration 2 (0-based), did not restart
     assert iters == sorted(set(iters)), "log.jsonl repeats iterations after the resume"

@@ -347,6 +347,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ])
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
     start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    if start_iter:
+        log.info("resumed from %s: training continues at iteration %d", checkpointer.get_checkpoint_file(), start_iter)
     if start_iter and comm.is_main_process():
         truncate_jsonl(os.path.join(out, "log.jsonl"), after_step=trainer.iter, key="iteration")
         for hook in trainer._hooks:  # max_to_keep counts the checkpoints an earlier process wrote too
