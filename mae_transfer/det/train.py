@@ -176,7 +176,8 @@ def _datasets_from_flags(cfg: DictConfig, args: argparse.Namespace) -> None:
 def register_datasets(cfg: DictConfig, eval_only: bool = False) -> None:
     """Validate every dataset the run uses (one-line DataError on the first problem), then register it."""
     wanted = {cfg.dataloader.test.dataset.names} if eval_only else \
-        {cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names, cfg.train.get("test_dataset")} - {"", None}
+        {cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names, cfg.train.get("test_dataset")} - \
+        {"", None}
     known = dict(cfg.get("datasets", {}))
     for name, paths in coco2017_paths().items():
         known.setdefault(name, paths)

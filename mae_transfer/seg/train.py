@@ -188,9 +188,9 @@ def load_config(args: argparse.Namespace) -> Any:
     track("override", lambda: cfg.merge_from_dict(options))
     world = launcher_rank_world(args.launcher)[1]
     per_process = cfg.train_dataloader.batch_size
-    factor, batch_note = batch_rule(world * per_process, world, str(per_process), cfg.get("entry", {}).get("recipe", ""),
-                                    SEG_BATCH, args.batch_scaling, args.print_recipe,
-                                    args.iters is not None)
+    recipe = cfg.get("entry", {}).get("recipe", "")
+    factor, batch_note = batch_rule(world * per_process, world, str(per_process), recipe, SEG_BATCH,
+                                    args.batch_scaling, args.print_recipe, args.iters is not None)
     if factor != 1.0:
         def scale() -> None:
             cfg.optim_wrapper.optimizer.lr = cfg.optim_wrapper.optimizer.lr * factor
@@ -228,7 +228,8 @@ def scale_iterations(cfg: Any, ratio: float) -> None:
     def iters(n: int) -> int:
         return max(1, round(n * ratio))
 
-    cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = iters(cfg.train_cfg.max_iters), iters(cfg.train_cfg.val_interval)
+    loop = cfg.train_cfg
+    loop.max_iters, loop.val_interval = iters(loop.max_iters), iters(loop.val_interval)
     cfg.default_hooks.checkpoint.interval = iters(cfg.default_hooks.checkpoint.interval)
     for sched in cfg.param_scheduler:  # a phase boundary stays >= 2 (mmengine's LinearLR over [0, 1) never
         sched.begin = max(2, iters(sched.begin)) if sched.begin else 0  # ramps up), and each phase non-empty
@@ -302,7 +303,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             log.warning("--eval-only without a checkpoint: evaluating the initialization (--weights)")
             runner.model.init_weights()
-        _metrics_hook(runner).eval_only_checkpoint = ckpt or f"initialization ({cfg.model.backbone.get('weights') or 'random'})"
+        weights = cfg.model.backbone.get("weights") or "random"
+        _metrics_hook(runner).eval_only_checkpoint = ckpt or f"initialization ({weights})"
         return runner.test()
     splits = [("training", runner.train_dataloader), ("validation", runner.val_dataloader)]
     if cfg.get("test_after_training"):  # built now: a bad test folder fails before training, not after it
