@@ -87,7 +87,7 @@ def flat_config_tool(argv: Sequence[str] | None, doc: str, config_cls: type, run
 def add_schedule_args(parser: argparse.ArgumentParser, recipe_batch: int) -> None:
     parser.add_argument("--iters", type=int, default=None,
                         help="run length in iterations: sets the last iteration, and scales every other iteration "
-                             "count (lr schedule, warmup, evaluation and checkpoint intervals) in proportion; "
+                             "count (lr schedule, warmup, evaluation, checkpoint and log intervals) in proportion; "
                              "key=value overrides still set any of them")
     parser.add_argument("--batch-scaling", choices=["refuse", "linear"], default="refuse",
                         help=f"a config that claims a published recipe at a global batch other than the recipe's "

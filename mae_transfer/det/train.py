@@ -146,9 +146,11 @@ def scale_iterations(cfg: DictConfig, ratio: float) -> None:
 
 
 def set_run_length(cfg: DictConfig, n: int) -> None:
-    """--iters: the run ends at iteration n, every other iteration count in proportion."""
-    scale_iterations(cfg, n / cfg.train.max_iter)
+    """--iters: the run ends at iteration n, every other iteration count in proportion (progress lines too)."""
+    ratio = n / cfg.train.max_iter
+    scale_iterations(cfg, ratio)
     cfg.train.max_iter = n
+    cfg.train.log_period = max(1, round(cfg.train.log_period * ratio))
 
 
 def _datasets_from_flags(cfg: DictConfig, args: argparse.Namespace) -> None:

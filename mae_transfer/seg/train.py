@@ -237,9 +237,11 @@ def scale_iterations(cfg: Any, ratio: float) -> None:
 
 
 def set_run_length(cfg: Any, n: int) -> None:
-    """--iters: the run ends at iteration n, every other iteration count in proportion."""
-    scale_iterations(cfg, n / cfg.train_cfg.max_iters)
+    """--iters: the run ends at iteration n, every other iteration count in proportion (progress lines too)."""
+    ratio = n / cfg.train_cfg.max_iters
+    scale_iterations(cfg, ratio)
     cfg.train_cfg.max_iters = n
+    cfg.default_hooks.logger.interval = max(1, round(cfg.default_hooks.logger.interval * ratio))
 
 
 def cpu_processes(cfg: Any) -> None:
