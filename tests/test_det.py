@@ -251,6 +251,12 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, coco_subsets):
     err = one_line_error(det("--test-json", str(tmp_path / "absent_test.json"), "--test-images", TRAIN_IMAGES,
                              "--output-dir", str(tmp_path / "t")))
     assert "annotation file not found" in err and "absent_test.json" in err
+    err = one_line_error(det("--test-json", str(tmp_path / "absent_test.json")))
+    assert "--test-json and --test-images go together" in err
+    err = one_line_error(det("--num-gpus", "0"))
+    assert "--num-gpus 0 --num-machines 1 --machine-rank 0: need at least one GPU" in err
+    err = one_line_error(det("--dist-timeout", "0"))
+    assert "--dist-timeout must be positive" in err
     assert not list((tmp_path / "t").glob("model_*.pth"))  # found before anything trained
     # in launched processes too (the parent reports the worker's one line), and no hang on a machine 0 that
     # never answers: the process group's timeout ends it

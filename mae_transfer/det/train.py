@@ -108,6 +108,11 @@ def load_config(args: argparse.Namespace) -> DictConfig:
 
     track("override", apply_overrides)
     _datasets_from_flags(cfg, args)
+    if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
+        raise ConfigError(f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} --machine-rank "
+                          f"{args.machine_rank}: need at least one GPU and machine, and 0 <= machine rank < machines")
+    if args.dist_timeout <= 0:
+        raise ConfigError(f"--dist-timeout must be positive (seconds), got {args.dist_timeout:g}")
     world = args.num_gpus * args.num_machines
     batch = cfg.dataloader.train.total_batch_size
     if batch % world:
@@ -427,7 +432,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--machine-rank", type=int, default=0)
     g.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine 0 for multi-machine runs")
     g.add_argument("--dist-timeout", type=float, default=1800,
-                   help="seconds to wait for every process to join (and for any collective operation)")
+                   help="seconds to wait for every process to join (and for any collective operation); the default "
+                        "is detectron2's launch timeout")
     parser.add_argument("opts", nargs="*", help="key=value LazyConfig overrides, e.g. train.max_iter=100")
 
 
@@ -441,9 +447,6 @@ def run(args: argparse.Namespace) -> None:
     if args.print_recipe:
         print(det_card(cfg, cfg.entry.changed_by).format())
         return
-    if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
-        raise ConfigError(f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} --machine-rank "
-                          f"{args.machine_rank}: need at least one GPU and machine, and 0 <= machine rank < machines")
     if cfg.train.device.startswith("cuda") and args.num_gpus > torch.cuda.device_count():
         raise ConfigError(f"--num-gpus {args.num_gpus}, but this machine has {torch.cuda.device_count()} GPU(s)")
     if args.num_gpus == 1 and args.num_machines == 1:
