@@ -17,9 +17,18 @@ from mae_transfer.checkpoints import LoadReport, apply_to_model, extract_state_d
 
 
 class TimmFeaturesBackbone(Backbone):
+    """A timm model's ``features_only`` stages as the contract's maps.
+
+    Args:
+        model_name: the timm model (built without weights; ``load_pretrained`` loads a file).
+        drop_path_rate: stochastic depth of the timm model.
+        out_indices: the feature levels to return (default: those at strides 4, 8, 16, 32).
+        img_size: part of every factory's signature (the harnesses pass it); a CNN needs none.
+        **timm_kwargs: further ``timm.create_model`` arguments.
+    """
+
     def __init__(self, model_name: str, drop_path_rate: float = 0.0, out_indices: tuple[int, ...] | None = None,
                  img_size: int | None = None, **timm_kwargs: Any) -> None:
-        """``img_size`` is part of every factory's signature (the harness passes it); a CNN needs none."""
         super().__init__()
         self.model_name = model_name
         if out_indices is None:  # the feature levels at strides 4, 8, 16, 32 (read on the meta device: free)
@@ -68,13 +77,19 @@ class TimmFeaturesBackbone(Backbone):
         return report
 
 
-def _register(name: str, timm_name: str) -> None:
-    def build(**overrides: Any) -> TimmFeaturesBackbone:
-        return TimmFeaturesBackbone(timm_name, **overrides)
-
-    build.__name__ = name
-    register_backbone(name)(build)
+@register_backbone()
+def convnext_t(**overrides: Any) -> TimmFeaturesBackbone:
+    """ConvNeXt-T (timm ``convnext_tiny``)."""
+    return TimmFeaturesBackbone("convnext_tiny", **overrides)
 
 
-for _name, _timm in {"convnext_t": "convnext_tiny", "convnext_b": "convnext_base", "convnext_atto": "convnext_atto"}.items():
-    _register(_name, _timm)
+@register_backbone()
+def convnext_b(**overrides: Any) -> TimmFeaturesBackbone:
+    """ConvNeXt-B (timm ``convnext_base``)."""
+    return TimmFeaturesBackbone("convnext_base", **overrides)
+
+
+@register_backbone()
+def convnext_atto(**overrides: Any) -> TimmFeaturesBackbone:
+    """ConvNeXt-Atto (timm ``convnext_atto``): CPU-sized, for tests."""
+    return TimmFeaturesBackbone("convnext_atto", **overrides)

@@ -31,13 +31,18 @@ from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .checkpoints import LoadReport, apply_to_model, read_vit_checkpoint
+from .checkpoints import (
+    LoadReport,
+    apply_to_model,
+    read_vit_checkpoint,
+    resize_pos_embed,
+    resize_rel_pos_table,
+)
 from .errors import CheckpointError, ConfigError
 from .models.vit import TransferViT
 from .optim import takes_weight_decay
-from .pyramid import MultiTapPyramid, SimpleFeaturePyramid
+from .pyramid import MultiTapPyramid, SingleTapPyramid
 from .registry import Registry
 
 BACKBONES = Registry("backbone")
@@ -69,9 +74,11 @@ class Backbone(nn.Module):
 TIMM_PREFIX = "timm:"  # --backbone timm:<model_name>: any timm model, see mae_transfer/timm_backbone.py
 
 
-def register_backbone(name: str) -> Callable:
-    """Decorator for a factory ``fn(**overrides) -> Backbone``."""
-    return BACKBONES.register(name)
+def register_backbone(name: str | None = None, arch: dict[str, Any] | None = None) -> Callable:
+    """Decorator for a factory ``fn(**overrides) -> Backbone``, registered as ``name`` (default: the
+    function's name). ``arch``: for a ``ViTPyramidBackbone`` factory, the constructor arguments it fixes
+    (width, depth, ...), which recipe cards read without building the model (``backbone_settings``)."""
+    return BACKBONES.register(name, arch)
 
 
 def load_plugins() -> None:
@@ -97,10 +104,8 @@ def build_backbone(name: str, **overrides: Any) -> Backbone:
     if name.startswith(TIMM_PREFIX):
         from .timm_backbone import TimmBackbone
 
-        try:
-            return TimmBackbone(name.removeprefix(TIMM_PREFIX), **overrides)
-        except TypeError as e:
-            raise ConfigError(f"backbone {name!r}: {e}") from None
+        _check_keywords(name, TimmBackbone, overrides)
+        return TimmBackbone(name.removeprefix(TIMM_PREFIX), **overrides)
     if ":" in name:
         module, name = name.split(":", 1)
         try:
@@ -108,10 +113,28 @@ def build_backbone(name: str, **overrides: Any) -> Backbone:
         except ModuleNotFoundError as e:
             raise ConfigError(f"backbone plug-in module {module!r} not found ({e})") from None
     factory = BACKBONES.get(name)
+    _check_keywords(name, factory, overrides)
     try:
         return factory(**overrides)
-    except TypeError as e:
+    except TypeError as e:  # a factory taking **kwargs passed a user's key on to a callee that takes none
+        bad = [k for k in overrides if f"unexpected keyword argument '{k}'" in str(e)]
+        if not bad:
+            raise  # a bug, not the user's key: keep the traceback
         raise ConfigError(f"backbone {name!r}: {e}") from None
+
+
+def _check_keywords(name: str, factory: Callable, overrides: dict[str, Any]) -> None:
+    """A key the backbone does not take is the user's error (one line); a TypeError raised while building
+    is a bug and keeps its traceback. A factory taking ``**kwargs`` (without an ``arch``) is checked when called."""
+    if getattr(factory, "arch", None) is not None:
+        factory = ViTPyramidBackbone
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    unknown = sorted(set(overrides) - {p.name for p in params})
+    if unknown:
+        raise ConfigError(f"backbone {name!r} takes no {', '.join(map(repr, unknown))}; it takes "
+                          f"{', '.join(p.name for p in params)}")
 
 
 def backbone_settings(name: str, **overrides: Any) -> dict[str, Any]:
@@ -159,36 +182,31 @@ def default_taps(depth: int) -> tuple[int, ...]:
     return tuple(max(0, (g + 1) * depth // 4 - 1) for g in range(4))
 
 
-def resize_rel_pos_table(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Bicubic resize of a BEiT-layout table (rows = (2h-1)(2w-1) [+3 cls rows], heads), square grids.
-
-    The 3 cls rows are dropped when the target has none and kept (or zero-filled) when it has them.
-    """
-
-    def split(rows: int) -> tuple[int, int]:
-        for extra in (0, 3):
-            side = int(round((rows - extra) ** 0.5))
-            if side * side == rows - extra and side % 2 == 1:
-                return side, extra
-        raise CheckpointError(f"relative position table with {rows} rows is not a square (2g-1)^2 [+3] table")
-
-    s_side, s_extra = split(src.shape[0])
-    t_side, t_extra = split(target.shape[0])
-    if src.shape[1] != target.shape[1]:
-        raise CheckpointError(f"relative position table has {src.shape[1]} heads, the model {target.shape[1]}")
-    heads = src.shape[1]
-    grid = src[: s_side * s_side].t().reshape(1, heads, s_side, s_side).float()
-    if s_side != t_side:
-        grid = F.interpolate(grid, size=(t_side, t_side), mode="bicubic", align_corners=False)
-    out = grid.reshape(heads, t_side * t_side).t()
-    if t_extra:
-        extra = src[s_side * s_side:] if s_extra else torch.zeros(3, heads)
-        out = torch.cat([out, extra.float()], dim=0)
-    return out.to(target.dtype)
-
-
 class ViTPyramidBackbone(Backbone):
-    """A (pretrained) plain ViT with windowed/global blocks and a 4-level pyramid (stride-named maps)."""
+    """A (pretrained) plain ViT with windowed/global blocks and a 4-level pyramid (stride-named maps).
+
+    Args:
+        embed_dim: the ViT's width (B 768, L 1024, H 1280).
+        depth: number of transformer blocks.
+        num_heads: attention heads per block.
+        patch_size: patch side in pixels; the pyramid's scales follow from it (strides 4, 8, 16, 32).
+        img_size: fine-tune input side; absolute position embeddings are resampled to its grid.
+        mlp_ratio: MLP hidden width / embed_dim.
+        taps: the 4 blocks whose outputs feed the pyramid, one per block group (default: the last block of
+            each of 4 equal groups, ``default_taps``).
+        pyramid: "multitap" (one tap per level, MAE App. A.3 / Li et al.) or "simple" (every level from the
+            last block, ViTDet; ``taps`` is then the last block).
+        pyramid_norm: norm inside the 4x upsampling path (GN, BN, SyncBN, SyncBNCPU, LN).
+        window_size: window side in tokens for windowed blocks (0: every block global).
+        global_blocks: blocks with global attention (default: the taps); the others are windowed.
+        rel_pos: relative position bias, added at transfer and zero-initialized: "shared" (one table per
+            attention kind), "per_block" (one per block, BEiT's layout) or None.
+        drop_path_rate: stochastic depth, rising linearly to this value over the blocks.
+        init_values: LayerScale initial value (None: no LayerScale; BEiT checkpoints need it set).
+        use_cls_token: keep the pretrained cls token in the sequence (needs every block global).
+        act_checkpoint: activation checkpointing per block (recompute in backward; ViT-L/H memory).
+        square_pad: > 0: the harness pads every input to this square side (the ViT detection recipe).
+    """
 
     def __init__(
         self,
@@ -205,10 +223,9 @@ class ViTPyramidBackbone(Backbone):
         global_blocks: Sequence[int] | None = None,
         rel_pos: str | None = "shared",
         drop_path_rate: float = 0.0,
-        pretrain_img_size: int = 224,
         init_values: float | None = None,
         use_cls_token: bool = False,
-        use_checkpoint: bool = False,
+        act_checkpoint: bool = False,
         square_pad: int = 0,
     ) -> None:
         super().__init__()
@@ -218,14 +235,14 @@ class ViTPyramidBackbone(Backbone):
         self.taps = taps
         self.vit = TransferViT(
             img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-            mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, pretrain_img_size=pretrain_img_size,
+            mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
             window_size=window_size, global_blocks=tuple(global_blocks) if global_blocks is not None else taps,
-            rel_pos=rel_pos, init_values=init_values, use_cls_token=use_cls_token, use_checkpoint=use_checkpoint)
+            rel_pos=rel_pos, init_values=init_values, use_cls_token=use_cls_token, act_checkpoint=act_checkpoint)
         scales = tuple(patch_size / s for s in (4, 8, 16, 32))
         if pyramid == "multitap":
             self.pyramid: nn.Module = MultiTapPyramid(embed_dim, scales, norm=pyramid_norm)
         elif pyramid == "simple":
-            self.pyramid = SimpleFeaturePyramid(embed_dim, scales, norm=pyramid_norm)
+            self.pyramid = SingleTapPyramid(embed_dim, scales, norm=pyramid_norm)
             self.taps = (depth - 1,)
         else:
             raise ConfigError(f"unknown pyramid {pyramid!r}; choose multitap or simple")
@@ -241,7 +258,7 @@ class ViTPyramidBackbone(Backbone):
                 nn.init.zeros_(m.bias)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        taps = self.vit.forward_intermediates(images, self.taps)
+        taps = self.vit.forward_taps(images, self.taps)
         return dict(zip(self.names, self.pyramid(taps)))
 
     def layer_id(self, name: str) -> int:
@@ -279,7 +296,7 @@ class ViTPyramidBackbone(Backbone):
                 report.ignored.append(k)  # dense taps use no final norm; the cls token is dropped
             else:
                 mapped[f"vit.{k}"] = v
-        resizers = {"vit.pos_embed": self._resize_pos_embed, "vit.patch_embed.proj.weight": _resize_patch_embed}
+        resizers = {"vit.pos_embed": resize_pos_embed, "vit.patch_embed.proj.weight": _resize_patch_embed}
         resizers.update({n: resize_rel_pos_table for n in self.state_dict() if n.endswith("relative_position_bias_table")})
 
         def may_be_new(key: str) -> bool:
@@ -291,24 +308,6 @@ class ViTPyramidBackbone(Backbone):
         if any("relative_position_bias_table" in k for k in report.new):
             report.notes.append("relative position bias added at transfer, zero-initialized")
         return report
-
-    def _resize_pos_embed(self, src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Pretraining grid -> fine-tune grid (bicubic), dropping or keeping the cls slot as the model needs."""
-        from timm.layers import resample_abs_pos_embed
-
-        n = src.shape[1]
-        side = int(round((n - 1) ** 0.5))
-        src_has_cls = side * side == n - 1
-        if not src_has_cls:
-            side = int(round(n ** 0.5))
-            if side * side != n:
-                raise CheckpointError(f"pos_embed with {n} positions is neither a square grid nor grid + cls")
-        cls, grid = (src[:, :1], src[:, 1:]) if src_has_cls else (None, src)
-        grid = resample_abs_pos_embed(grid, new_size=list(self.vit.grid), old_size=[side, side],
-                                      num_prefix_tokens=0, interpolation="bicubic", antialias=False)
-        if self.vit.cls_token is not None:
-            grid = torch.cat([cls if cls is not None else torch.zeros_like(grid[:, :1]), grid], dim=1)
-        return grid
 
 
 def _resize_patch_embed(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

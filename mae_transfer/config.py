@@ -196,8 +196,14 @@ def load_config(path: str | Path, relative_to: str | Path | None = None, expect:
         raise ConfigError(f"config file not found: {p}")
     try:
         namespace = runpy.run_path(str(p))
-    except TypeError as e:  # an unknown field in the config file itself
-        raise ConfigError(f"{p}: {e}") from None
+    except TypeError as e:
+        frame = e.__traceback__
+        while frame.tb_next is not None:
+            frame = frame.tb_next
+        if Path(frame.tb_frame.f_code.co_filename).resolve() != p.resolve():
+            raise  # raised inside code the config calls: a bug there, keep the traceback
+        # raised at a call in the config file itself (an unknown field, a missing argument): the user's
+        raise ConfigError(f"{p}:{frame.tb_lineno}: {e}") from None
     if name not in namespace:
         raise ConfigError(f"config file {p} does not define `{name}`")
     cfg = namespace[name]

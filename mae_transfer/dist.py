@@ -6,6 +6,7 @@ LOCAL_RANK / MASTER_ADDR / MASTER_PORT (submitit's TorchDistributedEnvironment e
 from __future__ import annotations
 
 import os
+
 import torch
 import torch.distributed as dist
 

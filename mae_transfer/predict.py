@@ -164,12 +164,13 @@ class SegPredictor:
 
     @classmethod
     def from_run(cls, run: Path, checkpoint: Path) -> SegPredictor:
-        from . import seg  # noqa: F401  (mmcv-lite shims, weights_only checkpoint loading)
         from mmengine.config import Config
         from mmseg.apis import init_model
 
+        from .seg.compat import patch_mmengine
         from .seg.train import _replace_value
 
+        patch_mmengine()  # init_model reads the checkpoint through the weights_only loader
         configs = list(run.glob("*.py"))
         if len(configs) != 1:
             raise ConfigError(f"{run} should hold exactly one config dump (*.py), found {len(configs)}")

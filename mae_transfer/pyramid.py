@@ -3,22 +3,18 @@
 * ``MultiTapPyramid`` (MAE App. A.3 / Li et al.): one tap per block group, rescaled by 4x, 2x, 1x, 1/2;
   the modules keep the width: 4x = ConvT-Norm-GELU-ConvT, 2x = ConvT, 1x = identity, 1/k = max-pool by k
   (scales are chosen from the patch size so the strides are 4, 8, 16, 32).
-* ``SimpleFeaturePyramid`` (ViTDet): all four levels from the last block, with ViTDet's width halving on the
-  upsampling paths (4x: C -> C/2 -> C/4 with LayerNorm + GELU in between; 2x: C -> C/2).
+* ``SingleTapPyramid`` (ViTDet): all four levels from the last block, with ViTDet's width halving on the
+  upsampling paths (4x: C -> C/2 -> C/4 with LayerNorm + GELU in between; 2x: C -> C/2). Only the scale
+  ops of detectron2's ``SimpleFeaturePyramid``: its per-level output convs are the detection harness's
+  (``mae_transfer.det.modeling.SimpleNeck``), as the FPN's are for the multi-tap pyramid.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from timm.layers import LayerNorm2d
 
 from .errors import ConfigError
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over channels of an NCHW map."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class SyncBatchNormCPU(nn.BatchNorm2d):
@@ -86,31 +82,38 @@ def _rescale(scale: float, cin: int, cout_half: bool, norm: str) -> tuple[nn.Mod
     raise ConfigError(f"unsupported pyramid scale {scale}; use 4, 2, 1 or 1/k (max-pool by k)")
 
 
-class MultiTapPyramid(nn.Module):
-    """Level i rescales tap i by ``scales[i]`` (width kept)."""
+class _ScalePyramid(nn.Module):
+    """One resolution module per level (``scales``: 4, 2, 1 or 1/k per level) on ``dim``-wide maps."""
 
-    def __init__(self, dim: int, scales: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5), norm: str = "GN") -> None:
+    def __init__(self, dim: int, scales: tuple[float, ...], norm: str, halve_width: bool) -> None:
         super().__init__()
-        mods = [_rescale(s, dim, False, norm) for s in scales]
+        mods = [_rescale(s, dim, halve_width, norm) for s in scales]
         self.levels = nn.ModuleList(m for m, _ in mods)
         self.out_channels = [c for _, c in mods]
-        self.scales = tuple(scales)
-        self.num_inputs = len(scales)
+
+
+class MultiTapPyramid(_ScalePyramid):
+    """Level i rescales tap i by ``scales[i]``, keeping the width.
+
+    Args:
+        dim: the ViT's width.
+        scales: one per level, finest first (patch 16: 4, 2, 1, 1/2 for strides 4-32).
+        norm: the norm between the two 4x transposed convs (``norm2d``: GN, BN, SyncBN, SyncBNCPU, LN).
+    """
+
+    def __init__(self, dim: int, scales: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5), norm: str = "GN") -> None:
+        super().__init__(dim, scales, norm, halve_width=False)
 
     def forward(self, taps: list[torch.Tensor]) -> list[torch.Tensor]:
         return [m(t) for m, t in zip(self.levels, taps)]
 
 
-class SimpleFeaturePyramid(nn.Module):
-    """Every level from the last tap (ViTDet): halve the width on the way up."""
+class SingleTapPyramid(_ScalePyramid):
+    """Every level from the last tap (ViTDet), halving the width on the way up; arguments as
+    ``MultiTapPyramid`` (ViTDet's norm is LN)."""
 
     def __init__(self, dim: int, scales: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5), norm: str = "LN") -> None:
-        super().__init__()
-        mods = [_rescale(s, dim, True, norm) for s in scales]
-        self.levels = nn.ModuleList(m for m, _ in mods)
-        self.out_channels = [c for _, c in mods]
-        self.scales = tuple(scales)
-        self.num_inputs = 1
+        super().__init__(dim, scales, norm, halve_width=True)
 
     def forward(self, taps: list[torch.Tensor]) -> list[torch.Tensor]:
         return [m(taps[-1]) for m in self.levels]

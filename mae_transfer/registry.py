@@ -10,13 +10,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Registry:
+    """Factories by name; ``kind`` names what they build in error messages ("backbone", "MAE model")."""
+
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._factories: dict[str, Callable[..., Any]] = {}
 
-    def register(self, name: str | None = None) -> Callable[[F], F]:
+    def register(self, name: str | None = None, arch: dict[str, Any] | None = None) -> Callable[[F], F]:
+        """Decorator registering ``fn`` under ``name`` (default: the function's name). ``arch``: the model
+        shape the factory builds, kept as ``fn.arch`` so that it can be read without building the model."""
+
         def wrap(fn: F) -> F:
             key = name or fn.__name__
+            if arch is not None:
+                fn.arch = arch  # type: ignore[attr-defined]
             if key in self._factories and self._factories[key] is not fn:
                 raise ValueError(f"{self.kind} {key!r} is already registered by {self._factories[key].__module__}")
             self._factories[key] = fn

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 # ``extra=`` of a log call for a record meant for one of the two handlers only (e.g. a long table)
 FILE_ONLY = {"file_only": True}
 CONSOLE_ONLY = {"console_only": True}

@@ -6,16 +6,14 @@ evaluation is reported with its error and log path, and the others still run.
 """
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from .checkpoints import extract_state_dict, load_checkpoint
 from .errors import ConfigError
 from .paths import REPO_ROOT
+from .toolrun import last_error, read_metrics, run_tool
 from .utils import write_json_atomic
 
 # preset -> evaluation -> (tool, base arguments); the checkpoint and output folder are added per run
@@ -67,23 +65,16 @@ def transfer_report(weights: str, out_dir: str | Path, preset: str = "mini", onl
         run_dir = out / name
         cmd = command(tool, base, str(weights), run_dir, (extra or {}).get(name, []))
         log_path = out / f"{name}.log"
-        t0 = time.time()
-        with open(log_path, "w") as logf:
-            logf.write("$ " + " ".join(cmd) + "\n")
-            logf.flush()
-            rc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=logf, stderr=subprocess.STDOUT).returncode
-        entry: dict[str, Any] = {"command": " ".join(cmd), "log": str(log_path), "seconds": round(time.time() - t0)}
-        metrics_file = run_dir / "metrics.json"
-        if rc == 0 and metrics_file.is_file():
-            entry["metrics"] = {k: v for k, v in json.loads(metrics_file.read_text()).items()
-                                if not isinstance(v, (dict, list))}
+        log_path.unlink(missing_ok=True)  # a re-run's log starts afresh
+        rc, seconds = run_tool(cmd, log_path)
+        entry: dict[str, Any] = {"command": " ".join(cmd), "log": str(log_path), "seconds": round(seconds)}
+        metrics = read_metrics(run_dir) if rc == 0 else None
+        if metrics is not None:
+            entry["metrics"] = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
             if (run_dir / "val_preview.png").is_file():
                 entry["preview"] = str(Path(name) / "val_preview.png")
         else:
-            # our tools print "error: ..."; argparse prints "PROG: error: ..."
-            errors = [ln.split("error: ", 1)[1] for ln in log_path.read_text().splitlines()
-                      if ln.startswith("error: ") or ": error: " in ln]
-            entry["error"] = errors[-1] if errors else f"exit {rc}"
+            entry["error"] = last_error(log_path) or f"exit {rc}"
         results["evaluations"][name] = entry
         write_json_atomic(results, out / "report.json")
     lines = [f"# Transfer report: `{weights}`", "", f"Preset `{preset}`; each evaluation's log and outputs are "

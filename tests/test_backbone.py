@@ -46,12 +46,12 @@ def test_blocks_equal_timm_vit_when_windows_relpos_pyramid_off(tmp_path, use_cls
                             norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=0, class_token=use_cls,
                             global_pool="token" if use_cls else "avg")
     randomize(ref).eval()
-    bb = build_backbone("mae_vit_b", **SMALL, img_size=64, pretrain_img_size=64, window_size=0, rel_pos=None,
+    bb = build_backbone("mae_vit_b", **SMALL, img_size=64, window_size=0, rel_pos=None,
                         use_cls_token=use_cls).eval()
     report = bb.load_pretrained(save(tmp_path, {"model": ref.state_dict()}))
     assert not report.resized and all(k.startswith("pyramid.") for k in report.new)
     x = torch.randn(2, 3, 64, 64)
-    ours = bb.vit.forward_intermediates(x, [0, 1, 2, 3])
+    ours = bb.vit.forward_taps(x, [0, 1, 2, 3])
     theirs = ref.forward_intermediates(x, indices=[0, 1, 2, 3], norm=False, output_fmt="NCHW", intermediates_only=True)
     for a, b in zip(ours, theirs):
         assert (a - b).abs().max().item() <= 1e-5
@@ -65,18 +65,18 @@ def test_beit_checkpoint_equals_timm_beit(tmp_path):
     sd = ref.state_dict()
     assert any(k.endswith("attn.q_bias") for k in sd) and any(k.endswith("gamma_1") for k in sd)
     bb = build_backbone("mae_vit_b", embed_dim=64, depth=3, num_heads=2, taps=(0, 1, 2, 2), img_size=64,
-                        pretrain_img_size=64, window_size=0, rel_pos="per_block", init_values=0.1,
+                        window_size=0, rel_pos="per_block", init_values=0.1,
                         use_cls_token=True).eval()
     report = bb.load_pretrained(save(tmp_path, {"model": sd}))
     assert report.source == "beit"
     assert {"head.weight", "cls_token"} - set(report.ignored) == {"cls_token"}  # cls kept, head ignored
     x = torch.randn(2, 3, 64, 64)
-    ours = bb.vit.forward_intermediates(x, [0, 1, 2])
+    ours = bb.vit.forward_taps(x, [0, 1, 2])
     theirs = ref.forward_intermediates(x, indices=[0, 1, 2], norm=False, output_fmt="NCHW", intermediates_only=True)
     for a, b in zip(ours, theirs):
         assert (a - b).abs().max().item() <= 1e-5
     # the backbone's taps repeat block 2: both level 3 and level 4 come from it
-    assert torch.equal(bb.vit.forward_intermediates(x, bb.taps)[3], ours[2])
+    assert torch.equal(bb.vit.forward_taps(x, bb.taps)[3], ours[2])
 
 
 def test_shallow_vit_shares_blocks_between_groups():
@@ -110,7 +110,7 @@ def test_vitdet_mode_equals_detectron2_vit_and_simple_pyramid(tmp_path):
         blk.attn.rel_pos_h.data.zero_()
         blk.attn.rel_pos_w.data.zero_()
     sfp.eval()
-    bb = build_backbone("mae_vit_b", **SMALL, img_size=160, pretrain_img_size=64, window_size=4,
+    bb = build_backbone("mae_vit_b", **SMALL, img_size=160, window_size=4,
                         global_blocks=(1, 3), pyramid="simple", pyramid_norm="LN").eval()
     report = bb.load_pretrained(save(tmp_path, {"model": d2.state_dict()}))
     assert any("rel_pos_h" in k for k in report.ignored) and "vit.pos_embed (1, 17, 64)->(1, 100, 64)" in report.resized
@@ -128,7 +128,7 @@ def test_vitdet_mode_equals_detectron2_vit_and_simple_pyramid(tmp_path):
         last = d2(x)["last_feat"]
         ref_levels = [sfp.simfp_2[:4](last), sfp.simfp_3[:1](last), last, sfp.simfp_5[:1](last)]
         feats = bb(x)
-    assert close_fp32(bb.vit.forward_intermediates(x, [3])[0], last)
+    assert close_fp32(bb.vit.forward_taps(x, [3])[0], last)
     for name, ref in zip(("s4", "s8", "s16", "s32"), ref_levels):
         assert feats[name].shape == ref.shape
         assert close_fp32(feats[name], ref)
@@ -316,7 +316,7 @@ def test_layer_decay_and_weight_decay_groups():
 
 
 def test_drop_path_and_activation_checkpointing_train():
-    bb = _small_backbone(drop_path_rate=0.2, use_checkpoint=True).train()
+    bb = _small_backbone(drop_path_rate=0.2, act_checkpoint=True).train()
     assert bb.vit.blocks[-1].drop_path1.drop_prob == pytest.approx(0.2)
     out = bb(torch.randn(2, 3, 128, 128))
     sum(v.mean() for v in out.values()).backward()
@@ -329,8 +329,12 @@ def test_registry_lists_names_and_plugins(tmp_path, monkeypatch):
     assert {"mae_vit_b", "mae_vit_l", "mae_vit_h", "convnext_t"} <= set(names)
     with pytest.raises(ConfigError, match=r"unknown backbone 'mae_vit_q'.*registered: .*mae_vit_b"):
         build_backbone("mae_vit_q")
-    with pytest.raises(ConfigError, match="unexpected keyword"):
+    with pytest.raises(ConfigError, match="backbone 'mae_vit_b' takes no 'windw_size'; it takes .*window_size"):
         build_backbone("mae_vit_b", windw_size=3)
+    with pytest.raises(ConfigError, match="unexpected keyword argument 'dorp_path_rate'"):  # **kwargs forwarded
+        build_backbone("convnext_atto", dorp_path_rate=0.1)
+    with pytest.raises(TypeError):  # a TypeError from building (a bug, not a key) keeps its traceback
+        build_backbone("mae_vit_b", embed_dim=32, depth=2, num_heads=2, img_size="64")
     plugin = tmp_path / "my_plugin_bb.py"
     plugin.write_text(
         "from mae_transfer.backbone import register_backbone\n"

@@ -56,10 +56,18 @@ def test_linear_probe_on_cached_and_streamed_features(two_classes, tiny_pretrain
                              weights=weights, global_pool="token", optimizer="lars", blr=0.1, weight_decay=0.0,
                              epochs=20, cache_features=True))
     assert cached["top1"] > 55.0 and cached["cached_features"]
+    log = [json.loads(x) for x in (tmp_path / "cached" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["train_loss"] < log[0]["train_loss"] and log[-1]["val/top1"] == cached["top1"]
     streamed = run_cls(cls_cfg(two_classes, tmp_path / "streamed", mode="linprobe", model="", model_overrides={},
                                weights=weights, global_pool="token", optimizer="sgd", blr=0.1, weight_decay=0.0,
                                epochs=1))
-    assert 0.0 <= streamed["top1"] <= 100.0
+    assert streamed["n"] == cached["n"] == 120 and not streamed.get("cached_features")  # 60 per class
+    # a linear probe trains the head alone: every encoder weight is the checkpoint's, bit for bit
+    trained = torch.load(tmp_path / "streamed" / "checkpoint-last.pth", weights_only=True)["model"]
+    encoder = torch.load(weights, weights_only=True)["model"]
+    assert all(torch.equal(trained[k], v) for k, v in encoder.items() if k in trained and not k.startswith("norm."))
+    assert sum(k in trained for k in encoder) >= len(encoder) - 2  # all but the final norm (avg-pool: fc_norm)
+    assert not torch.equal(trained["head.1.weight"], torch.zeros_like(trained["head.1.weight"]))
 
 
 def test_classifier_gets_encoder_weights_and_probe_head(tiny_pretrained, two_classes):

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import torch
+from test_pretrain import overrides, tiny_cfg
 
 from conftest import one_line_error, run_tool
 from mae_transfer.paths import REPO_ROOT
 from mae_transfer.runlog import read_jsonl
-from test_pretrain import overrides, tiny_cfg
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> None:
@@ -107,8 +107,13 @@ def test_segmentation_killed_during_its_final_evaluation_evaluates_on_resume(tmp
     import json
 
     metrics = json.loads((work / "metrics.json").read_text())
-    assert metrics["iteration"] == 6 and metrics["mIoU"] is not None
-    assert not list(work.glob(".*.tmp"))
+    assert metrics["iteration"] == 6 and not list(work.glob(".*.tmp"))
+    # what the resume evaluated is iter_6.pth: an evaluation of that file alone gives the same numbers
+    res = subprocess.run([*args, "--eval-only", "--checkpoint", str(work / "iter_6.pth")], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    evaluated = json.loads((work / "metrics_eval.json").read_text())
+    assert evaluated["mIoU"] == metrics["mIoU"] and evaluated["per_class_IoU"] == metrics["per_class_IoU"]
 
 
 def test_killed_search_worker_leaves_no_orphan_and_its_trial_resumes_once(tmp_path):
@@ -117,9 +122,10 @@ def test_killed_search_worker_leaves_no_orphan_and_its_trial_resumes_once(tmp_pa
     the trial completes exactly once, and the command returns."""
     import json
 
+    from test_search import seg_trial_args
+
     from mae_transfer.config import load_config
     from mae_transfer.search import TrialStore
-    from test_search import seg_trial_args
 
     common = seg_trial_args(tmp_path, "default_hooks.checkpoint.interval=5")
     path = tmp_path / "search.py"

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 import torch.nn as nn
+from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
 from conftest import CAMVID, CIFAR, make_image_folder, one_line_error, run_tool
 from mae_transfer.checkpoints import load_checkpoint, save_atomic
-from mae_transfer.errors import DataError, NonFiniteLossError
+from mae_transfer.errors import ConfigError, DataError, NonFiniteLossError
 from mae_transfer.models.mae import MaskedAutoencoderViT
 from mae_transfer.paths import REPO_ROOT
 from mae_transfer.pretrain import PretrainConfig, pretrain
@@ -160,6 +160,21 @@ def test_resume_from_mismatched_checkpoint_is_one_line(cifar_small, tmp_path):
     (tmp_path / "truncated.pth").write_bytes(bad.read_bytes()[:1000])
     err = one_line_error(run_tool("tools/pretrain.py", *overrides(cfg), "--resume", str(tmp_path / "truncated.pth")))
     assert "unreadable or truncated" in err
+
+
+def test_config_file_errors_name_the_line_and_bugs_keep_their_traceback(tmp_path):
+    """An unknown field in a config file is the user's error (file:line, one line); a TypeError raised in the
+    code a config calls is a bug and keeps its traceback."""
+    from mae_transfer.config import load_config
+
+    typo = tmp_path / "typo.py"
+    typo.write_text("from mae_transfer.pretrain.config import PretrainConfig\n\nconfig = PretrainConfig(epohcs=3)\n")
+    with pytest.raises(ConfigError, match=rf"^{typo}:3: .*unexpected keyword argument 'epohcs'$"):
+        load_config(typo)
+    bug = tmp_path / "bug.py"
+    bug.write_text("import json\n\nconfig = json.dumps(object())\n")  # raised inside json's own code
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        load_config(bug)
 
 
 def test_configs_load_and_help_lists_keys():

@@ -162,9 +162,9 @@ def test_vitdet_weight_decay_rule_and_layer_decay():
     0.7 ** (num_layers + 1 - layer id) per backbone block, 1 for the neck and heads."""
     from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 
-    from mae_transfer.det.modeling import ContractBackbone, SimpleNeck, det_param_groups
+    from mae_transfer.det.modeling import Detectron2Backbone, SimpleNeck, det_param_groups
 
-    model = SimpleNeck(ContractBackbone("mae_vit_b", embed_dim=32, depth=4, num_heads=2, img_size=64, window_size=2,
+    model = SimpleNeck(Detectron2Backbone("mae_vit_b", embed_dim=32, depth=4, num_heads=2, img_size=64, window_size=2,
                                         pyramid="simple", pyramid_norm="LN"),
                        in_features=["s4", "s8", "s16", "s32"], out_channels=16, norm="LN",
                        top_block=LastLevelMaxPool(), square_pad=64)

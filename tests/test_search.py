@@ -16,7 +16,7 @@ from conftest import COCO128, one_line_error, run_tool
 from mae_transfer.config import load_config
 from mae_transfer.errors import ConfigError
 from mae_transfer.paths import REPO_ROOT
-from mae_transfer.search import Protocol, TrialStore, TrialSpec, next_trials
+from mae_transfer.search import Protocol, TrialSpec, TrialStore, next_trials
 from mae_transfer.search.protocol import Finished
 from mae_transfer.search.report import write_report
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-import mae_transfer.seg  # noqa: F401  (mmcv-lite shims before any mmseg import)
 from conftest import COCO128, assert_seed_decides_the_run, one_line_error, run_tool
 from mae_transfer.checkpoints import load_checkpoint
 from mae_transfer.paths import REPO_ROOT
+from mae_transfer.seg.compat import patch_mmengine
 from mae_transfer.utils import cpu_has_native_bf16
 
 MINI = "configs/seg/mini/upernet_vit_tiny_coco128.py"
@@ -142,6 +142,7 @@ def test_same_seed_repeats_bit_for_bit_another_seed_differs(tmp_path, folders):
                   f"randomness.seed={seed}")
         assert res.returncode == 0, res.stderr[-3000:]
         losses = [r["loss"] for r in scalars(tmp_path / name) if "loss" in r]
+        patch_mmengine()  # mmengine checkpoints hold its message-hub types
         weights = load_checkpoint(tmp_path / name / "iter_4.pth")["state_dict"]
         runs[name] = losses, weights
     assert_seed_decides_the_run(runs)
@@ -193,6 +194,7 @@ def test_killed_run_resumes_with_weights_only_loading(tmp_path, folders):
     assert "\ndataset = " not in saved and "\nroot = " not in saved and "mae_vit_tiny_p16" in saved
     assert "init='random'" in saved and "size=" not in saved.split("entry = ", 1)[1].split(")", 1)[0]
     # mmengine's checkpoint loads with torch's default weights_only=True thanks to the allow-list
+    patch_mmengine()  # mmengine checkpoints hold its message-hub types
     ckpt = torch.load(tmp_path / "iter_30.pth", weights_only=True)
     assert ckpt["meta"]["iter"] == 30
 
@@ -309,14 +311,14 @@ def test_backbone_maps_equal_mmseg_mae_backbone(tmp_path):
             f"{p}.mlp.fc2.weight": layer.ffn.layers[1].weight, f"{p}.mlp.fc2.bias": layer.ffn.layers[1].bias,
             f"{p}.gamma_1": layer.gamma_1, f"{p}.gamma_2": layer.gamma_2})
     torch.save({"model": {k: v.detach().clone() for k, v in canonical.items()}}, tmp_path / "w.pth")
-    ours = build_backbone("mae_vit_b", embed_dim=64, depth=4, num_heads=2, img_size=64, pretrain_img_size=64,
+    ours = build_backbone("mae_vit_b", embed_dim=64, depth=4, num_heads=2, img_size=64,
                           taps=(0, 1, 2, 3), window_size=0, rel_pos="per_block", init_values=1.0,
                           use_cls_token=True).eval()
     report = ours.load_pretrained(str(tmp_path / "w.pth"), source="beit")
     assert not report.resized
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        a = ours.vit.forward_intermediates(x, [0, 1, 2, 3])
+        a = ours.vit.forward_taps(x, [0, 1, 2, 3])
         b = ref(x)
     for u, v in zip(a, b):
         assert (u - v).abs().max().item() <= 1e-5 * max(1.0, v.abs().max().item())
@@ -384,6 +386,7 @@ def test_two_processes_equal_one_process_with_the_global_batch(tmp_path, folders
     assert "global batch 2 = 2 process(es) x 1" in (tmp_path / "two" / "log_mae_transfer.txt").read_text()
     # mmengine logs the main process's own loss (not the mean over processes): compare weights, and the BN
     # running statistics, which are the global batch's
+    patch_mmengine()  # mmengine checkpoints hold its message-hub types
     weights = {name: load_checkpoint(tmp_path / name / "iter_4.pth")["state_dict"] for name in ("one", "two")}
     for key, one in weights["one"].items():  # measured: at most 9e-5 (a BN running variance of 3.2), 3e-5 relative
         torch.testing.assert_close(weights["two"][key], one, rtol=1e-4, atol=5e-5, msg=lambda m, k=key: f"{k}: {m}")
@@ -397,5 +400,29 @@ def test_any_timm_model_trains_as_the_backbone(name, tmp_path, folders):
               "--work-dir", str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["iteration"] == 1 and metrics["mIoU"] is not None
-    assert f"name='timm:{name}'" in (tmp_path / "upernet_vit_tiny_coco128.py").read_text()
+    assert metrics["iteration"] == 1 and len(metrics["per_class_IoU"]) == 133  # evaluated over every class
+    from mmengine.config import Config
+
+    saved = Config.fromfile(str(tmp_path / "upernet_vit_tiny_coco128.py")).model
+    widths = {"vit_tiny_patch16_224": [192] * 4, "convnext_atto": [40, 80, 160, 320], "resnet18": [64, 128, 256, 512]}
+    assert saved.backbone.name == f"timm:{name}" and list(saved.decode_head.in_channels) == widths[name]
+    assert saved.auxiliary_head.in_channels == widths[name][saved.auxiliary_head.in_index]
+
+
+def test_importing_the_harness_patches_nothing_until_a_run_asks():
+    """``import mae_transfer.seg`` only provides mmcv.ops (mmseg needs it to import); mmengine's checkpoint
+    reading and writing change only when ``patch_mmengine()`` is called (at the start of a run)."""
+    code = (
+        "import torch, mae_transfer.seg, mmseg.models\n"
+        "from mmengine.logging.history_buffer import HistoryBuffer\n"
+        "import mmengine.runner.runner as r\n"
+        "before = (HistoryBuffer.__getstate__, r.save_checkpoint, len(torch.serialization.get_safe_globals()))\n"
+        "mae_transfer.seg.compat.patch_mmengine()\n"
+        "after = (HistoryBuffer.__getstate__, r.save_checkpoint, len(torch.serialization.get_safe_globals()))\n"
+        "print([a is b if not isinstance(a, int) else a == b for a, b in zip(before, after)], before[2], after[2])\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    changed, n_before, n_after = res.stdout.split("]")[0] + "]", *res.stdout.split("]")[1].split()
+    # the getstate, the atomic writer and mmengine's 10 allow-listed types (HistoryBuffer, numpy's) come after
+    assert changed == "[False, False, False]" and int(n_after) - int(n_before) == 10, res.stdout

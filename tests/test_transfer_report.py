@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import COCO128, one_line_error, run_tool
 from test_cls_visualize import tiny_pretrained, two_classes  # noqa: F401  (fixtures)
+
+from conftest import COCO128, one_line_error, run_tool
 from mae_transfer.det.data import subset_coco
 
 

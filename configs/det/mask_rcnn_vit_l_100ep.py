@@ -4,6 +4,6 @@ from .mask_rcnn_vit_b_100ep import dataloader, datasets, entry, lr_multiplier, m
 
 model.backbone.bottom_up.name = "mae_vit_l"
 model.backbone.bottom_up.drop_path_rate = 0.3
-model.backbone.bottom_up.use_checkpoint = True
+model.backbone.bottom_up.act_checkpoint = True
 entry.size = "L"
 train.output_dir = "output/det/mask_rcnn_vit_l_100ep"

@@ -4,7 +4,7 @@ from .vitdet_vit_b_100ep import dataloader, datasets, entry, lr_multiplier, mode
 
 model.backbone.bottom_up.name = "mae_vit_l"
 model.backbone.bottom_up.drop_path_rate = 0.4
-model.backbone.bottom_up.use_checkpoint = True
+model.backbone.bottom_up.act_checkpoint = True
 optimizer.params.layer_decay = 0.8
 entry.size = "L"
 train.output_dir = "output/det/vitdet_vit_l_100ep"

@@ -5,7 +5,7 @@
 # mae2021_ade20k.py) also searches layer decay for ViT-L. lr is searched per entry (MAE App. A.4).
 _base_ = ["upernet_vit_b_512x512_160k_ade20k.py"]
 model = dict(
-    backbone=dict(name="mae_vit_l", taps=(7, 11, 15, 23), drop_path_rate=0.2, use_checkpoint=True),
+    backbone=dict(name="mae_vit_l", taps=(7, 11, 15, 23), drop_path_rate=0.2, act_checkpoint=True),
     decode_head=dict(in_channels=[1024, 1024, 1024, 1024], channels=1024),
     auxiliary_head=dict(in_channels=1024),
 )

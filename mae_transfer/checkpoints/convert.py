@@ -160,6 +160,50 @@ def infer_vit_arch(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     return arch
 
 
+def resize_pos_embed(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A (1, [1 +] H*W, C) absolute position embedding resampled (bicubic, timm) to ``target``'s square grid;
+    a cls slot is kept, dropped or zero-filled as the target has one (a resizer for ``apply_to_model``)."""
+    from timm.layers import resample_abs_pos_embed
+
+    def split(n: int, what: str) -> tuple[int, int]:  # (grid side, cls slots)
+        for prefix in (0, 1):
+            side = int(round((n - prefix) ** 0.5))
+            if side * side == n - prefix:
+                return side, prefix
+        raise CheckpointError(f"{what} pos_embed with {n} positions is neither a square grid nor grid + cls")
+
+    (s_side, s_cls), (t_side, t_cls) = split(src.shape[1], "checkpoint"), split(target.shape[1], "model")
+    cls, grid = src[:, :s_cls], src[:, s_cls:]
+    grid = resample_abs_pos_embed(grid, new_size=[t_side, t_side], old_size=[s_side, s_side], num_prefix_tokens=0,
+                                  interpolation="bicubic", antialias=False)
+    if t_cls:
+        grid = torch.cat([cls if s_cls else torch.zeros_like(grid[:, :1]), grid], dim=1)
+    return grid
+
+
+def resize_rel_pos_table(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A BEiT-layout relative position bias table (rows (2h-1)(2w-1) [+3 cls rows], heads) resized (bicubic,
+    timm) to ``target``'s square window; the 3 cls rows are kept, dropped or zero-filled as the target has them."""
+    from timm.layers.pos_embed_rel import resize_rel_pos_bias_table_simple
+
+    def split(rows: int) -> tuple[int, int]:  # (table side, cls rows)
+        for extra in (0, 3):
+            side = int(round((rows - extra) ** 0.5))
+            if side * side == rows - extra and side % 2 == 1:
+                return side, extra
+        raise CheckpointError(f"relative position table with {rows} rows is not a square (2g-1)^2 [+3] table")
+
+    (s_side, s_extra), (t_side, t_extra) = split(src.shape[0]), split(target.shape[0])
+    if src.shape[1] != target.shape[1]:
+        raise CheckpointError(f"relative position table has {src.shape[1]} heads, the model {target.shape[1]}")
+    window = ((t_side + 1) // 2,) * 2
+    out = resize_rel_pos_bias_table_simple(src[: s_side * s_side].float(), window, (t_side * t_side, src.shape[1]))
+    if t_extra:
+        extra = src[s_side * s_side:] if s_extra else torch.zeros(3, src.shape[1])
+        out = torch.cat([out, extra.float()], dim=0)
+    return out.to(target.dtype)
+
+
 def apply_to_model(
     model: torch.nn.Module,
     state: dict[str, torch.Tensor],

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 import torch.nn as nn
 from timm.data import Mixup, create_transform
-from timm.layers import resample_abs_pos_embed
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.models.vision_transformer import VisionTransformer
 from timm.optim import Lars
@@ -26,7 +25,14 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
 from .. import dist
-from ..checkpoints import LoadReport, apply_to_model, load_checkpoint, read_vit_checkpoint, save_atomic
+from ..checkpoints import (
+    LoadReport,
+    apply_to_model,
+    load_checkpoint,
+    read_vit_checkpoint,
+    resize_pos_embed,
+    save_atomic,
+)
 from ..data import IMAGENET_MEAN, IMAGENET_STD, SafeImageFolder, SkipCounter, collate_skip_bad, eval_transform
 from ..errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
 from ..kernels import adamw, set_attention_kernel
@@ -41,13 +47,6 @@ log = logging.getLogger("mae_transfer.cls")
 
 
 # ----------------------------------------------------------------------------- model
-def resize_pos_embed(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Bicubic resampling of a (1, 1 + H*W, C) position embedding to the target grid (cls row kept)."""
-    new_side = int(round((target.shape[1] - 1) ** 0.5))
-    return resample_abs_pos_embed(src, new_size=(new_side, new_side), num_prefix_tokens=1,
-                                  interpolation="bicubic", antialias=False)
-
-
 def build_classifier(cfg: ClsConfig, num_classes: int) -> tuple[VisionTransformer, LoadReport | None]:
     state, report, extras = (None, None, {})
     if cfg.weights:

@@ -20,7 +20,7 @@ from ..optim import param_groups
 log = logging.getLogger("mae_transfer.det")
 
 
-class ContractBackbone(D2Backbone):
+class Detectron2Backbone(D2Backbone):
     """Any registered backbone (``build_backbone(name, **overrides)``) seen by detectron2.
 
     ``weights``: a checkpoint in any supported format, converted and loaded at construction with a
@@ -130,4 +130,4 @@ def det_param_groups(model: nn.Module, lr: float, weight_decay: float, layer_dec
                                         lr_factor_func=lr_factor, overrides={"pos_embed": {"weight_decay": 0.0}})
 
 
-__all__ = ["ContractBackbone", "SimpleNeck", "LastLevelMaxPool", "det_param_groups"]
+__all__ = ["Detectron2Backbone", "SimpleNeck", "LastLevelMaxPool", "det_param_groups"]

@@ -47,7 +47,7 @@ def det_values(cfg: DictConfig) -> dict[str, Any]:
     }
     if arch:
         values.update(window_size=arch["window_size"], global_blocks=arch["global_blocks"], pyramid=arch["pyramid"],
-                      rel_pos=arch["rel_pos"], act_checkpoint=arch["use_checkpoint"])
+                      rel_pos=arch["rel_pos"], act_checkpoint=arch["act_checkpoint"])
     return values
 
 

@@ -19,8 +19,14 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..cli import (add_backbone_args, add_schedule_args, apply_backbone_args, batch_rule, check_backbone_size,
-                   config_for_backbone)
+from ..cli import (
+    add_backbone_args,
+    add_schedule_args,
+    apply_backbone_args,
+    batch_rule,
+    check_backbone_size,
+    config_for_backbone,
+)
 from ..config import accepts_kwarg, check_override_type
 from ..console import console_to_log_files_only, log_printed
 from ..errors import ConfigError, NonFiniteLossError, UserError

@@ -206,34 +206,48 @@ class MaskedAutoencoderViT(nn.Module):
         return {k: v.detach().clone() for k, v in self.state_dict().items() if k.startswith(ENCODER_PREFIXES)}
 
 
-# name -> constructor arguments. The paper's variants keep the default decoder (8 blocks, 512 wide,
-# 16 heads); the small ones are for CPU work (ViT-S width; a tiny 32x32 model for CIFAR-sized images; the
-# miniature tables' 128px model).
-MAE_ARCHS: dict[str, dict[str, Any]] = {
-    "mae_vit_base_patch16": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12),
-    "mae_vit_large_patch16": dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16),
-    "mae_vit_huge_patch14": dict(patch_size=14, embed_dim=1280, depth=32, num_heads=16),
-    "mae_vit_small_patch16": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6,
-                                  decoder_embed_dim=256, decoder_depth=4, decoder_num_heads=8),
-    "mae_vit_tiny_patch4": dict(img_size=32, patch_size=4, embed_dim=192, depth=6, num_heads=3,
-                                decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4),
-    # the miniature tables' encoder (configs/mini): 128px images, a 16x16 grid, 4 blocks
-    "mae_vit_mini_patch8": dict(img_size=128, patch_size=8, embed_dim=192, depth=4, num_heads=3,
-                                decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4),
-}
+# Named factories; ``arch`` holds each one's constructor arguments (read by ``encoder_arch`` without building).
+# The paper's variants keep the default decoder (8 blocks, 512 wide, 16 heads); the small ones are for CPU work.
+@MAE_MODELS.register(arch=dict(patch_size=16, embed_dim=768, depth=12, num_heads=12))
+def mae_vit_base_patch16(**overrides: Any) -> MaskedAutoencoderViT:
+    """MAE ViT-B/16 (Table 8 recipe, the released base model)."""
+    return MaskedAutoencoderViT(**{**mae_vit_base_patch16.arch, **overrides})
+
+
+@MAE_MODELS.register(arch=dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16))
+def mae_vit_large_patch16(**overrides: Any) -> MaskedAutoencoderViT:
+    """MAE ViT-L/16."""
+    return MaskedAutoencoderViT(**{**mae_vit_large_patch16.arch, **overrides})
+
+
+@MAE_MODELS.register(arch=dict(patch_size=14, embed_dim=1280, depth=32, num_heads=16))
+def mae_vit_huge_patch14(**overrides: Any) -> MaskedAutoencoderViT:
+    """MAE ViT-H/14."""
+    return MaskedAutoencoderViT(**{**mae_vit_huge_patch14.arch, **overrides})
+
+
+@MAE_MODELS.register(arch=dict(patch_size=16, embed_dim=384, depth=12, num_heads=6, decoder_embed_dim=256,
+                               decoder_depth=4, decoder_num_heads=8))
+def mae_vit_small_patch16(**overrides: Any) -> MaskedAutoencoderViT:
+    """ViT-S width with a 4-block decoder (CPU work)."""
+    return MaskedAutoencoderViT(**{**mae_vit_small_patch16.arch, **overrides})
+
+
+@MAE_MODELS.register(arch=dict(img_size=32, patch_size=4, embed_dim=192, depth=6, num_heads=3,
+                               decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4))
+def mae_vit_tiny_patch4(**overrides: Any) -> MaskedAutoencoderViT:
+    """A tiny 32x32 model for CIFAR-sized images."""
+    return MaskedAutoencoderViT(**{**mae_vit_tiny_patch4.arch, **overrides})
+
+
+@MAE_MODELS.register(arch=dict(img_size=128, patch_size=8, embed_dim=192, depth=4, num_heads=3,
+                               decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4))
+def mae_vit_mini_patch8(**overrides: Any) -> MaskedAutoencoderViT:
+    """The miniature tables' encoder (configs/mini): 128px images, a 16x16 grid, 4 blocks."""
+    return MaskedAutoencoderViT(**{**mae_vit_mini_patch8.arch, **overrides})
+
+
 ENCODER_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio")
-
-
-def _register(name: str) -> None:
-    def factory(**overrides: Any) -> MaskedAutoencoderViT:
-        return MaskedAutoencoderViT(**{**MAE_ARCHS[name], **overrides})
-
-    factory.__name__ = factory.__qualname__ = name
-    MAE_MODELS.register(name)(factory)
-
-
-for _name in MAE_ARCHS:
-    _register(_name)
 
 
 def build_mae(name: str, **overrides: Any) -> MaskedAutoencoderViT:
@@ -245,5 +259,5 @@ def encoder_arch(name: str) -> dict[str, Any]:
     """The encoder's ViT arguments of a registered MAE model (without building it)."""
     MAE_MODELS.get(name)  # unknown names raise a ConfigError listing the registered ones
     defaults = {k: v.default for k, v in inspect.signature(MaskedAutoencoderViT).parameters.items()}
-    full = {**defaults, **MAE_ARCHS[name]}
+    full = {**defaults, **MAE_MODELS.get(name).arch}
     return {k: full[k] for k in ENCODER_KEYS}

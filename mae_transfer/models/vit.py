@@ -144,13 +144,12 @@ class TransferViT(nn.Module):
 
     Args:
         img_size: fine-tune input size (position embeddings are stored for this grid).
-        pretrain_img_size: the grid the checkpoint's absolute position embeddings were trained on.
         window_size: window side in tokens for windowed blocks (0 = every block global).
         global_blocks: indices of blocks with global attention (the rest are windowed).
         rel_pos: None | "shared" (one table for windowed blocks, one for global blocks) | "per_block".
         init_values: LayerScale init (None = no LayerScale; BEiT checkpoints bring theirs).
         use_cls_token: keep the pretrained cls token in the sequence (global attention only).
-        use_checkpoint: activation checkpointing per block (ViT-L/H memory).
+        act_checkpoint: activation checkpointing per block (ViT-L/H memory).
     """
 
     def __init__(
@@ -164,13 +163,12 @@ class TransferViT(nn.Module):
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
         drop_path_rate: float = 0.0,
-        pretrain_img_size: int = 224,
         window_size: int = 14,
         global_blocks: Sequence[int] = (2, 5, 8, 11),
         rel_pos: str | None = "shared",
         init_values: float | None = None,
         use_cls_token: bool = False,
-        use_checkpoint: bool = False,
+        act_checkpoint: bool = False,
     ) -> None:
         super().__init__()
         if rel_pos not in (None, "shared", "per_block"):
@@ -181,8 +179,7 @@ class TransferViT(nn.Module):
         self.embed_dim = embed_dim
         self.depth = depth
         self.num_heads = num_heads
-        self.pretrain_grid = (pretrain_img_size // patch_size,) * 2
-        self.use_checkpoint = use_checkpoint
+        self.act_checkpoint = act_checkpoint
         self.global_blocks = set(range(depth)) if window_size <= 0 else set(global_blocks)
         self.window_size = window_size
         # strict_img_size=False: any input size (padded to the patch) is accepted
@@ -240,7 +237,7 @@ class TransferViT(nn.Module):
             cache[key] = table(grid if is_global else (self.window_size,) * 2)
         return cache[key]
 
-    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
+    def forward_taps(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
         """Maps (B, C, H/p, W/p) after each block in ``indices`` (input padded to a multiple of the patch)."""
         x = self.patch_embed(x)  # (B, H, W, C)
         b, h, w, c = x.shape
@@ -255,7 +252,7 @@ class TransferViT(nn.Module):
         last = max(indices)
         for i, blk in enumerate(self.blocks[: last + 1]):
             bias = self._bias(blk, i in self.global_blocks, (h, w), cache)
-            if self.use_checkpoint and self.training:
+            if self.act_checkpoint and self.training:
                 x, cls = cp.checkpoint(blk, x, bias, cls, use_reentrant=False)
             else:
                 x, cls = blk(x, bias, cls)

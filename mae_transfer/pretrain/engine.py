@@ -26,7 +26,14 @@ from ..data import SkipCounter, UnlabeledImages, collate_skip_bad, image_key, pr
 from ..errors import CheckpointError, DataError, NonFiniteLossError
 from ..kernels import adamw, set_attention_kernel
 from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae, encoder_arch
-from ..optim import cosine_lr, describe_groups, param_groups, set_lr, takes_weight_decay, takes_weight_decay_official_mae
+from ..optim import (
+    cosine_lr,
+    describe_groups,
+    param_groups,
+    set_lr,
+    takes_weight_decay,
+    takes_weight_decay_official_mae,
+)
 from ..rundir import locked_output_dir
 from ..runlog import RunLogger, read_jsonl, setup_logging, truncate_jsonl, write_curves
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic

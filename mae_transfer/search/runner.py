@@ -8,14 +8,11 @@ storage (RDB URL).
 """
 from __future__ import annotations
 
-import ctypes
-import json
 import logging
 import math
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import REPO_ROOT
+from ..toolrun import last_error, read_metrics, run_tool
 from .config import METRICS, PARAM_KEYS, TOOLS, SearchConfig
 from .protocol import Finished, TrialSpec, next_trials, stage1_best
 from .store import Claimed, TrialStore
@@ -69,10 +67,9 @@ def trial_command(cfg: SearchConfig, name: str, spec: TrialSpec, out_dir: Path) 
 
 
 def _read_metric(task: str, out_dir: Path) -> tuple[float | None, dict[str, Any]]:
-    path = out_dir / "metrics.json"
-    if not path.is_file():
+    data = read_metrics(out_dir)
+    if data is None:
         return None, {}
-    data = json.loads(path.read_text())
     value = data.get(METRICS[task])
     extra = {k: data.get(k) for k in ("APbox", "APmask", "mIoU", "aAcc", "mAcc") if k in data}
     test = data.get("test") if isinstance(data.get("test"), dict) else {}  # a test split evaluated once at the end
@@ -98,33 +95,19 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
             store.heartbeat(claimed)
 
     threading.Thread(target=beat, daemon=True).start()
-    t0 = time.time()
     try:
-        with open(log_path, "a") as logf:
-            logf.write(f"$ {' '.join(cmd)}\n")
-            logf.flush()
-            # its own process group, and SIGKILL when this worker dies: a killed worker leaves no orphan
-            # training in the trial's folder while another worker re-runs the trial there
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=logf, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
-            try:
-                rc: int | str = proc.wait(timeout=cfg.trial_timeout_s or None)
-            except subprocess.TimeoutExpired:
-                rc = "timeout"
-            finally:
-                _kill_group(proc)
+        rc, seconds = run_tool(cmd, log_path, cfg.trial_timeout_s)
     finally:
         stop.set()
-    attrs["seconds"] = round(time.time() - t0, 1)
+    attrs["seconds"] = round(seconds, 1)
     value, extra = _read_metric(cfg.entries[name].task, out_dir) if rc == 0 else (None, {})
     if rc != 0 or value is None or not math.isfinite(value):
         reason = f"exit {rc}" if rc != 0 else "no metric in metrics.json"
-        errors = [ln for ln in log_path.read_text().splitlines() if ln.startswith("error: ")]
-        if errors:
-            reason += f": {errors[-1][7:]}"
+        error = last_error(log_path)
+        if error:
+            reason += f": {error}"
         # another process still holds the trial's folder (an orphan of a worker on another machine): run it later
-        busy = bool(errors) and "is in use by" in errors[-1]
+        busy = error is not None and "is in use by" in error
         store.fail(claimed, reason, attrs, retry=busy)
         log.warning("trial %s #%d failed (%s); log: %s", name, claimed.number, reason, log_path)
         return None
@@ -132,23 +115,6 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
     log.info("trial %s #%d: %s = %.3f (%.0f s)", name, claimed.number, METRICS[cfg.entries[name].task], value,
              attrs["seconds"])
     return float(value)
-
-
-def _die_with_parent() -> None:
-    """``preexec_fn`` of a trial: Linux delivers SIGKILL to it when the worker that started it dies."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except OSError:  # not Linux: the worker's SIGTERM handler and the trial's folder lock still apply
-        pass
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the trial's process group (its data-loader workers, launcher children) if any is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def work(cfg: SearchConfig, worker: str = "worker", max_trials: int = 0, poll_s: float = 5.0) -> int:

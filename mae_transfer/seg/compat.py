@@ -1,4 +1,6 @@
-"""Make mmsegmentation importable on mmcv-lite, and mmengine checkpoints loadable under weights_only.
+"""Make mmsegmentation importable on mmcv-lite (``provide_mmcv_ops``, run when ``mae_transfer.seg`` is
+imported: mmseg cannot be imported without it), and mmengine's checkpoints safe (``patch_mmengine``, items
+2 and 3 below: an explicit call at the start of a run, as it changes mmengine's behaviour process-wide).
 
 1. mmcv-lite has no compiled ``mmcv.ops``; several mmseg modules import from it at import time. UperNet
    needs none of those ops, so ``mmcv.ops`` is provided here as a small module: ``point_sample`` in pure
@@ -23,7 +25,7 @@ import types
 import torch
 import torch.nn.functional as F
 
-_DONE = False
+_PATCHED = False
 
 
 def point_sample(input: torch.Tensor, points: torch.Tensor, align_corners: bool = False, **kwargs) -> torch.Tensor:
@@ -64,15 +66,15 @@ def mmengine_safe_globals() -> list:
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    numpy_types = [np.ndarray, np.dtype, np.core.multiarray._reconstruct, np.core.multiarray.scalar]
+    # the reconstructors numpy's own pickles name (np.core is deprecated, np._core private)
+    numpy_types = [np.ndarray, np.dtype, np.zeros(0).__reduce__()[0], np.float64(0).__reduce__()[0]]
     numpy_types += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     return [HistoryBuffer, *numpy_types]
 
 
-def install() -> None:
-    """Idempotent: call before importing mmseg."""
-    global _DONE
-    if _DONE:
+def provide_mmcv_ops() -> None:
+    """Idempotent; before importing mmseg: ``mmcv.ops`` as pure-torch stand-ins when mmcv-lite lacks it."""
+    if "mmcv.ops" in sys.modules:
         return
     try:
         import mmcv.ops  # noqa: F401  (full mmcv: nothing to do)
@@ -86,6 +88,14 @@ def install() -> None:
         import mmcv
 
         mmcv.ops = ops
+
+
+def patch_mmengine() -> None:
+    """Idempotent; at the start of a run: mmengine checkpoints read through the project's weights_only loader
+    (with exactly mmengine's types allowed) and written atomically."""
+    global _PATCHED
+    if _PATCHED:
+        return
     from mmengine.logging.history_buffer import HistoryBuffer
 
     HistoryBuffer.__getstate__ = _history_buffer_state
@@ -112,4 +122,4 @@ def install() -> None:
             save_atomic(checkpoint, filename)
 
     mm_runner.save_checkpoint = save_checkpoint
-    _DONE = True
+    _PATCHED = True

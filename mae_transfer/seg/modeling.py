@@ -21,7 +21,7 @@ log = logging.getLogger("mae_transfer.seg")
 
 
 @MODELS.register_module()
-class ContractBackbone(BaseModule):
+class MMSegBackbone(BaseModule):
     """Any registered backbone as an mmseg backbone: returns its maps as a tuple, finest first.
 
     ``weights`` (any supported checkpoint format) is loaded in ``init_weights`` (the Runner calls it before

@@ -16,8 +16,14 @@ from typing import Any, Callable
 
 import torch
 
-from ..cli import (add_backbone_args, add_schedule_args, apply_backbone_args, batch_rule, check_backbone_size,
-                   config_for_backbone)
+from ..cli import (
+    add_backbone_args,
+    add_schedule_args,
+    apply_backbone_args,
+    batch_rule,
+    check_backbone_size,
+    config_for_backbone,
+)
 from ..config import accepts_kwarg, check_override_type
 from ..console import console_to_log_files_only
 from ..dist import barrier, init_distributed
@@ -29,8 +35,6 @@ from ..runlog import setup_logging, write_curves
 from ..utils import cpu_has_native_bf16
 from . import compat
 from .recipe import seg_card, seg_values
-
-compat.install()
 
 log = logging.getLogger("mae_transfer.seg")
 
@@ -279,6 +283,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
+    compat.patch_mmengine()
     cfg = load_config(args)
     card = seg_card(cfg, cfg.entry["changed_by"])
     if args.print_recipe:

@@ -6,13 +6,13 @@ from detectron2.config import LazyCall as L
 from detectron2.modeling.backbone import FPN
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 
-from mae_transfer.det.modeling import ContractBackbone
+from mae_transfer.det.modeling import Detectron2Backbone
 
 image_size = 1024
 
 model = model_zoo.get_config("common/models/mask_rcnn_fpn.py").model
 model.backbone = L(FPN)(
-    bottom_up=L(ContractBackbone)(
+    bottom_up=L(Detectron2Backbone)(
         name="mae_vit_b",      # any registered backbone (--backbone)
         weights="",            # any supported checkpoint (--weights); empty = random init
         source="auto",         # checkpoint format: auto | vit | mae | supervised | mocov3 | beit

@@ -1,10 +1,10 @@
 # The miniature Table 4 setup: the CIFAR-pretrained tiny encoder (patch 4, 192 wide, 6 blocks; see
 # configs/pretrain/cifar10_tiny.py) transferred at 128px: a 32x32 token grid, windows of 8x8 (its
 # pretraining grid) with global attention at the taps (blocks 0, 2, 3, 5), pyramid strides 4-32.
-from .mask_rcnn_vit_tiny_coco128 import dataloader, datasets, entry, lr_multiplier, model, optimizer, train
-
 import detectron2.data.transforms as T  # noqa: E402
 from detectron2.config import LazyCall as L  # noqa: E402
+
+from .mask_rcnn_vit_tiny_coco128 import dataloader, datasets, entry, lr_multiplier, model, optimizer, train
 
 image_size = 128
 bu = model.backbone.bottom_up

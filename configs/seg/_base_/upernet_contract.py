@@ -18,7 +18,7 @@ model = dict(
     type="EncoderDecoder",
     data_preprocessor=data_preprocessor,
     backbone=dict(
-        type="ContractBackbone",
+        type="MMSegBackbone",
         name="mae_vit_b",          # any registered backbone (--backbone)
         weights="",                # any supported checkpoint (--weights); empty = random init
         source="auto",

@@ -7,7 +7,7 @@ _base_ = ["upernet_vit_tiny_coco128.py"]
 
 root = "{{ $MAE_TRANSFER_DATA:../shared/data }}/camvid"
 model = dict(
-    backbone=dict(_delete_=True, type="ContractBackbone", name="mae_vit_mini_p8", weights="", source="auto",
+    backbone=dict(_delete_=True, type="MMSegBackbone", name="mae_vit_mini_p8", weights="", source="auto",
                   img_size=128, taps=(0, 1, 2, 3), window_size=0, rel_pos="per_block", use_cls_token=True,
                   drop_path_rate=0.1, pyramid_norm="BN"),
     decode_head=dict(num_classes=11),
