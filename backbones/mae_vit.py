@@ -6,6 +6,7 @@ global attention in each group's last block (the taps), one shared zero-initiali
 attention kind, ConvT-GN-GELU-ConvT / ConvT / identity / max-pool pyramid. Every keyword of
 ``ViTPyramidBackbone`` can be overridden (configs do that for the segmentation recipe and the ViTDet variant).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable

@@ -4,6 +4,7 @@ ConvNeXt already has 4 stages at strides 4-32, so no pyramid module is needed. L
 follow ConvNeXt's segmentation recipe: stem 0, stage 0 -> 1, stage 1 -> 2, stage 2 in groups of 3 blocks,
 stage 3 -> last.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,16 +28,28 @@ class TimmFeaturesBackbone(Backbone):
         **timm_kwargs: further ``timm.create_model`` arguments.
     """
 
-    def __init__(self, model_name: str, drop_path_rate: float = 0.0, out_indices: tuple[int, ...] | None = None,
-                 img_size: int | None = None, **timm_kwargs: Any) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        drop_path_rate: float = 0.0,
+        out_indices: tuple[int, ...] | None = None,
+        img_size: int | None = None,
+        **timm_kwargs: Any,
+    ) -> None:
         super().__init__()
         self.model_name = model_name
         if out_indices is None:  # the feature levels at strides 4, 8, 16, 32 (read on the meta device: free)
             with torch.device("meta"):
                 info = timm.create_model(model_name, pretrained=False, features_only=True).feature_info
             out_indices = tuple(i for i, r in enumerate(info.reduction()) if r in (4, 8, 16, 32))
-        self.body = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=out_indices,
-                                      drop_path_rate=drop_path_rate, **timm_kwargs)
+        self.body = timm.create_model(
+            model_name,
+            pretrained=False,
+            features_only=True,
+            out_indices=out_indices,
+            drop_path_rate=drop_path_rate,
+            **timm_kwargs,
+        )
         strides = self.body.feature_info.reduction()
         names = [f"s{r}" for r in strides]
         self.names = names

@@ -1,5 +1,6 @@
 """Side-by-side measurement plumbing: every model runs in its own subprocess (clean peak-RSS accounting on
 CPU, the allocator's peak on CUDA) and the rows are printed with their ratios to the last one."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,18 +21,23 @@ def peak_mib(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB, whole process
 
 
-def compare_isolated(script: str, doc: str, one: Callable[..., dict[str, Any]], default_configs: list[str],
-                     title: str) -> None:
+def compare_isolated(
+    script: str, doc: str, one: Callable[..., dict[str, Any]], default_configs: list[str], title: str
+) -> None:
     """CLI: ``--configs A B ...`` measured one subprocess each (``one(config, steps=..., image_size=...)``),
     ratios vs the last; ``--json`` also writes the rows."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=default_configs)
     p.add_argument("--steps", type=int, default=1)
-    p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the recipe's)")
+    p.add_argument(
+        "--image-size", type=int, default=None, help="input side in pixels (default: the recipe's)"
+    )
     p.add_argument("--json", default=None, help="write the rows here too")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    missing = [c for c in args.configs if ":" not in c and not (REPO_ROOT / c).is_file()]  # "pkg:path" = a reference
+    missing = [
+        c for c in args.configs if ":" not in c and not (REPO_ROOT / c).is_file()
+    ]  # "pkg:path" = a reference
     if missing:
         p.error(f"config file not found: {missing[0]}")
     if args.steps < 1 or (args.image_size is not None and args.image_size < 32):

@@ -7,6 +7,7 @@ backward time and peak memory of the contract backbone (ViT + pyramid, zero-init
   python benchmarks/bench_backbone_attention.py
   python benchmarks/bench_backbone_attention.py --backbone mae_vit_l --size 1024 --steps 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def measure(backbone: str, size: int, steps: int, overrides: dict, device: str) 
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         bb.zero_grad(set_to_none=True)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     return {"step_s": min(times[1:]), "peak_mib": peak}
 
 
@@ -60,16 +64,34 @@ def main() -> None:
         return
     rows = {}
     for name, ov in LAYOUTS.items():
-        cmd = [sys.executable, __file__, "--one", json.dumps(ov), "--backbone", args.backbone, "--size",
-               str(args.size), "--steps", str(args.steps), "--device", args.device]
-        rows[name] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            json.dumps(ov),
+            "--backbone",
+            args.backbone,
+            "--size",
+            str(args.size),
+            "--steps",
+            str(args.steps),
+            "--device",
+            args.device,
+        ]
+        rows[name] = json.loads(
+            subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]
+        )
+    where = (
+        torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    )
     print(f"{args.backbone} backbone, {args.size}x{args.size}, batch 1, forward+backward, on {where}")
     print(f"{'layout':<56}{'step s':>10}{'peak MiB':>12}")
     for name, r in rows.items():
         print(f"{name:<56}{r['step_s']:>10.2f}{r['peak_mib']:>12.0f}")
     win, glob = rows.values()
-    print(f"all-global / windowed: time x{glob['step_s'] / win['step_s']:.2f}, memory x{glob['peak_mib'] / win['peak_mib']:.2f}")
+    print(
+        f"all-global / windowed: time x{glob['step_s'] / win['step_s']:.2f}, memory x{glob['peak_mib'] / win['peak_mib']:.2f}"
+    )
 
 
 if __name__ == "__main__":

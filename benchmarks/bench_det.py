@@ -8,6 +8,7 @@ coco128 image through the same LSJ mapper, batch 1. Prints step time, peak memor
   python benchmarks/bench_det.py                                   # ViT-B (ours, Li et al.) vs ViTDet-B
   python benchmarks/bench_det.py --configs configs/det/mask_rcnn_vit_b_100ep.py configs/det/mask_rcnn_vit_l_100ep.py
 """
+
 from __future__ import annotations
 
 import time
@@ -37,22 +38,32 @@ def _batch(image_size: int = 1024) -> list[dict]:
     register_coco("coco128_train", f"{root}/annotations/instances_train2017.json", f"{root}/train2017")
     record = get_detection_dataset_dicts("coco128_train")[0]
     torch.manual_seed(0)
-    mapper = DatasetMapper(is_train=True, augmentations=[
-        T.ResizeScale(min_scale=1.0, max_scale=1.0, target_height=image_size, target_width=image_size),
-        T.FixedSizeCrop(crop_size=(image_size, image_size), pad=False)],
-        image_format="RGB", use_instance_mask=True, instance_mask_format="bitmask", recompute_boxes=True)
+    mapper = DatasetMapper(
+        is_train=True,
+        augmentations=[
+            T.ResizeScale(min_scale=1.0, max_scale=1.0, target_height=image_size, target_width=image_size),
+            T.FixedSizeCrop(crop_size=(image_size, image_size), pad=False),
+        ],
+        image_format="RGB",
+        use_instance_mask=True,
+        instance_mask_format="bitmask",
+        recompute_boxes=True,
+    )
     return [mapper(record)]
 
 
-def one_iteration(config: str, device: str | None = None, steps: int = 1,
-                  image_size: int | None = None) -> dict[str, Any]:
+def one_iteration(
+    config: str, device: str | None = None, steps: int = 1, image_size: int | None = None
+) -> dict[str, Any]:
     """Build the detector of ``config`` (or VITDET_REF), run ``steps`` training iterations, report time/memory."""
     from detectron2 import model_zoo
     from detectron2.config import LazyConfig, instantiate
     from detectron2.utils.events import EventStorage
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    amp_dtype = resolve_precision("auto", torch.device(device))  # what the harness runs: bf16 on GPU / AMX CPU
+    amp_dtype = resolve_precision(
+        "auto", torch.device(device)
+    )  # what the harness runs: bf16 on GPU / AMX CPU
     if config == VITDET_REF:
         model_cfg = model_zoo.get_config("common/models/mask_rcnn_vitdet.py").model
         lr, wd, name = 1e-4, 0.1, "detectron2 ViTDet-B (model_zoo common/models/mask_rcnn_vitdet.py)"
@@ -61,7 +72,9 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1,
         model_cfg, lr, wd, name = cfg.model, cfg.optimizer.lr, cfg.optimizer.weight_decay, config
     torch.manual_seed(0)
     model = instantiate(model_cfg).to(device).train()
-    set_attention_kernel(model, torch.device(device), "fast")  # as the harness does (no-op for detectron2 ViT)
+    set_attention_kernel(
+        model, torch.device(device), "fast"
+    )  # as the harness does (no-op for detectron2 ViT)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     batch = _batch(image_size or 1024)
     rss_built = peak_mib(device)
@@ -78,15 +91,27 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1,
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
             losses = {k: float(v) for k, v in loss_dict.items()}
-    return {"model": name, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "precision": precision_name(amp_dtype), "step_s": min(times[1:]) if steps else times[0],
-            "first_step_s": times[0],
-            "peak_mib": peak_mib(device), "rss_after_build_mib": rss_built, "losses": losses}
+    return {
+        "model": name,
+        "device": device,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "precision": precision_name(amp_dtype),
+        "step_s": min(times[1:]) if steps else times[0],
+        "first_step_s": times[0],
+        "peak_mib": peak_mib(device),
+        "rss_after_build_mib": rss_built,
+        "losses": losses,
+    }
 
 
 def main() -> None:
-    compare_isolated(__file__, __doc__, one_iteration, ["configs/det/mask_rcnn_vit_b_100ep.py", VITDET_REF],
-                     "Mask R-CNN, one training iteration, batch 1 (1024x1024 unless --image-size)")
+    compare_isolated(
+        __file__,
+        __doc__,
+        one_iteration,
+        ["configs/det/mask_rcnn_vit_b_100ep.py", VITDET_REF],
+        "Mask R-CNN, one training iteration, batch 1 (1024x1024 unless --image-size)",
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ the bf16 matmul peak measured in the same run, and the fp32 loss/weight differen
   python benchmarks/bench_pretrain.py --model mae_vit_large_patch16 --batch 32 --precisions bf16 --compile
   python benchmarks/bench_pretrain.py --json out.json                  # also write the rows as JSON
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ def matmul_peak_tflops(device: torch.device, dtype: torch.dtype = torch.bfloat16
         a @ b
         _sync(device)
         best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e12
+    return 2 * n**3 / best / 1e12
 
 
 def _sync(device: torch.device) -> None:
@@ -61,7 +62,9 @@ class Variant:
         if state is not None:
             self.model.load_state_dict(state, strict=name != "no-skip")
         set_attention_kernel(self.model, device, kernels)
-        self.opt = adamw(self.model.parameters(), lr=1e-4, betas=(0.9, 0.95), kernels=kernels, weight_decay=0.05)
+        self.opt = adamw(
+            self.model.parameters(), lr=1e-4, betas=(0.9, 0.95), kernels=kernels, weight_decay=0.05
+        )
         self.forward = torch.compile(self.model) if name == "compiled" else self.model
         self.times: list[float] = []
         self.step_mem = 0
@@ -77,7 +80,9 @@ class Variant:
         return loss.item()
 
 
-def step_flops(args: argparse.Namespace, device: torch.device, imgs: torch.Tensor, noise: torch.Tensor) -> int:
+def step_flops(
+    args: argparse.Namespace, device: torch.device, imgs: torch.Tensor, noise: torch.Tensor
+) -> int:
     model = build_mae(args.model).to(device)
     with FlopCounterMode(display=False) as counter:
         loss, _, _ = model(imgs, 0.75, noise)
@@ -94,10 +99,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     noise = torch.rand(args.batch, patches, generator=gen).to(device)
     flops = step_flops(args, device, imgs, noise)
     peak = matmul_peak_tflops(device)
-    names = ["reference", "fast"] + (["compiled"] if args.compile else []) + (["no-skip"] if args.no_skip else [])
-    out: dict[str, Any] = {"model": args.model, "batch": args.batch, "image_size": size[0],
-                           "device": _device_name(device),
-                           "step_gflop": flops / 1e9, "bf16_matmul_peak_tflops": peak, "rows": []}
+    names = (
+        ["reference", "fast"] + (["compiled"] if args.compile else []) + (["no-skip"] if args.no_skip else [])
+    )
+    out: dict[str, Any] = {
+        "model": args.model,
+        "batch": args.batch,
+        "image_size": size[0],
+        "device": _device_name(device),
+        "step_gflop": flops / 1e9,
+        "bf16_matmul_peak_tflops": peak,
+        "rows": [],
+    }
     for precision in args.precisions:
         dtype = DTYPES[precision]
         state = probe.state_dict()
@@ -114,20 +127,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 v.loss = v.step(imgs, noise, dtype)
                 _sync(device)
                 v.times.append(time.perf_counter() - t0)
-                if device.type == "cuda":  # the step's own peak above everything resident (all variants' weights)
+                if (
+                    device.type == "cuda"
+                ):  # the step's own peak above everything resident (all variants' weights)
                     v.step_mem = max(v.step_mem, torch.cuda.max_memory_allocated() - resident)
         ref = variants[0]
         for v in variants:
             t = statistics.median(v.times)
-            row = {"precision": precision, "variant": v.name, "step_s": t, "images_per_s": args.batch / t,
-                   "speedup_vs_reference": statistics.median(ref.times) / t,
-                   "tflops": flops / t / 1e12, "fraction_of_bf16_peak": flops / t / 1e12 / peak,
-                   "loss_after_steps": v.loss}
+            row = {
+                "precision": precision,
+                "variant": v.name,
+                "step_s": t,
+                "images_per_s": args.batch / t,
+                "speedup_vs_reference": statistics.median(ref.times) / t,
+                "tflops": flops / t / 1e12,
+                "fraction_of_bf16_peak": flops / t / 1e12 / peak,
+                "loss_after_steps": v.loss,
+            }
             if device.type == "cuda":  # weights + AdamW state (fp32) + the step's activations and gradients
                 row["peak_mem_gib"] = (v.step_mem + 12 * sum(p.numel() for p in v.model.parameters())) / 2**30
             if v is not ref and v.name != "no-skip":
                 row["max_abs_weight_diff_vs_reference"] = max(
-                    (a - b).abs().max().item() for a, b in zip(v.model.parameters(), ref.model.parameters()))
+                    (a - b).abs().max().item() for a, b in zip(v.model.parameters(), ref.model.parameters())
+                )
             out["rows"].append(row)
         del variants
         if device.type == "cuda":
@@ -142,16 +164,22 @@ def _device_name(device: torch.device) -> str:
 
 
 def print_table(res: dict[str, Any]) -> None:
-    print(f"MAE {res['model']} pretraining step, batch {res['batch']}, {res['image_size']}px, fwd + bwd + AdamW; "
-          f"{res['device']}; {res['step_gflop']:.0f} GFLOP/step; bf16 matmul peak {res['bf16_matmul_peak_tflops']:.2f} "
-          f"TFLOP/s")
-    print(f"{'precision':<10}{'variant':<11}{'step s':>9}{'img/s':>9}{'x ref':>7}{'TFLOP/s':>9}{'% bf16 peak':>12}"
-          f"{'loss':>9}{'max |dw|':>10}")
+    print(
+        f"MAE {res['model']} pretraining step, batch {res['batch']}, {res['image_size']}px, fwd + bwd + AdamW; "
+        f"{res['device']}; {res['step_gflop']:.0f} GFLOP/step; bf16 matmul peak {res['bf16_matmul_peak_tflops']:.2f} "
+        f"TFLOP/s"
+    )
+    print(
+        f"{'precision':<10}{'variant':<11}{'step s':>9}{'img/s':>9}{'x ref':>7}{'TFLOP/s':>9}{'% bf16 peak':>12}"
+        f"{'loss':>9}{'max |dw|':>10}"
+    )
     for r in res["rows"]:
         dw = r.get("max_abs_weight_diff_vs_reference")
-        print(f"{r['precision']:<10}{r['variant']:<11}{r['step_s']:>9.3f}{r['images_per_s']:>9.2f}"
-              f"{r['speedup_vs_reference']:>7.2f}{r['tflops']:>9.3f}{100 * r['fraction_of_bf16_peak']:>11.1f}%"
-              f"{r['loss_after_steps']:>9.4f}{'' if dw is None else f'{dw:>10.1e}'}")
+        print(
+            f"{r['precision']:<10}{r['variant']:<11}{r['step_s']:>9.3f}{r['images_per_s']:>9.2f}"
+            f"{r['speedup_vs_reference']:>7.2f}{r['tflops']:>9.3f}{100 * r['fraction_of_bf16_peak']:>11.1f}%"
+            f"{r['loss_after_steps']:>9.4f}{'' if dw is None else f'{dw:>10.1e}'}"
+        )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ train on a single value per channel (with SyncBN over 8 GPUs x 2 images the reci
   python benchmarks/bench_seg.py --configs configs/seg/upernet_vit_b_512x512_160k_ade20k.py \\
         configs/seg/upernet_vit_l_512x512_160k_ade20k.py
 """
+
 from __future__ import annotations
 
 import time
@@ -79,13 +80,16 @@ def _batch(size: int = 512, n: int = 2):
     return {"inputs": inputs, "data_samples": samples}
 
 
-def one_iteration(config: str, device: str | None = None, steps: int = 1,
-                  image_size: int | None = None) -> dict[str, Any]:
+def one_iteration(
+    config: str, device: str | None = None, steps: int = 1, image_size: int | None = None
+) -> dict[str, Any]:
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    amp_dtype = resolve_precision("auto", torch.device(device))  # what the harness runs: bf16 on GPU / AMX CPU
+    amp_dtype = resolve_precision(
+        "auto", torch.device(device)
+    )  # what the harness runs: bf16 on GPU / AMX CPU
     cfg = _config(config)
     init_default_scope("mmseg")
     torch.manual_seed(0)
@@ -109,14 +113,25 @@ def one_iteration(config: str, device: str | None = None, steps: int = 1,
         times.append(time.perf_counter() - t0)
         losses = {k: float(v) for k, v in loss_dict.items() if "loss" in k}
     peak = peak_mib(device)
-    return {"model": config, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "precision": precision_name(amp_dtype), "step_s": min(times[1:]) if steps else times[0],
-            "peak_mib": peak, "losses": losses}
+    return {
+        "model": config,
+        "device": device,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "precision": precision_name(amp_dtype),
+        "step_s": min(times[1:]) if steps else times[0],
+        "peak_mib": peak,
+        "losses": losses,
+    }
 
 
 def main() -> None:
-    compare_isolated(__file__, __doc__, one_iteration, ["configs/seg/upernet_vit_b_512x512_160k_ade20k.py", MMSEG_MAE],
-                     "UperNet, one training iteration, batch 2 (512x512 unless --image-size)")
+    compare_isolated(
+        __file__,
+        __doc__,
+        one_iteration,
+        ["configs/seg/upernet_vit_b_512x512_160k_ade20k.py", MMSEG_MAE],
+        "UperNet, one training iteration, batch 2 (512x512 unless --image-size)",
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Runs bench_pretrain / bench_det / bench_seg with the GPU check's settings (or toy ones with --smoke) and
 writes their rows as gpu_check.json and a markdown table gpu_check.md. Called by gpu_check.sh."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,14 +19,26 @@ VITDET_REF = "detectron2:common/models/mask_rcnn_vitdet.py"
 MMSEG_MAE = "mmseg:mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py"
 
 FULL = {
-    "pretrain": [["--model", "mae_vit_base_patch16", "--batch", "64", "--precisions", "bf16", "--no-skip"],
-                 ["--model", "mae_vit_large_patch16", "--batch", "64", "--precisions", "bf16", "--no-skip"]],
-    "det": [["--configs", "configs/det/mask_rcnn_vit_l_100ep.py", "configs/det/mask_rcnn_vit_b_100ep.py", VITDET_REF,
-             "--steps", "5"]],
+    "pretrain": [
+        ["--model", "mae_vit_base_patch16", "--batch", "64", "--precisions", "bf16", "--no-skip"],
+        ["--model", "mae_vit_large_patch16", "--batch", "64", "--precisions", "bf16", "--no-skip"],
+    ],
+    "det": [
+        [
+            "--configs",
+            "configs/det/mask_rcnn_vit_l_100ep.py",
+            "configs/det/mask_rcnn_vit_b_100ep.py",
+            VITDET_REF,
+            "--steps",
+            "5",
+        ]
+    ],
     "seg": [["--configs", "configs/seg/upernet_vit_b_512x512_160k_ade20k.py", MMSEG_MAE, "--steps", "5"]],
 }
 SMOKE = {
-    "pretrain": [["--model", "mae_vit_tiny_patch4", "--batch", "4", "--steps", "1", "--no-skip", "--device", "cpu"]],
+    "pretrain": [
+        ["--model", "mae_vit_tiny_patch4", "--batch", "4", "--steps", "1", "--no-skip", "--device", "cpu"]
+    ],
     "det": [["--configs", "configs/det/mini/mask_rcnn_vit_tiny_coco128.py", "--image-size", "256"]],
     "seg": [["--configs", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--image-size", "128"]],
 }
@@ -40,29 +53,43 @@ def run_bench(script: str, args: list[str], json_path: Path) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
-    lines = ["## MAE pretraining step (forward + backward + AdamW)", "",
-             "| model | batch | precision | variant | img/s | x reference | peak GiB | TFLOP/s | % of bf16 matmul peak |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## MAE pretraining step (forward + backward + AdamW)",
+        "",
+        "| model | batch | precision | variant | img/s | x reference | peak GiB | TFLOP/s | % of bf16 matmul peak |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for res in results["pretrain"]:
         for r in res["rows"]:
             mem = f"{r['peak_mem_gib']:.1f}" if "peak_mem_gib" in r else "-"
-            lines.append(f"| {res['model']} | {res['batch']} | {r['precision']} | {r['variant']} | "
-                         f"{r['images_per_s']:.1f} | {r['speedup_vs_reference']:.2f} | {mem} | {r['tflops']:.1f} | "
-                         f"{100 * r['fraction_of_bf16_peak']:.0f}% (peak {res['bf16_matmul_peak_tflops']:.0f}) |")
+            lines.append(
+                f"| {res['model']} | {res['batch']} | {r['precision']} | {r['variant']} | "
+                f"{r['images_per_s']:.1f} | {r['speedup_vs_reference']:.2f} | {mem} | {r['tflops']:.1f} | "
+                f"{100 * r['fraction_of_bf16_peak']:.0f}% (peak {res['bf16_matmul_peak_tflops']:.0f}) |"
+            )
     for task, title in (("det", "Mask R-CNN training iteration"), ("seg", "UperNet training iteration")):
-        lines += ["", f"## {title} ({results[task][0]['device']})", "",
-                  "| model | precision | s/iter | peak MiB | time vs last row | memory vs last row |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {title} ({results[task][0]['device']})",
+            "",
+            "| model | precision | s/iter | peak MiB | time vs last row | memory vs last row |",
+            "|---|---|---|---|---|---|",
+        ]
         for res in results[task]:
             for r in res["rows"]:
-                lines.append(f"| {r['model']} | {r['precision']} | {r['step_s']:.3f} | {r['peak_mib']:.0f} | "
-                             f"{r.get('time_ratio', 1.0):.2f} | {r.get('memory_ratio', 1.0):.2f} |")
+                lines.append(
+                    f"| {r['model']} | {r['precision']} | {r['step_s']:.3f} | {r['peak_mib']:.0f} | "
+                    f"{r.get('time_ratio', 1.0):.2f} | {r.get('memory_ratio', 1.0):.2f} |"
+                )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", required=True)
-    p.add_argument("--smoke", action="store_true", help="toy sizes on CPU: checks the scripts, measures nothing")
+    p.add_argument(
+        "--smoke", action="store_true", help="toy sizes on CPU: checks the scripts, measures nothing"
+    )
     args = p.parse_args()
     if not args.smoke and not torch.cuda.is_available():
         sys.exit("error: no CUDA device; run with --smoke to check the scripts on CPU")
@@ -73,9 +100,12 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {}
     for task, runs in plan.items():
         results[task] = [run_bench(scripts[task], a, out / f"{task}_{i}.json") for i, a in enumerate(runs)]
-    summary = {"smoke": args.smoke, "torch": torch.__version__,
-               "device": torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else "cpu",
-               **results}
+    summary = {
+        "smoke": args.smoke,
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else "cpu",
+        **results,
+    }
     (out / "gpu_check.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = markdown(results)
     (out / "gpu_check.md").write_text(table)

@@ -20,6 +20,7 @@ module in the top-level ``backbones/`` package is imported on first use, as is e
 ``$MAE_TRANSFER_PLUGINS`` (comma-separated). ``build_backbone("my.module:name")`` imports ``my.module``
 first, so a backbone living anywhere on the path works in every tool.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -133,8 +134,10 @@ def _check_keywords(name: str, factory: Callable, overrides: dict[str, Any]) -> 
         return
     unknown = sorted(set(overrides) - {p.name for p in params})
     if unknown:
-        raise ConfigError(f"backbone {name!r} takes no {', '.join(map(repr, unknown))}; it takes "
-                          f"{', '.join(p.name for p in params)}")
+        raise ConfigError(
+            f"backbone {name!r} takes no {', '.join(map(repr, unknown))}; it takes "
+            f"{', '.join(p.name for p in params)}"
+        )
 
 
 def backbone_settings(name: str, **overrides: Any) -> dict[str, Any]:
@@ -151,7 +154,9 @@ def backbone_settings(name: str, **overrides: Any) -> dict[str, Any]:
     settings = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
     settings.update(arch)
     settings.update(overrides)
-    settings["taps"] = tuple(settings["taps"]) if settings["taps"] is not None else default_taps(settings["depth"])
+    settings["taps"] = (
+        tuple(settings["taps"]) if settings["taps"] is not None else default_taps(settings["depth"])
+    )
     if settings["global_blocks"] is None:
         settings["global_blocks"] = settings["taps"]
     settings["global_blocks"] = tuple(settings["global_blocks"])
@@ -234,10 +239,20 @@ class ViTPyramidBackbone(Backbone):
             raise ConfigError(f"taps must be 4 block indices < depth {depth}, got {taps}")
         self.taps = taps
         self.vit = TransferViT(
-            img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-            mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
-            window_size=window_size, global_blocks=tuple(global_blocks) if global_blocks is not None else taps,
-            rel_pos=rel_pos, init_values=init_values, use_cls_token=use_cls_token, act_checkpoint=act_checkpoint)
+            img_size=img_size,
+            patch_size=patch_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            drop_path_rate=drop_path_rate,
+            window_size=window_size,
+            global_blocks=tuple(global_blocks) if global_blocks is not None else taps,
+            rel_pos=rel_pos,
+            init_values=init_values,
+            use_cls_token=use_cls_token,
+            act_checkpoint=act_checkpoint,
+        )
         scales = tuple(patch_size / s for s in (4, 8, 16, 32))
         if pyramid == "multitap":
             self.pyramid: nn.Module = MultiTapPyramid(embed_dim, scales, norm=pyramid_norm)
@@ -274,11 +289,15 @@ class ViTPyramidBackbone(Backbone):
         mapped: dict[str, torch.Tensor] = {}
         has_ls = any(k.endswith("ls1.gamma") for k in self.state_dict())
         if any(k.endswith("ls1.gamma") for k in state) and not has_ls:
-            raise CheckpointError(f"{path} has LayerScale (BEiT gamma_1/gamma_2); build the backbone with "
-                                  "init_values set (e.g. init_values=0.1) so they load")
+            raise CheckpointError(
+                f"{path} has LayerScale (BEiT gamma_1/gamma_2); build the backbone with "
+                "init_values set (e.g. init_values=0.1) so they load"
+            )
         if "pos_embed" not in state:
             state["pos_embed"] = torch.zeros_like(vit.pos_embed)
-            report.notes.append("no absolute position embedding in the checkpoint (BEiT): pos_embed starts at zero")
+            report.notes.append(
+                "no absolute position embedding in the checkpoint (BEiT): pos_embed starts at zero"
+            )
         for k, v in state.items():
             m = re.match(r"^blocks\.(\d+)\.attn\.relative_position_bias_table$", k)
             if k == "rel_pos_bias.relative_position_bias_table":  # BEiT shared table -> every table we have
@@ -289,19 +308,24 @@ class ViTPyramidBackbone(Backbone):
                     report.ignored.append(k)
             elif m:
                 if vit.rel_pos_mode != "per_block":
-                    raise CheckpointError(f"{path} has per-block relative position tables ({k}); build the "
-                                          "backbone with rel_pos='per_block' to keep them")
+                    raise CheckpointError(
+                        f"{path} has per-block relative position tables ({k}); build the "
+                        "backbone with rel_pos='per_block' to keep them"
+                    )
                 mapped[f"vit.blocks.{m.group(1)}.rel_pos.relative_position_bias_table"] = v
             elif k in ("norm.weight", "norm.bias") or (k == "cls_token" and vit.cls_token is None):
                 report.ignored.append(k)  # dense taps use no final norm; the cls token is dropped
             else:
                 mapped[f"vit.{k}"] = v
         resizers = {"vit.pos_embed": resize_pos_embed, "vit.patch_embed.proj.weight": _resize_patch_embed}
-        resizers.update({n: resize_rel_pos_table for n in self.state_dict() if n.endswith("relative_position_bias_table")})
+        resizers.update(
+            {n: resize_rel_pos_table for n in self.state_dict() if n.endswith("relative_position_bias_table")}
+        )
 
         def may_be_new(key: str) -> bool:
-            return key.startswith("pyramid.") or key.endswith(("relative_position_bias_table", "ls1.gamma",
-                                                               "ls2.gamma"))
+            return key.startswith("pyramid.") or key.endswith(
+                ("relative_position_bias_table", "ls1.gamma", "ls2.gamma")
+            )
 
         apply_to_model(self, mapped, report, may_be_new=may_be_new, resizers=resizers)
         report.ignored = [k[4:] if k.startswith("vit.") else k for k in report.ignored]
@@ -315,6 +339,8 @@ def _resize_patch_embed(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     from timm.layers import resample_patch_embed
 
     if src.shape[:2] != target.shape[:2]:
-        raise CheckpointError(f"patch_embed.proj.weight has shape {tuple(src.shape)}, the model needs "
-                              f"{tuple(target.shape)} (different width or input channels)")
+        raise CheckpointError(
+            f"patch_embed.proj.weight has shape {tuple(src.shape)}, the model needs "
+            f"{tuple(target.shape)} (different width or input channels)"
+        )
     return resample_patch_embed(src, list(target.shape[-2:]))

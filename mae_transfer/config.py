@@ -9,6 +9,7 @@ base and changes a few fields::
 ``key=value`` overrides on the command line are parsed against the dataclass field types; an unknown
 key is an error that names it (with the closest known keys).
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,7 +33,9 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
     if dataclasses.is_dataclass(default):
-        return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata={"help": help})
+        return dataclasses.field(
+            default_factory=lambda: dataclasses.replace(default), metadata={"help": help}
+        )
     return dataclasses.field(default=default, metadata={"help": help})
 
 
@@ -52,8 +55,9 @@ class ConfigBase:
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
-        return cls().replace(**{k: tuple(v) if isinstance(v, list) and _is_tuple_field(cls, k) else v
-                                for k, v in data.items()})
+        return cls().replace(
+            **{k: tuple(v) if isinstance(v, list) and _is_tuple_field(cls, k) else v for k, v in data.items()}
+        )
 
     @classmethod
     def help_text(cls) -> str:
@@ -105,8 +109,9 @@ def _parse_value(raw: str, hint: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             value = (value,)
         element = next((a for a in args if a is not Ellipsis), None)
-        if element in (int, float) and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                               for v in value):
+        if element in (int, float) and not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
             raise ConfigError(f"config key {key!r} expects numbers like (0.9, 0.95), got {raw!r}")
         if origin is tuple and Ellipsis not in args and args and len(value) != len(args):
             raise ConfigError(f"config key {key!r} expects {len(args)} values, got {raw!r}")
@@ -159,8 +164,11 @@ def check_override_type(key: str, old: Any, new: Any) -> None:
     if isinstance(old, bool):
         ok = isinstance(new, bool)
     elif isinstance(old, (int, float)):
-        ok = isinstance(new, (int, float)) and not isinstance(new, bool) and (isinstance(old, float) or
-                                                                               float(new).is_integer())
+        ok = (
+            isinstance(new, (int, float))
+            and not isinstance(new, bool)
+            and (isinstance(old, float) or float(new).is_integer())
+        )
     else:
         return
     if not ok:
@@ -173,7 +181,11 @@ def accepts_kwarg(target: Any, name: str) -> bool:
     ``**kwargs`` elsewhere say so with ``forwards_kwargs = True`` (they validate them themselves)."""
     if getattr(target, "forwards_kwargs", False):
         return True
-    chain = [c.__init__ for c in target.__mro__ if "__init__" in vars(c)] if isinstance(target, type) else [target]
+    chain = (
+        [c.__init__ for c in target.__mro__ if "__init__" in vars(c)]
+        if isinstance(target, type)
+        else [target]
+    )
     for fn in chain:
         try:
             params = inspect.signature(fn).parameters
@@ -186,8 +198,9 @@ def accepts_kwarg(target: Any, name: str) -> bool:
     return False
 
 
-def load_config(path: str | Path, relative_to: str | Path | None = None, expect: type | None = None,
-                name: str = "config") -> Any:
+def load_config(
+    path: str | Path, relative_to: str | Path | None = None, expect: type | None = None, name: str = "config"
+) -> Any:
     """Run a config file and return its ``config`` object (or another global ``name`` it defines)."""
     p = Path(path)
     if relative_to is not None and not p.is_absolute():

@@ -4,6 +4,7 @@ The frameworks' environment dumps, full configs, hook tables, per-class tables a
 the run's log files only (detectron2: OUTPUT_DIR/log.txt; mmengine: WORK_DIR/<timestamp>/<timestamp>.log);
 third-party warnings known to be harmless here are dropped, each with the reason it is harmless.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,8 +53,9 @@ class ConsoleFilter(logging.Filter):
 
 
 @contextlib.contextmanager
-def console_to_log_files_only(loggers: Callable[[], list[logging.Logger]],
-                              shows: Callable[[logging.LogRecord], bool]) -> Iterator[None]:
+def console_to_log_files_only(
+    loggers: Callable[[], list[logging.Logger]], shows: Callable[[logging.LogRecord], bool]
+) -> Iterator[None]:
     """Inside: the frameworks' console output (their loggers' handlers, created inside, hold this stdout)
     reaches their log files only. After: ``loggers()``'s console handlers write to the real stdout again,
     showing what ``shows`` lets through."""

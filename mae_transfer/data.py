@@ -1,4 +1,5 @@
 """Image-folder data that survives bad files: unreadable images are skipped and counted, not fatal."""
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,10 @@ class SafeImageFolder(datasets.ImageFolder):
         try:
             super().__init__(str(root), transform=transform)
         except FileNotFoundError:  # no class folders, or no image in any of them
-            raise DataError(f"data folder {root} holds no images in class sub-folders "
-                            "(expected ROOT/<class>/<image>.jpg|png|...)") from None
+            raise DataError(
+                f"data folder {root} holds no images in class sub-folders "
+                "(expected ROOT/<class>/<image>.jpg|png|...)"
+            ) from None
         if len(self.samples) == 0:
             raise DataError(f"data folder {root} is empty")
 
@@ -63,8 +66,13 @@ class UnlabeledImages(Dataset):
             or worker loads it; None: the loading process's random stream.
     """
 
-    def __init__(self, roots: list[str | Path], transform: Callable | None = None, cache_short_side: int = 0,
-                 keyed_seed: int | None = None) -> None:
+    def __init__(
+        self,
+        roots: list[str | Path],
+        transform: Callable | None = None,
+        cache_short_side: int = 0,
+        keyed_seed: int | None = None,
+    ) -> None:
         self.transform = transform
         self.keyed_seed = keyed_seed
         self.epoch = 0
@@ -76,13 +84,17 @@ class UnlabeledImages(Dataset):
                 raise DataError(f"data folder not found: {root}")
             files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS and p.is_file())
             if not files:
-                raise DataError(f"data folder {root} holds no images (expected ROOT/<class>/<image> or "
-                                f"ROOT/<image>, suffixes {', '.join(IMG_EXTENSIONS)})")
+                raise DataError(
+                    f"data folder {root} holds no images (expected ROOT/<class>/<image> or "
+                    f"ROOT/<image>, suffixes {', '.join(IMG_EXTENSIONS)})"
+                )
             self.samples += [(str(p), 0) for p in files]
         self.cache: list[Any] | None = None
         if cache_short_side > 0:
-            self.cache = [_load(path, i, partial(_shrink, short_side=cache_short_side))
-                          for i, (path, _) in enumerate(self.samples)]
+            self.cache = [
+                _load(path, i, partial(_shrink, short_side=cache_short_side))
+                for i, (path, _) in enumerate(self.samples)
+            ]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -93,7 +105,9 @@ class UnlabeledImages(Dataset):
     def __getitem__(self, index: int) -> Any:
         if self.keyed_seed is None:
             return self._item(index)
-        with torch.random.fork_rng(devices=[]):  # torchvision's random transforms draw from torch's CPU stream
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # torchvision's random transforms draw from torch's CPU stream
             torch.manual_seed(image_key(self.keyed_seed, self.epoch, index, stream=0))
             return self._item(index)
 
@@ -149,12 +163,16 @@ class SkipCounter:
 
 def pretrain_transform(input_size: int) -> transforms.Compose:
     """MAE pretraining augmentation (Table 8): RandomResizedCrop(0.2-1.0, bicubic) + flip only."""
-    return transforms.Compose([
-        transforms.RandomResizedCrop(input_size, scale=(0.2, 1.0), interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return transforms.Compose(
+        [
+            transforms.RandomResizedCrop(
+                input_size, scale=(0.2, 1.0), interpolation=transforms.InterpolationMode.BICUBIC
+            ),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def describe_augmentation(transform: transforms.Compose) -> str:
@@ -171,9 +189,11 @@ def describe_augmentation(transform: transforms.Compose) -> str:
 def eval_transform(input_size: int) -> transforms.Compose:
     """Resize (keeping the 224/256 crop ratio when the image is larger) + center crop + normalize."""
     resize = input_size if input_size < 64 else int(input_size / 0.875)
-    return transforms.Compose([
-        transforms.Resize(resize, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(input_size),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Resize(resize, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(input_size),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )

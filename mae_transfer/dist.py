@@ -3,6 +3,7 @@
 No scheduling happens here: the launcher starts the processes and sets RANK / WORLD_SIZE /
 LOCAL_RANK / MASTER_ADDR / MASTER_PORT (submitit's TorchDistributedEnvironment exports the same).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,12 @@ def init_distributed(device: str = "auto") -> tuple[torch.device, int, int]:
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo", init_method="env://",
-                                world_size=world, rank=rank)
+        dist.init_process_group(
+            backend="nccl" if dev.type == "cuda" else "gloo",
+            init_method="env://",
+            world_size=world,
+            rank=rank,
+        )
     return dev, rank, world
 
 
@@ -44,8 +49,7 @@ def barrier() -> None:
 def all_reduce_mean(value: float) -> float:
     if world_size() == 1:
         return value
-    t = torch.tensor([value], dtype=torch.float64,
-                     device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    t = torch.tensor([value], dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(t)
     return float(t.item()) / world_size()
 

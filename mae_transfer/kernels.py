@@ -9,6 +9,7 @@
 torch's default AdamW): bit-exact with models_mae.py + main_pretrain.py. In fp32 the fast path agrees with it to
 rounding (tests/test_mae.py states the tolerance); benchmarks/bench_pretrain.py measures the difference.
 """
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -34,7 +35,8 @@ def set_attention_kernel(model: nn.Module, device: torch.device, kernels: str) -
                 module.fused_attn = device.type != "cpu"
 
 
-def adamw(params: Iterable, lr: float, betas: tuple[float, float], kernels: str,
-          weight_decay: float = 0.01) -> torch.optim.AdamW:
+def adamw(
+    params: Iterable, lr: float, betas: tuple[float, float], kernels: str, weight_decay: float = 0.01
+) -> torch.optim.AdamW:
     """AdamW over ``params`` (tensors or groups); fused when ``kernels == 'fast'``."""
     return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=kernels == "fast")

@@ -5,6 +5,7 @@ Each task exports the torch.distributed environment from Slurm (submitit's
 TorchDistributedEnvironment), so ``mae_transfer.dist.init_distributed`` sees a torchrun-like env.
 On preemption/timeout the job is requeued with ``resume='auto'``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,15 +31,30 @@ class SlurmTask:
         return submitit.helpers.DelayedSubmission(SlurmTask(self.fn, cfg))
 
 
-def submit_slurm(fn: Callable[[Any], Any], cfg: Any, *, folder: str | Path, nodes: int = 1, gpus_per_node: int = 8,
-                 partition: str | None = None, timeout_min: int = 4320, cpus_per_task: int = 10,
-                 cluster: str | None = None, extra: dict[str, Any] | None = None) -> Any:
+def submit_slurm(
+    fn: Callable[[Any], Any],
+    cfg: Any,
+    *,
+    folder: str | Path,
+    nodes: int = 1,
+    gpus_per_node: int = 8,
+    partition: str | None = None,
+    timeout_min: int = 4320,
+    cpus_per_task: int = 10,
+    cluster: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Any:
     """Submit and return the submitit Job. ``cluster='local'`` runs the same job as local processes."""
     import submitit
 
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    params: dict[str, Any] = dict(nodes=nodes, tasks_per_node=gpus_per_node, cpus_per_task=cpus_per_task,
-                                  timeout_min=timeout_min, name="mae_transfer")
+    params: dict[str, Any] = dict(
+        nodes=nodes,
+        tasks_per_node=gpus_per_node,
+        cpus_per_task=cpus_per_task,
+        timeout_min=timeout_min,
+        name="mae_transfer",
+    )
     if executor.cluster == "slurm":
         params.update(gpus_per_node=gpus_per_node, slurm_signal_delay_s=120)
         if partition:

@@ -6,6 +6,7 @@ differ from another only by its initialization, never by its optimizer grouping.
 Layer ids (BEiT/MAE convention): patch embedding, position embedding, cls token = 0; block i = i + 1;
 everything after the blocks (pyramid, neck, heads) = num_layers + 1. lr scale = decay ** (num_layers + 1 - id).
 """
+
 from __future__ import annotations
 
 import math
@@ -86,15 +87,22 @@ def param_groups(
         key = (lid, wd_on)
         if key not in groups:
             scale = layer_decay ** (num_layers + 1 - lid)
-            groups[key] = {"params": [], "param_names": [], "lr": lr * scale, "lr_scale": scale,
-                           "weight_decay": weight_decay if wd_on else 0.0, "layer_id": lid}
+            groups[key] = {
+                "params": [],
+                "param_names": [],
+                "lr": lr * scale,
+                "lr_scale": scale,
+                "weight_decay": weight_decay if wd_on else 0.0,
+                "layer_id": lid,
+            }
         groups[key]["params"].append(param)
         groups[key]["param_names"].append(name)
     return [groups[k] for k in sorted(groups)]
 
 
-def cosine_lr(progress_epochs: float, base_lr: float, total_epochs: float, warmup_epochs: float,
-              min_lr: float = 0.0) -> float:
+def cosine_lr(
+    progress_epochs: float, base_lr: float, total_epochs: float, warmup_epochs: float, min_lr: float = 0.0
+) -> float:
     """Linear warmup, then half-period cosine to ``min_lr``; evaluated per iteration (fractional epoch)."""
     if progress_epochs < warmup_epochs:
         return base_lr * progress_epochs / warmup_epochs
@@ -109,5 +117,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def describe_groups(groups: Iterable[dict]) -> str:
-    return "; ".join(f"id {g['layer_id']}: {len(g['params'])} tensors, lr x{g['lr_scale']:.3g}, wd {g['weight_decay']}"
-                     for g in groups)
+    return "; ".join(
+        f"id {g['layer_id']}: {len(g['params'])} tensors, lr x{g['lr_scale']:.3g}, wd {g['weight_decay']}"
+        for g in groups
+    )

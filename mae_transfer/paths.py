@@ -1,4 +1,5 @@
 """Where the small shared datasets live: ``$MAE_TRANSFER_DATA`` or ``<repo>/../shared/data``."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ A run directory tells everything: ``recipe.json`` the task, the config dump (det
 mmengine ``<config>.py``) the model and test-time resize, the dataset the classes. Checkpoints are read
 through the weights_only loader.
 """
+
 from __future__ import annotations
 
 import glob
@@ -37,8 +38,9 @@ def find_run(path: str | Path) -> tuple[str, Path, Path]:
     task = json.loads(card.read_text()).get("task", "")
     kind = "det" if task.startswith("detection") else "seg" if task.startswith("segmentation") else None
     if kind is None:
-        raise ConfigError(f"{run} is a {task or 'unknown'} run; predictions are drawn for detection and "
-                          "segmentation runs")
+        raise ConfigError(
+            f"{run} is a {task or 'unknown'} run; predictions are drawn for detection and segmentation runs"
+        )
     if path.is_file():
         return kind, run, path
     last = run / "last_checkpoint"
@@ -89,7 +91,9 @@ class DetPredictor:
         self.model = model.eval()
         self.augs = [instantiate(a) for a in cfg.dataloader.test.mapper.augmentations]
         self.classes = det_classes(cfg)
-        self.metadata = Metadata(thing_classes=list(self.classes))  # what the Visualizer reads; no catalog entry
+        self.metadata = Metadata(
+            thing_classes=list(self.classes)
+        )  # what the Visualizer reads; no catalog entry
         self.score_thresh = score_thresh
 
     @classmethod
@@ -140,7 +144,9 @@ def det_classes(cfg: Any) -> tuple[str, ...]:
         classes = MetadataCatalog.get(name).get("thing_classes")
         if classes:
             return tuple(classes)
-        raise ConfigError(f"the run's test dataset {name!r} is not declared in its config: cannot name classes")
+        raise ConfigError(
+            f"the run's test dataset {name!r} is not declared in its config: cannot name classes"
+        )
     cats = json.loads(Path(spec["json"]).read_text())["categories"]
     return tuple(c["name"] for c in sorted(cats, key=lambda c: c["id"]))
 
@@ -197,14 +203,18 @@ class SegPredictor:
     def legend(self, overlay: np.ndarray, labels: np.ndarray) -> np.ndarray:
         present = [int(c) for c in np.unique(labels) if 0 <= c < len(self.classes)]
         row, width = 16, 150
-        canvas = Image.new("RGB", (overlay.shape[1] + width, max(overlay.shape[0], row * len(present) + 8)),
-                           (255, 255, 255))
+        canvas = Image.new(
+            "RGB", (overlay.shape[1] + width, max(overlay.shape[0], row * len(present) + 8)), (255, 255, 255)
+        )
         canvas.paste(Image.fromarray(overlay), (0, 0))
         draw = ImageDraw.Draw(canvas)
         for i, c in enumerate(present):
             y = 4 + i * row
-            draw.rectangle([overlay.shape[1] + 6, y, overlay.shape[1] + 18, y + 11],
-                           fill=tuple(int(v) for v in self.palette[c]), outline=(0, 0, 0))
+            draw.rectangle(
+                [overlay.shape[1] + 6, y, overlay.shape[1] + 18, y + 11],
+                fill=tuple(int(v) for v in self.palette[c]),
+                outline=(0, 0, 0),
+            )
             draw.text((overlay.shape[1] + 24, y), self.classes[c][:20], fill=(0, 0, 0))
         return np.asarray(canvas)
 
@@ -219,19 +229,25 @@ def _palette(n: int) -> list[list[int]]:
 
 
 # ----------------------------------------------------------------------------- entry points
-def predict(run_or_checkpoint: str | Path, images: Sequence[str], out_dir: str | Path,
-            score_thresh: float = 0.5) -> dict[str, Any]:
+def predict(
+    run_or_checkpoint: str | Path, images: Sequence[str], out_dir: str | Path, score_thresh: float = 0.5
+) -> dict[str, Any]:
     """Draw predictions for every image; returns counts (written, skipped) and the output dir."""
     from tqdm import tqdm
 
     kind, run, checkpoint = find_run(run_or_checkpoint)
     paths = list_images(images)
-    predictor = DetPredictor.from_run(run, checkpoint, score_thresh) if kind == "det" else \
-        SegPredictor.from_run(run, checkpoint)
+    predictor = (
+        DetPredictor.from_run(run, checkpoint, score_thresh)
+        if kind == "det"
+        else SegPredictor.from_run(run, checkpoint)
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     skipped: list[Path] = []
-    for path in tqdm(paths, desc=f"predict ({kind})", unit="img", mininterval=1.0 if sys.stderr.isatty() else 30.0):
+    for path in tqdm(
+        paths, desc=f"predict ({kind})", unit="img", mininterval=1.0 if sys.stderr.isatty() else 30.0
+    ):
         image = read_rgb(path)
         if image is None:
             skipped.append(path)
@@ -239,20 +255,32 @@ def predict(run_or_checkpoint: str | Path, images: Sequence[str], out_dir: str |
         Image.fromarray(predictor.draw(image)).save(out / f"{path.stem}.png")
     if skipped:
         log.warning("skipped %d image(s) that do not decode, e.g. %s", len(skipped), skipped[0])
-    return {"task": kind, "checkpoint": str(checkpoint), "written": len(paths) - len(skipped),
-            "skipped": len(skipped), "out_dir": str(out)}
+    return {
+        "task": kind,
+        "checkpoint": str(checkpoint),
+        "written": len(paths) - len(skipped),
+        "skipped": len(skipped),
+        "out_dir": str(out),
+    }
 
 
 def grid(rows: Iterable[Sequence[np.ndarray]], height: int = 240) -> np.ndarray:
     """Rows of images scaled to one height, side by side, stacked (white padding)."""
-    scaled = [[np.asarray(Image.fromarray(im).resize((max(1, round(im.shape[1] * height / im.shape[0])), height)))
-               for im in row] for row in rows]
+    scaled = [
+        [
+            np.asarray(
+                Image.fromarray(im).resize((max(1, round(im.shape[1] * height / im.shape[0])), height))
+            )
+            for im in row
+        ]
+        for row in rows
+    ]
     widths = [sum(im.shape[1] for im in row) + 4 * (len(row) - 1) for row in scaled]
     canvas = np.full((len(scaled) * (height + 4) - 4, max(widths), 3), 255, np.uint8)
     for r, row in enumerate(scaled):
         x = 0
         for im in row:
-            canvas[r * (height + 4): r * (height + 4) + height, x: x + im.shape[1]] = im[:, :, :3]
+            canvas[r * (height + 4) : r * (height + 4) + height, x : x + im.shape[1]] = im[:, :, :3]
             x += im.shape[1] + 4
     return canvas
 
@@ -268,8 +296,12 @@ def det_val_preview(predictor: DetPredictor, out_dir: str | Path, records: Seque
     return _save_preview(Path(out_dir), rows)
 
 
-def seg_val_preview(predictor: SegPredictor, out_dir: str | Path, pairs: Sequence[tuple[str, str]],
-                    reduce_zero_label: bool = True) -> Path:
+def seg_val_preview(
+    predictor: SegPredictor,
+    out_dir: str | Path,
+    pairs: Sequence[tuple[str, str]],
+    reduce_zero_label: bool = True,
+) -> Path:
     """``val_preview.png``: ground truth beside prediction for validation (image, label) pairs."""
     rows = []
     for img_path, lbl_path in pairs:

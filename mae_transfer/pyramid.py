@@ -8,6 +8,7 @@
   ops of detectron2's ``SimpleFeaturePyramid``: its per-level output convs are the detection harness's
   (``mae_transfer.det.modeling.SimpleNeck``), as the FPN's are for the multi-tap pyramid.
 """
+
 from __future__ import annotations
 
 import torch
@@ -69,8 +70,12 @@ def _rescale(scale: float, cin: int, cout_half: bool, norm: str) -> tuple[nn.Mod
     if scale == 4.0:
         mid = cin // 2 if cout_half else cin
         out = cin // 4 if cout_half else cin
-        return nn.Sequential(nn.ConvTranspose2d(cin, mid, 2, 2), norm2d(norm, mid), nn.GELU(),
-                             nn.ConvTranspose2d(mid, out, 2, 2)), out
+        return nn.Sequential(
+            nn.ConvTranspose2d(cin, mid, 2, 2),
+            norm2d(norm, mid),
+            nn.GELU(),
+            nn.ConvTranspose2d(mid, out, 2, 2),
+        ), out
     if scale == 2.0:
         out = cin // 2 if cout_half else cin
         return nn.ConvTranspose2d(cin, out, 2, 2), out

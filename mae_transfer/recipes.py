@@ -5,6 +5,7 @@ ViTDet configs); this module is the reference they are checked against (``tests/
 the source column of every run's recipe card (``recipe.json``, ``--print-recipe``). A reference value is
 ``(value, source key)``; ``SOURCES`` says what each key cites.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,7 +27,7 @@ SOURCES = {
     "vitdet": "detectron2 projects/ViTDet/configs/COCO/mask_rcnn_vitdet_{b,l}_100ep.py @ 02b5c4e",
     "mmseg_mae": "mmsegmentation 1.2.2 configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py",
     "beit_l": "microsoft/unilm beit/semantic_segmentation/configs/beit/upernet/"
-              "upernet_beit_large_24_512_slide_160k_ade20k_pt2ft.py @ 86f74f0",
+    "upernet_beit_large_24_512_slide_160k_ade20k_pt2ft.py @ 86f74f0",
     "mae_a4": "MAE App. A.4 (UperNet following BEiT's code; lr searched per entry)",
     "flag": "command line",
 }
@@ -88,19 +89,39 @@ def det_reference(init: str, size: str, recipe: str, epochs: int) -> dict[str, R
     v = det_entry_values(init, size, recipe)
     src = "vitdet" if recipe == "vitdet" else "li2021"
     common = {
-        "batch": (DET_BATCH, src), "input_size": (1024, src), "lsj_scale": ((0.1, 2.0), src),
-        "optimizer": ("AdamW", src), "betas": ((0.9, 0.999), src), "amp": (True, src), "window_size": (14, src),
-        "lr": (v["lr"], src), "weight_decay": (v["weight_decay"], src), "drop_path": (v["drop_path"], src),
-        "layer_decay": (v["layer_decay"], src), "max_iter": (det_iters(epochs), src),
+        "batch": (DET_BATCH, src),
+        "input_size": (1024, src),
+        "lsj_scale": ((0.1, 2.0), src),
+        "optimizer": ("AdamW", src),
+        "betas": ((0.9, 0.999), src),
+        "amp": (True, src),
+        "window_size": (14, src),
+        "lr": (v["lr"], src),
+        "weight_decay": (v["weight_decay"], src),
+        "drop_path": (v["drop_path"], src),
+        "layer_decay": (v["layer_decay"], src),
+        "max_iter": (det_iters(epochs), src),
         "global_blocks": ((2, 5, 8, 11) if size == "B" else (5, 11, 17, 23), src),
     }
     if recipe == "vitdet":
-        return {**common, "schedule": ("multistep", src), "milestones": (VITDET_MILESTONES, src),
-                "warmup_iters": (250, src), "warmup_factor": (0.001, src), "weight_decay_rule": ("vitdet", src),
-                "pyramid": ("simple", src), "rel_pos": ("decomposed", src)}
-    return {**common, "schedule": ("cosine", src), "milestones": ((), src),
-            "warmup_iters": (round(0.25 / epochs * det_iters(epochs)), src), "pyramid": ("multitap", src),
-            "rel_pos": ("shared", src)}
+        return {
+            **common,
+            "schedule": ("multistep", src),
+            "milestones": (VITDET_MILESTONES, src),
+            "warmup_iters": (250, src),
+            "warmup_factor": (0.001, src),
+            "weight_decay_rule": ("vitdet", src),
+            "pyramid": ("simple", src),
+            "rel_pos": ("decomposed", src),
+        }
+    return {
+        **common,
+        "schedule": ("cosine", src),
+        "milestones": ((), src),
+        "warmup_iters": (round(0.25 / epochs * det_iters(epochs)), src),
+        "pyramid": ("multitap", src),
+        "rel_pos": ("shared", src),
+    }
 
 
 # ---------------------------------------------------------------- ADE20K UperNet (Table 5)
@@ -109,20 +130,39 @@ SEG_BATCH = 16  # mmseg_mae: 8 GPUs x 2 images
 # only ViT-L/16 512px UperNet config in BEiT's segmentation code, which the MAE paper follows. That BEiT-L
 # config is for intermediate-fine-tuned BEiT, so the Table 5 search also searches layer decay for ViT-L.
 SEG_REFERENCE: dict[str, dict[str, Ref]] = {
-    "B": {"optimizer": ("AdamW", "mmseg_mae"), "lr": (1e-4, "mmseg_mae"), "weight_decay": (0.05, "mmseg_mae"),
-          "betas": ((0.9, 0.999), "mmseg_mae"),
-          "layer_decay": (0.65, "mmseg_mae"), "drop_path": (0.1, "mmseg_mae"), "taps": ((3, 5, 7, 11), "mmseg_mae"),
-          "warmup_iters": (1500, "mmseg_mae"), "warmup_start_factor": (1e-6, "mmseg_mae"),
-          "poly_power": (1.0, "mmseg_mae"), "max_iters": (160_000, "mmseg_mae"), "batch_per_gpu": (2, "mmseg_mae"),
-          "crop_size": ((512, 512), "mmseg_mae"), "resize_scale": ((2048, 512), "mmseg_mae"),
-          "resize_ratio": ((0.5, 2.0), "mmseg_mae"), "cat_max_ratio": (0.75, "mmseg_mae"),
-          "test_mode": ("slide", "mmseg_mae"), "test_stride": ((341, 341), "mmseg_mae"),
-          "head_channels": (768, "mmseg_mae"), "pool_scales": ((1, 2, 3, 6), "mmseg_mae"),
-          "aux_loss_weight": (0.4, "mmseg_mae"), "aux_in_index": (2, "mmseg_mae")},
+    "B": {
+        "optimizer": ("AdamW", "mmseg_mae"),
+        "lr": (1e-4, "mmseg_mae"),
+        "weight_decay": (0.05, "mmseg_mae"),
+        "betas": ((0.9, 0.999), "mmseg_mae"),
+        "layer_decay": (0.65, "mmseg_mae"),
+        "drop_path": (0.1, "mmseg_mae"),
+        "taps": ((3, 5, 7, 11), "mmseg_mae"),
+        "warmup_iters": (1500, "mmseg_mae"),
+        "warmup_start_factor": (1e-6, "mmseg_mae"),
+        "poly_power": (1.0, "mmseg_mae"),
+        "max_iters": (160_000, "mmseg_mae"),
+        "batch_per_gpu": (2, "mmseg_mae"),
+        "crop_size": ((512, 512), "mmseg_mae"),
+        "resize_scale": ((2048, 512), "mmseg_mae"),
+        "resize_ratio": ((0.5, 2.0), "mmseg_mae"),
+        "cat_max_ratio": (0.75, "mmseg_mae"),
+        "test_mode": ("slide", "mmseg_mae"),
+        "test_stride": ((341, 341), "mmseg_mae"),
+        "head_channels": (768, "mmseg_mae"),
+        "pool_scales": ((1, 2, 3, 6), "mmseg_mae"),
+        "aux_loss_weight": (0.4, "mmseg_mae"),
+        "aux_in_index": (2, "mmseg_mae"),
+    },
 }
-SEG_REFERENCE["L"] = {**SEG_REFERENCE["B"], "layer_decay": (0.95, "beit_l"), "drop_path": (0.2, "beit_l"),
-                      "taps": ((7, 11, 15, 23), "beit_l"), "head_channels": (1024, "beit_l"),
-                      "lr": (1e-4, "mae_a4")}
+SEG_REFERENCE["L"] = {
+    **SEG_REFERENCE["B"],
+    "layer_decay": (0.95, "beit_l"),
+    "drop_path": (0.2, "beit_l"),
+    "taps": ((7, 11, 15, 23), "beit_l"),
+    "head_channels": (1024, "beit_l"),
+    "lr": (1e-4, "mae_a4"),
+}
 SEG_ENTRIES = {init: {"lr": 1e-4} for init in INITS}  # the paper searched lr per entry (mae_a4)
 
 
@@ -137,27 +177,52 @@ def seg_entry_values(init: str = "mae", size: str = "B") -> dict[str, float]:
 
 # ---------------------------------------------------------------- pretraining and classification
 _PRETRAIN: dict[str, Ref] = {
-    "blr": (1.5e-4, "mae_t8"), "weight_decay": (0.05, "mae_t8"), "betas": ((0.9, 0.95), "mae_t8"),
-    "wd_exempt_tokens": (False, "mae_t8"), "warmup_epochs": (40, "mae_t8"), "epochs": (1600, "mae_t8"),
-    "effective_batch": (4096, "mae_t8"), "input_size": (224, "mae_t8"), "mask_ratio": (0.75, "mae_t8"),
-    "mask_strategy": ("random", "mae_t8"), "norm_pix_loss": (True, "mae_t8"), "min_lr": (0.0, "mae_t8"),
-    "loss_on_all_patches": (False, "mae_t8"), "augmentation": ("RandomResizedCrop(0.2-1, bicubic)+flip", "mae_t8"),
+    "blr": (1.5e-4, "mae_t8"),
+    "weight_decay": (0.05, "mae_t8"),
+    "betas": ((0.9, 0.95), "mae_t8"),
+    "wd_exempt_tokens": (False, "mae_t8"),
+    "warmup_epochs": (40, "mae_t8"),
+    "epochs": (1600, "mae_t8"),
+    "effective_batch": (4096, "mae_t8"),
+    "input_size": (224, "mae_t8"),
+    "mask_ratio": (0.75, "mae_t8"),
+    "mask_strategy": ("random", "mae_t8"),
+    "norm_pix_loss": (True, "mae_t8"),
+    "min_lr": (0.0, "mae_t8"),
+    "loss_on_all_patches": (False, "mae_t8"),
+    "augmentation": ("RandomResizedCrop(0.2-1, bicubic)+flip", "mae_t8"),
 }
 # recipe name (a config's ``recipe`` field) -> reference: the released models and Table 1's ablation setting
 PRETRAIN_REFERENCES = {"mae_t8": _PRETRAIN, "mae_t8_ablation": {**_PRETRAIN, "epochs": (800, "mae_t8")}}
 FINETUNE_REFERENCE: dict[str, dict[str, Ref]] = {
-    size: {"blr": (1e-3, "mae_t9"), "weight_decay": (0.05, "mae_t9"), "layer_decay": (0.75, "mae_t9"),
-           "effective_batch": (1024, "mae_t9"), "warmup_epochs": (5, "mae_t9"),
-           "epochs": (100 if size == "B" else 50, "mae_t9"), "drop_path": (0.2 if size == "H" else 0.1, "mae_t9"),
-           "smoothing": (0.1, "mae_t9"), "mixup": (0.8, "mae_t9"), "cutmix": (1.0, "mae_t9"),
-           "randaug": ("rand-m9-mstd0.5-inc1", "mae_t9"), "optimizer": ("adamw", "mae_t9"),
-           "input_size": (224, "mae_t9")}
+    size: {
+        "blr": (1e-3, "mae_t9"),
+        "weight_decay": (0.05, "mae_t9"),
+        "layer_decay": (0.75, "mae_t9"),
+        "effective_batch": (1024, "mae_t9"),
+        "warmup_epochs": (5, "mae_t9"),
+        "epochs": (100 if size == "B" else 50, "mae_t9"),
+        "drop_path": (0.2 if size == "H" else 0.1, "mae_t9"),
+        "smoothing": (0.1, "mae_t9"),
+        "mixup": (0.8, "mae_t9"),
+        "cutmix": (1.0, "mae_t9"),
+        "randaug": ("rand-m9-mstd0.5-inc1", "mae_t9"),
+        "optimizer": ("adamw", "mae_t9"),
+        "input_size": (224, "mae_t9"),
+    }
     for size in ("B", "L", "H")
 }
 LINPROBE_REFERENCE: dict[str, Ref] = {
-    "optimizer": ("lars", "mae_t10"), "blr": (0.1, "mae_t10"), "weight_decay": (0.0, "mae_t10"),
-    "momentum": (0.9, "mae_t10"), "effective_batch": (16384, "mae_t10"), "warmup_epochs": (10, "mae_t10"),
-    "epochs": (90, "mae_t10"), "mixup": (0.0, "mae_t10"), "cutmix": (0.0, "mae_t10"), "drop_path": (0.0, "mae_t10"),
+    "optimizer": ("lars", "mae_t10"),
+    "blr": (0.1, "mae_t10"),
+    "weight_decay": (0.0, "mae_t10"),
+    "momentum": (0.9, "mae_t10"),
+    "effective_batch": (16384, "mae_t10"),
+    "warmup_epochs": (10, "mae_t10"),
+    "epochs": (90, "mae_t10"),
+    "mixup": (0.0, "mae_t10"),
+    "cutmix": (0.0, "mae_t10"),
+    "drop_path": (0.0, "mae_t10"),
     "input_size": (224, "mae_t10"),
 }
 
@@ -172,8 +237,11 @@ WD_EXEMPT = {
 # tests/test_recipes.py fails on any difference not listed here.
 DEVIATIONS: dict[tuple[str, str], str] = {
     ("vitdet", "rel_pos"): "one zero-init bias table per attention kind, as Li et al. (ViTDet: decomposed "
-                           "per-block rel-pos; both start at zero)",
-    ("finetune", "randaug"): "mmax9: PIL >= 10 rejects the 0-bit posterize that timm's magnitude noise reaches at 10",
+    "per-block rel-pos; both start at zero)",
+    (
+        "finetune",
+        "randaug",
+    ): "mmax9: PIL >= 10 rejects the 0-bit posterize that timm's magnitude noise reaches at 10",
 }
 
 # ---------------------------------------------------------------- numbers to reproduce
@@ -203,8 +271,9 @@ def same_value(a: Any, b: Any) -> bool:
     return a == b
 
 
-def track_changes(values: Callable[[], Mapping[str, Any]], changed_by: dict[str, str], step: str,
-                  change: Callable[[], Any]) -> None:
+def track_changes(
+    values: Callable[[], Mapping[str, Any]], changed_by: dict[str, str], step: str, change: Callable[[], Any]
+) -> None:
     """Run ``change`` and record ``step`` (e.g. ``--init random``) for every quantity of ``values()`` it moved,
     so the recipe card names what changed each number."""
     before = values()
@@ -230,18 +299,24 @@ class RecipeCard:
         return [name for name, _, source in self.rows if source.startswith("CHANGED")]
 
     def format(self) -> str:
-        head = f"recipe card: {self.task}" + (f" - {self.claims}" if self.claims else " (no published recipe claimed)")
+        head = f"recipe card: {self.task}" + (
+            f" - {self.claims}" if self.claims else " (no published recipe claimed)"
+        )
         width = max((len(r[0]) for r in self.rows), default=8)
         lines = [head] + [f"  {n:<{width}}  {_fmt(v):<18}  {s}" for n, v, s in self.rows]
         used = sorted({k for _, _, s in self.rows for k in SOURCES if k in s.replace(",", " ").split()})
-        return "\n".join(lines + [f"  {note}" for note in self.notes] + [f"  [{k}] {SOURCES[k]}" for k in used])
+        return "\n".join(
+            lines + [f"  {note}" for note in self.notes] + [f"  [{k}] {SOURCES[k]}" for k in used]
+        )
 
     def format_compact(self, width: int = 110) -> str:
         """The card in a few lines (the console's first screen): values grouped by source, each change on a
         line of its own; the full card goes to the log file and recipe.json."""
         import textwrap
 
-        head = f"recipe card: {self.task}" + (f" - {self.claims}" if self.claims else " (no published recipe claimed)")
+        head = f"recipe card: {self.task}" + (
+            f" - {self.claims}" if self.claims else " (no published recipe claimed)"
+        )
         groups: dict[str, list[str]] = {}
         changed = []
         for name, value, source in self.rows:
@@ -249,8 +324,10 @@ class RecipeCard:
                 changed.append(f"  {name}={_fmt(value)}: {source}")
             else:
                 groups.setdefault(source, []).append(f"{name}={_fmt(value)}")
-        lines = [head] + [textwrap.fill(", ".join(items), width, initial_indent=f"  [{source}] ",
-                                        subsequent_indent="    ") for source, items in groups.items()]
+        lines = [head] + [
+            textwrap.fill(", ".join(items), width, initial_indent=f"  [{source}] ", subsequent_indent="    ")
+            for source, items in groups.items()
+        ]
         return "\n".join(lines + changed + [f"  {note}" for note in self.notes])
 
     def log(self, logger: logging.Logger) -> None:
@@ -259,13 +336,19 @@ class RecipeCard:
         logger.info("%s", self.format_compact(), extra=CONSOLE_ONLY)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "claims": self.claims, "notes": self.notes,
-                "rows": [{"name": n, "value": v, "source": s} for n, v, s in self.rows]}
+        return {
+            "task": self.task,
+            "claims": self.claims,
+            "notes": self.notes,
+            "rows": [{"name": n, "value": v, "source": s} for n, v, s in self.rows],
+        }
 
     def write(self, out_dir: str | Path) -> Path:
         from .utils import write_json_atomic
 
-        return write_json_atomic(json.loads(json.dumps(self.to_dict(), default=str)), Path(out_dir) / "recipe.json")
+        return write_json_atomic(
+            json.loads(json.dumps(self.to_dict(), default=str)), Path(out_dir) / "recipe.json"
+        )
 
 
 def _fmt(v: Any) -> str:
@@ -276,8 +359,15 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def make_card(task: str, claims: str, values: Mapping[str, Any], reference: Mapping[str, Ref],
-              recipe: str = "", changed_by: Mapping[str, str] | None = None, notes: list[str] | None = None) -> RecipeCard:
+def make_card(
+    task: str,
+    claims: str,
+    values: Mapping[str, Any],
+    reference: Mapping[str, Ref],
+    recipe: str = "",
+    changed_by: Mapping[str, str] | None = None,
+    notes: list[str] | None = None,
+) -> RecipeCard:
     """Source of each value: the reference's source key (see ``SOURCES``) when equal; a declared deviation's
     reason; else ``CHANGED from SOURCE VALUE`` — or, with no reference for the quantity, this project's choice.
     ``changed_by``: quantity -> what set it (``--init random``, an override), named on the card."""

@@ -1,4 +1,5 @@
 """A minimal name -> factory registry (used for MAE models and transfer backbones)."""
+
 from __future__ import annotations
 
 import difflib
@@ -25,9 +26,12 @@ class Registry:
             if arch is not None:
                 fn.arch = arch  # type: ignore[attr-defined]
             if key in self._factories and self._factories[key] is not fn:
-                raise ValueError(f"{self.kind} {key!r} is already registered by {self._factories[key].__module__}")
+                raise ValueError(
+                    f"{self.kind} {key!r} is already registered by {self._factories[key].__module__}"
+                )
             self._factories[key] = fn
             return fn
+
         return wrap
 
     def get(self, name: str) -> Callable[..., Any]:
@@ -36,7 +40,9 @@ class Registry:
         except KeyError:
             close = difflib.get_close_matches(name, self._factories, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"unknown {self.kind} {name!r}{hint}; registered: {', '.join(self.names())}") from None
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}{hint}; registered: {', '.join(self.names())}"
+            ) from None
 
     def names(self) -> list[str]:
         return sorted(self._factories)

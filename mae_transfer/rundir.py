@@ -6,6 +6,7 @@ names the holder's pid and host; a lock whose pid is dead on this host is stale 
 warning. Temporary files of atomic writes interrupted by a kill (``.NAME.XXXX.tmp``) are removed by the
 next holder.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -72,17 +73,22 @@ class RunDirLock:
                     self.held = True  # this process already holds it (a second run in the same process)
                     return self
                 if holder.get("host") == HOST and not pid_alive(int(holder.get("pid", -1))):
-                    log.warning("taking over the stale lock of run pid %s in %s (no longer running)",
-                                holder.get("pid"), self.dir)
+                    log.warning(
+                        "taking over the stale lock of run pid %s in %s (no longer running)",
+                        holder.get("pid"),
+                        self.dir,
+                    )
                     self.path.unlink(missing_ok=True)
                     continue
                 raise ConfigError(
                     f"output dir {self.dir} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
                     f"(since {holder.get('started', '?')}); choose another output dir, or delete {self.path} if "
-                    "that run is gone") from None
+                    "that run is gone"
+                ) from None
             except OSError as e:
-                raise ConfigError(f"output dir {self.dir}: cannot create {self.path.name} ({e.strerror or e})") \
-                    from None
+                raise ConfigError(
+                    f"output dir {self.dir}: cannot create {self.path.name} ({e.strerror or e})"
+                ) from None
             with os.fdopen(fd, "w") as f:
                 f.write(record + "\n")
             self.held = True

@@ -1,4 +1,5 @@
 """Run logging: a JSON-lines file and TensorBoard scalars, written by the main process only."""
+
 from __future__ import annotations
 
 import json
@@ -50,6 +51,7 @@ class RunLogger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
+
                 self._tb = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"))
 
     def log(self, step: int, **scalars: Any) -> None:
@@ -108,8 +110,13 @@ def pyplot() -> Any:
     return plt
 
 
-def write_curves(path: str | Path, loss: list[tuple[int, float]], metric: list[tuple[int, float]],
-                 loss_label: str, metric_label: str) -> Path | None:
+def write_curves(
+    path: str | Path,
+    loss: list[tuple[int, float]],
+    metric: list[tuple[int, float]],
+    loss_label: str,
+    metric_label: str,
+) -> Path | None:
     """``curves.png``: the training loss and the evaluation metric (units in its label) against iterations.
     A picture is not worth failing a finished run: a problem drawing it is a warning."""
     try:
@@ -129,4 +136,3 @@ def write_curves(path: str | Path, loss: list[tuple[int, float]], metric: list[t
         logging.getLogger("mae_transfer").warning("no %s: %s: %s", Path(path).name, type(e).__name__, e)
         return None
     return Path(path)
-

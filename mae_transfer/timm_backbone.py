@@ -7,6 +7,7 @@ blocks spread over its depth (the taps of ``default_taps``) are resampled to str
 ``no_weight_decay()`` names are exempt from weight decay; ``--weights`` goes through the model family's own
 ``checkpoint_filter_fn`` (position embeddings resized, original key layouts converted) and the reporting loader.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,7 +64,9 @@ class TimmBackbone(Backbone):
         self.model_name = model_name
         self.body = _create(model_name, img_size, drop_path_rate)
         if not hasattr(self.body, "forward_intermediates"):
-            raise ConfigError(f"timm model {model_name!r} has no forward_intermediates: it cannot give feature maps")
+            raise ConfigError(
+                f"timm model {model_name!r} has no forward_intermediates: it cannot give feature maps"
+            )
         info = list(self.body.feature_info)
         self.levels = select_levels([f["reduction"] for f in info])
         self.names = [f"s{s}" for s in STRIDES]
@@ -78,8 +81,12 @@ class TimmBackbone(Backbone):
         self._no_decay = set(getattr(self.body, "no_weight_decay", lambda: ())())
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = dict(zip(self.indices, self.body.forward_intermediates(images, indices=self.indices,
-                                                                       intermediates_only=True)))
+        feats = dict(
+            zip(
+                self.indices,
+                self.body.forward_intermediates(images, indices=self.indices, intermediates_only=True),
+            )
+        )
         return {n: _resample(feats[i], factor) for n, (i, factor) in zip(self.names, self.levels)}
 
     def layer_id(self, name: str) -> int:
@@ -94,8 +101,11 @@ class TimmBackbone(Backbone):
         filter_fn = getattr(sys.modules[type(self.body).__module__], "checkpoint_filter_fn", None)
         if filter_fn is not None:
             raw = filter_fn(raw, self.body)
-        report = apply_to_model(self, {f"body.{k}": v for k, v in raw.items()},
-                                LoadReport(source=f"{TIMM_PREFIX}{self.model_name}", path=str(path)))
+        report = apply_to_model(
+            self,
+            {f"body.{k}": v for k, v in raw.items()},
+            LoadReport(source=f"{TIMM_PREFIX}{self.model_name}", path=str(path)),
+        )
         report.ignored = [k.removeprefix("body.") for k in report.ignored]
         return report
 
@@ -104,12 +114,16 @@ def _create(model_name: str, img_size: int | None, drop_path_rate: float) -> tor
     import timm
 
     # a CNN takes no image size; a ViT takes a dynamic one (any padded input), Swin a fixed one
-    tries: list[dict[str, Any]] = [dict(img_size=img_size, dynamic_img_size=True, dynamic_img_pad=True),
-                                   dict(img_size=img_size)] if img_size else []
+    tries: list[dict[str, Any]] = (
+        [dict(img_size=img_size, dynamic_img_size=True, dynamic_img_pad=True), dict(img_size=img_size)]
+        if img_size
+        else []
+    )
     for kwargs in tries:
         try:
-            return timm.create_model(model_name, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate,
-                                     **kwargs)
+            return timm.create_model(
+                model_name, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate, **kwargs
+            )
         except TypeError:
             continue
     return timm.create_model(model_name, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate)

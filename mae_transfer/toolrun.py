@@ -4,6 +4,7 @@ Shared by the search (a trial is a tool run) and the transfer report (each evalu
 is written at the head of its log, the tool runs in its own process group that dies with the caller, and
 its result is its ``metrics.json`` or, on failure, the last ``error: ...`` line it printed.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -26,9 +27,15 @@ def run_tool(cmd: list[str], log_path: Path, timeout_s: float | None = None) -> 
     with open(log_path, "a") as logf:
         logf.write(f"$ {' '.join(cmd)}\n")
         logf.flush()
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=logf, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-                                preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         try:
             rc: int | str = proc.wait(timeout=timeout_s or None)
         except subprocess.TimeoutExpired:
@@ -46,8 +53,11 @@ def read_metrics(out_dir: Path) -> dict[str, Any] | None:
 
 def last_error(log_path: Path) -> str | None:
     """The last one-line error the tool printed (ours: ``error: ...``; argparse's: ``PROG: error: ...``)."""
-    errors = [ln.split("error: ", 1)[1] for ln in log_path.read_text().splitlines()
-              if ln.startswith("error: ") or ": error: " in ln]
+    errors = [
+        ln.split("error: ", 1)[1]
+        for ln in log_path.read_text().splitlines()
+        if ln.startswith("error: ") or ": error: " in ln
+    ]
     return errors[-1] if errors else None
 
 

@@ -4,6 +4,7 @@ Each evaluation is the real tool (``tools/train_det.py``, ``tools/train_seg.py``
 as a subprocess with its own output folder and log; the report gathers their ``metrics.json``. A failed
 evaluation is reported with its error and log path, and the others still run.
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,24 +21,52 @@ from .utils import write_json_atomic
 PRESETS: dict[str, dict[str, tuple[str, list[str]]]] = {
     # CPU-sized: the tiny patch-4 encoder of configs/pretrain/cifar10_tiny.py on coco128 and CIFAR-10
     "mini": {
-        "det": ("tools/train_det.py", ["--config", "configs/det/mini/mask_rcnn_vit_tiny_p4_coco128.py", "--init", "mae",
-                                       "train.max_iter=120", "train.eval_period=120",
-                                       "dataloader.train.total_batch_size=2"]),
-        "seg": ("tools/train_seg.py", ["--config", "configs/seg/mini/upernet_vit_tiny_p4_coco128.py", "--init", "mae",
-                                       "--cfg-options", "train_cfg.max_iters=160", "train_cfg.val_interval=160",
-                                       "param_scheduler.1.end=160", "model.test_cfg.mode=whole"]),
+        "det": (
+            "tools/train_det.py",
+            [
+                "--config",
+                "configs/det/mini/mask_rcnn_vit_tiny_p4_coco128.py",
+                "--init",
+                "mae",
+                "train.max_iter=120",
+                "train.eval_period=120",
+                "dataloader.train.total_batch_size=2",
+            ],
+        ),
+        "seg": (
+            "tools/train_seg.py",
+            [
+                "--config",
+                "configs/seg/mini/upernet_vit_tiny_p4_coco128.py",
+                "--init",
+                "mae",
+                "--cfg-options",
+                "train_cfg.max_iters=160",
+                "train_cfg.val_interval=160",
+                "param_scheduler.1.end=160",
+                "model.test_cfg.mode=whole",
+            ],
+        ),
         "linprobe": ("tools/eval_cls.py", ["--config", "configs/cls/cifar10_tiny_linprobe.py"]),
         "finetune": ("tools/eval_cls.py", ["--config", "configs/cls/cifar10_tiny_finetune.py"]),
     },
     # the paper's ViT-B recipes (pass dataset locations and launchers with --extra TASK=ARGS)
     "vit_b": {
         "det": ("tools/train_det.py", ["--config", "configs/det/mask_rcnn_vit_b_100ep.py", "--init", "mae"]),
-        "seg": ("tools/train_seg.py", ["--config", "configs/seg/upernet_vit_b_512x512_160k_ade20k.py", "--init", "mae"]),
+        "seg": (
+            "tools/train_seg.py",
+            ["--config", "configs/seg/upernet_vit_b_512x512_160k_ade20k.py", "--init", "mae"],
+        ),
         "linprobe": ("tools/eval_cls.py", ["--config", "configs/cls/linprobe_vit_base.py"]),
         "finetune": ("tools/eval_cls.py", ["--config", "configs/cls/finetune_vit_base.py"]),
     },
 }
-HEADLINE = {"det": ("APbox", "APmask"), "seg": ("mIoU", "aAcc"), "linprobe": ("top1", "top5"), "finetune": ("top1", "top5")}
+HEADLINE = {
+    "det": ("APbox", "APmask"),
+    "seg": ("mIoU", "aAcc"),
+    "linprobe": ("top1", "top5"),
+    "finetune": ("top1", "top5"),
+}
 
 
 def command(tool: str, base: list[str], weights: str, out: Path, extra: list[str]) -> list[str]:
@@ -46,17 +75,27 @@ def command(tool: str, base: list[str], weights: str, out: Path, extra: list[str
         args += [f"weights={weights}", f"output_dir={out}", *extra]
     else:
         flag = "--work-dir" if tool.endswith("train_seg.py") else "--output-dir"
-        head, tail = (args[: args.index("--cfg-options")], args[args.index("--cfg-options"):]) \
-            if "--cfg-options" in args else (args, [])
+        head, tail = (
+            (args[: args.index("--cfg-options")], args[args.index("--cfg-options") :])
+            if "--cfg-options" in args
+            else (args, [])
+        )
         args = [*head, "--weights", weights, flag, str(out), *tail, *extra]
     return [sys.executable, str(REPO_ROOT / tool), *args]
 
 
-def transfer_report(weights: str, out_dir: str | Path, preset: str = "mini", only: list[str] | None = None,
-                    extra: dict[str, list[str]] | None = None) -> Path:
+def transfer_report(
+    weights: str,
+    out_dir: str | Path,
+    preset: str = "mini",
+    only: list[str] | None = None,
+    extra: dict[str, list[str]] | None = None,
+) -> Path:
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    extract_state_dict(load_checkpoint(weights), weights)  # a missing, torn or refused file: one line, up front
+    extract_state_dict(
+        load_checkpoint(weights), weights
+    )  # a missing, torn or refused file: one line, up front
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     evals = {k: v for k, v in PRESETS[preset].items() if not only or k in only}
@@ -77,8 +116,14 @@ def transfer_report(weights: str, out_dir: str | Path, preset: str = "mini", onl
             entry["error"] = last_error(log_path) or f"exit {rc}"
         results["evaluations"][name] = entry
         write_json_atomic(results, out / "report.json")
-    lines = [f"# Transfer report: `{weights}`", "", f"Preset `{preset}`; each evaluation's log and outputs are "
-             f"under `{out}`.", "", "| evaluation | metric | value | 2nd metric | value | time (s) |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Transfer report: `{weights}`",
+        "",
+        f"Preset `{preset}`; each evaluation's log and outputs are under `{out}`.",
+        "",
+        "| evaluation | metric | value | 2nd metric | value | time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, entry in results["evaluations"].items():
         m = entry.get("metrics", {})
         a, b = HEADLINE[name]
@@ -89,7 +134,9 @@ def transfer_report(weights: str, out_dir: str | Path, preset: str = "mini", onl
         if m:
             lines.append(f"| {name} | {a} | {fmt(m.get(a))} | {b} | {fmt(m.get(b))} | {entry['seconds']} |")
         else:
-            lines.append(f"| {name} | failed: {entry['error']} (log: {entry['log']}) | | | | {entry['seconds']} |")
+            lines.append(
+                f"| {name} | failed: {entry['error']} (log: {entry['log']}) | | | | {entry['seconds']} |"
+            )
     previews = [(name, e["preview"]) for name, e in results["evaluations"].items() if e.get("preview")]
     if previews:  # validation images, ground truth | prediction
         lines += ["", "## Predictions (validation: ground truth | prediction)", ""]

@@ -1,4 +1,5 @@
 """Small shared helpers: precision selection, seeding, atomic JSON."""
+
 from __future__ import annotations
 
 import contextlib

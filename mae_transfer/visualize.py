@@ -1,4 +1,5 @@
 """Figure 2 of the paper: masked | reconstruction | original triplets as one PNG grid."""
+
 from __future__ import annotations
 
 import logging
@@ -19,22 +20,27 @@ from .pretrain.engine import build_model, load_mae_weights
 log = logging.getLogger("mae_transfer.visualize")
 
 
-def load_mae_for_visualization(checkpoint: str, model: str | None = None,
-                               norm_pix: bool | None = None) -> MaskedAutoencoderViT:
+def load_mae_for_visualization(
+    checkpoint: str, model: str | None = None, norm_pix: bool | None = None
+) -> MaskedAutoencoderViT:
     """An MAE with its decoder from this project's checkpoint (config inside) or an official
     ``mae_visualize_*`` / ``mae_pretrain_*`` full checkpoint (pass ``model``)."""
     raw = load_checkpoint(checkpoint)
     state = extract_state_dict(raw, checkpoint)
     saved = raw.get("config", {}) if isinstance(raw, dict) else {}
     if "decoder_pred.weight" not in state:
-        raise ConfigError(f"{checkpoint} holds no decoder (an encoder-only file); reconstructions need the full MAE")
+        raise ConfigError(
+            f"{checkpoint} holds no decoder (an encoder-only file); reconstructions need the full MAE"
+        )
     if saved and not model:
         cfg = PretrainConfig.from_dict(saved)
         net = build_model(cfg if norm_pix is None else cfg.replace(norm_pix_loss=norm_pix))
     elif model:
         net = build_mae(model, norm_pix_loss=bool(norm_pix))
     else:
-        raise ConfigError(f"{checkpoint} does not say which model it holds; pass --model (e.g. mae_vit_large_patch16)")
+        raise ConfigError(
+            f"{checkpoint} does not say which model it holds; pass --model (e.g. mae_vit_large_patch16)"
+        )
     load_mae_weights(net, state, checkpoint)
     return net.eval()
 
@@ -61,14 +67,18 @@ def reconstruct(net: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float
     gen = torch.Generator().manual_seed(seed)
     noise = net.make_noise(imgs.shape[0], mask_ratio, torch.device("cpu"), generator=gen)
     _, pred, mask = net(imgs, mask_ratio=mask_ratio, noise=noise)
-    if net.norm_pix_loss:  # predictions are in per-patch normalized units: undo with each target patch's stats
+    if (
+        net.norm_pix_loss
+    ):  # predictions are in per-patch normalized units: undo with each target patch's stats
         target = net.patchify(imgs)
         mean = target.mean(dim=-1, keepdim=True)
         std = (target.var(dim=-1, keepdim=True) + 1.0e-6) ** 0.5
         pred = pred * std + mean
     recon = net.unpatchify(pred)
     p = net.patch_size
-    pixel_mask = mask.reshape(mask.shape[0], *net.grid_size)[:, None].repeat_interleave(p, 2).repeat_interleave(p, 3)
+    pixel_mask = (
+        mask.reshape(mask.shape[0], *net.grid_size)[:, None].repeat_interleave(p, 2).repeat_interleave(p, 3)
+    )
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
@@ -82,9 +92,18 @@ def reconstruct(net: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float
     return masked, reconstruction, pasted, original
 
 
-def visualize(checkpoint: str, images: str, output: str, num_images: int = 8, mask_ratio: float = 0.75,
-              seed: int = 0, paste_visible: bool = False, model: str | None = None,
-              norm_pix: bool | None = None, min_side: int = 128) -> Path:
+def visualize(
+    checkpoint: str,
+    images: str,
+    output: str,
+    num_images: int = 8,
+    mask_ratio: float = 0.75,
+    seed: int = 0,
+    paste_visible: bool = False,
+    model: str | None = None,
+    norm_pix: bool | None = None,
+    min_side: int = 128,
+) -> Path:
     """Write a PNG with one row per image: masked | reconstruction [| + visible] | original."""
     net = load_mae_for_visualization(checkpoint, model, norm_pix)
     size = net.grid_size[0] * net.patch_size

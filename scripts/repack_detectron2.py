@@ -6,6 +6,7 @@ with a CUDA ``_C`` extension and a top-level ``tools`` package (which would shad
 
 Usage: python scripts/repack_detectron2.py IN.whl OUT_DIR   (stdlib only; prints the new wheel path)
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,7 +37,10 @@ def repack(src: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[str] = []
     record_name = None
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst.with_suffix(".tmp"), "w", zipfile.ZIP_DEFLATED) as zout:
+    with (
+        zipfile.ZipFile(src) as zin,
+        zipfile.ZipFile(dst.with_suffix(".tmp"), "w", zipfile.ZIP_DEFLATED) as zout,
+    ):
         for info in zin.infolist():
             name = info.filename
             if _dropped(name):

@@ -1,4 +1,5 @@
 """Shared fixtures: small real-image folders made from ../shared/data (symlinks, never copies)."""
+
 from __future__ import annotations
 
 import os
@@ -45,16 +46,21 @@ def cifar_small(tmp_path_factory) -> Path:
     return root
 
 
-def run_tool(*args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_tool(
+    *args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """Run ``python tools/<name>.py ...`` the way a user would."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2", **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
     """The tool failed with exit 2 and exactly one 'error: ...' line on stderr (no traceback)."""
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:{proc.stdout[-2000:]}\nstderr:{proc.stderr[-3000:]}"
+    assert proc.returncode == 2, (
+        f"exit {proc.returncode}\nstdout:{proc.stdout[-2000:]}\nstderr:{proc.stderr[-3000:]}"
+    )
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]

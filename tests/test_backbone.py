@@ -1,4 +1,5 @@
 """The backbone contract: reference parity (timm ViT, timm BEiT, detectron2 ViTDet), shapes, conversions, lr decay."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -24,7 +25,9 @@ def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if p.ndim == 1 and p.shape[0] > 8 else 0.0))
+            p.copy_(
+                torch.randn(p.shape, generator=g) * 0.1 + (1.0 if p.ndim == 1 and p.shape[0] > 8 else 0.0)
+            )
     return module
 
 
@@ -42,37 +45,67 @@ def save(tmp_path, obj, name="ckpt.pth"):
 # ----------------------------------------------------------------------------- reference parity
 @pytest.mark.parametrize("use_cls", [False, True])
 def test_blocks_equal_timm_vit_when_windows_relpos_pyramid_off(tmp_path, use_cls):
-    ref = VisionTransformer(img_size=64, patch_size=16, embed_dim=64, depth=4, num_heads=2, qkv_bias=True,
-                            norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=0, class_token=use_cls,
-                            global_pool="token" if use_cls else "avg")
+    ref = VisionTransformer(
+        img_size=64,
+        patch_size=16,
+        embed_dim=64,
+        depth=4,
+        num_heads=2,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        num_classes=0,
+        class_token=use_cls,
+        global_pool="token" if use_cls else "avg",
+    )
     randomize(ref).eval()
-    bb = build_backbone("mae_vit_b", **SMALL, img_size=64, window_size=0, rel_pos=None,
-                        use_cls_token=use_cls).eval()
+    bb = build_backbone(
+        "mae_vit_b", **SMALL, img_size=64, window_size=0, rel_pos=None, use_cls_token=use_cls
+    ).eval()
     report = bb.load_pretrained(save(tmp_path, {"model": ref.state_dict()}))
     assert not report.resized and all(k.startswith("pyramid.") for k in report.new)
     x = torch.randn(2, 3, 64, 64)
     ours = bb.vit.forward_taps(x, [0, 1, 2, 3])
-    theirs = ref.forward_intermediates(x, indices=[0, 1, 2, 3], norm=False, output_fmt="NCHW", intermediates_only=True)
+    theirs = ref.forward_intermediates(
+        x, indices=[0, 1, 2, 3], norm=False, output_fmt="NCHW", intermediates_only=True
+    )
     for a, b in zip(ours, theirs):
         assert (a - b).abs().max().item() <= 1e-5
 
 
 def test_beit_checkpoint_equals_timm_beit(tmp_path):
     """q/v bias merge, gamma -> LayerScale, per-block rel-pos tables with cls rows, no abs pos embed."""
-    ref = timm.create_model("beit_base_patch16_224", pretrained=False, img_size=64, embed_dim=64, depth=3,
-                            num_heads=2, num_classes=10)
+    ref = timm.create_model(
+        "beit_base_patch16_224",
+        pretrained=False,
+        img_size=64,
+        embed_dim=64,
+        depth=3,
+        num_heads=2,
+        num_classes=10,
+    )
     randomize(ref, seed=1).eval()
     sd = ref.state_dict()
     assert any(k.endswith("attn.q_bias") for k in sd) and any(k.endswith("gamma_1") for k in sd)
-    bb = build_backbone("mae_vit_b", embed_dim=64, depth=3, num_heads=2, taps=(0, 1, 2, 2), img_size=64,
-                        window_size=0, rel_pos="per_block", init_values=0.1,
-                        use_cls_token=True).eval()
+    bb = build_backbone(
+        "mae_vit_b",
+        embed_dim=64,
+        depth=3,
+        num_heads=2,
+        taps=(0, 1, 2, 2),
+        img_size=64,
+        window_size=0,
+        rel_pos="per_block",
+        init_values=0.1,
+        use_cls_token=True,
+    ).eval()
     report = bb.load_pretrained(save(tmp_path, {"model": sd}))
     assert report.source == "beit"
     assert {"head.weight", "cls_token"} - set(report.ignored) == {"cls_token"}  # cls kept, head ignored
     x = torch.randn(2, 3, 64, 64)
     ours = bb.vit.forward_taps(x, [0, 1, 2])
-    theirs = ref.forward_intermediates(x, indices=[0, 1, 2], norm=False, output_fmt="NCHW", intermediates_only=True)
+    theirs = ref.forward_intermediates(
+        x, indices=[0, 1, 2], norm=False, output_fmt="NCHW", intermediates_only=True
+    )
     for a, b in zip(ours, theirs):
         assert (a - b).abs().max().item() <= 1e-5
     # the backbone's taps repeat block 2: both level 3 and level 4 come from it
@@ -92,9 +125,20 @@ def test_shallow_vit_shares_blocks_between_groups():
 def _d2_vit(img, window, window_blocks, dim=64, depth=4, heads=2):
     from detectron2.modeling import ViT
 
-    return ViT(img_size=img, patch_size=16, embed_dim=dim, depth=depth, num_heads=heads, window_size=window,
-               window_block_indexes=window_blocks, use_rel_pos=True, rel_pos_zero_init=True, pretrain_img_size=64,
-               norm_layer=partial(nn.LayerNorm, eps=1e-6), out_feature="last_feat")
+    return ViT(
+        img_size=img,
+        patch_size=16,
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads,
+        window_size=window,
+        window_block_indexes=window_blocks,
+        use_rel_pos=True,
+        rel_pos_zero_init=True,
+        pretrain_img_size=64,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        out_feature="last_feat",
+    )
 
 
 def test_vitdet_mode_equals_detectron2_vit_and_simple_pyramid(tmp_path):
@@ -103,21 +147,42 @@ def test_vitdet_mode_equals_detectron2_vit_and_simple_pyramid(tmp_path):
     from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 
     d2 = _d2_vit(160, 4, [0, 2])
-    sfp = SimpleFeaturePyramid(d2, in_feature="last_feat", out_channels=32, scale_factors=(4.0, 2.0, 1.0, 0.5),
-                               top_block=LastLevelMaxPool(), norm="LN", square_pad=160)
+    sfp = SimpleFeaturePyramid(
+        d2,
+        in_feature="last_feat",
+        out_channels=32,
+        scale_factors=(4.0, 2.0, 1.0, 0.5),
+        top_block=LastLevelMaxPool(),
+        norm="LN",
+        square_pad=160,
+    )
     randomize(sfp, seed=2)
     for blk in d2.blocks:  # rel-pos starts at zero in both designs (decomposed in detectron2, tables here)
         blk.attn.rel_pos_h.data.zero_()
         blk.attn.rel_pos_w.data.zero_()
     sfp.eval()
-    bb = build_backbone("mae_vit_b", **SMALL, img_size=160, window_size=4,
-                        global_blocks=(1, 3), pyramid="simple", pyramid_norm="LN").eval()
+    bb = build_backbone(
+        "mae_vit_b",
+        **SMALL,
+        img_size=160,
+        window_size=4,
+        global_blocks=(1, 3),
+        pyramid="simple",
+        pyramid_norm="LN",
+    ).eval()
     report = bb.load_pretrained(save(tmp_path, {"model": d2.state_dict()}))
-    assert any("rel_pos_h" in k for k in report.ignored) and "vit.pos_embed (1, 17, 64)->(1, 100, 64)" in report.resized
+    assert (
+        any("rel_pos_h" in k for k in report.ignored)
+        and "vit.pos_embed (1, 17, 64)->(1, 100, 64)" in report.resized
+    )
     # pyramid scale ops: detectron2's simfp stages hold [ConvT, LN, GELU, ConvT | conv 1x1, conv 3x3]
     ours_sd = bb.state_dict()
-    mapping = {"pyramid.levels.0.0": "simfp_2.0", "pyramid.levels.0.1": "simfp_2.1", "pyramid.levels.0.3": "simfp_2.3",
-               "pyramid.levels.1": "simfp_3.0"}
+    mapping = {
+        "pyramid.levels.0.0": "simfp_2.0",
+        "pyramid.levels.0.1": "simfp_2.1",
+        "pyramid.levels.0.3": "simfp_2.3",
+        "pyramid.levels.1": "simfp_3.0",
+    }
     d2_sd = sfp.state_dict()
     for ours, theirs in mapping.items():
         for p in ("weight", "bias"):
@@ -134,7 +199,9 @@ def test_vitdet_mode_equals_detectron2_vit_and_simple_pyramid(tmp_path):
         assert close_fp32(feats[name], ref)
 
 
-@pytest.mark.parametrize("name,size,taps", [("mae_vit_b", 1024, (2, 5, 8, 11)), ("mae_vit_b", 512, (3, 5, 7, 11))])
+@pytest.mark.parametrize(
+    "name,size,taps", [("mae_vit_b", 1024, (2, 5, 8, 11)), ("mae_vit_b", 512, (3, 5, 7, 11))]
+)
 def test_full_size_strides_and_channels(name, size, taps):
     bb = build_backbone(name, img_size=size, taps=taps).eval()
     assert bb.vit.global_blocks == set(taps) and bb.vit.window_size == 14
@@ -171,8 +238,20 @@ def test_padding_and_dynamic_grid():
 
 # ----------------------------------------------------------------------------- initializations
 def _vit_sd(seed=0, **kw):
-    return randomize(VisionTransformer(img_size=224, patch_size=16, embed_dim=64, depth=4, num_heads=2, qkv_bias=True,
-                                       norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=5, **kw), seed).state_dict()
+    return randomize(
+        VisionTransformer(
+            img_size=224,
+            patch_size=16,
+            embed_dim=64,
+            depth=4,
+            num_heads=2,
+            qkv_bias=True,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            num_classes=5,
+            **kw,
+        ),
+        seed,
+    ).state_dict()
 
 
 def _small_backbone(**kw):
@@ -180,18 +259,37 @@ def _small_backbone(**kw):
 
 
 def test_mae_official_pretrain_checkpoint(tmp_path):
-    mae = randomize(MaskedAutoencoderViT(img_size=224, patch_size=16, embed_dim=64, depth=4, num_heads=2,
-                                         decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2))
+    mae = randomize(
+        MaskedAutoencoderViT(
+            img_size=224,
+            patch_size=16,
+            embed_dim=64,
+            depth=4,
+            num_heads=2,
+            decoder_embed_dim=32,
+            decoder_depth=1,
+            decoder_num_heads=2,
+        )
+    )
     bb = _small_backbone()
     report = bb.load_pretrained(save(tmp_path, {"model": mae.state_dict()}))
     assert report.source == "mae"
     ignored = " ".join(report.ignored)
-    for key in ("decoder_embed.weight", "mask_token", "decoder_pred.bias", "decoder_blocks.0.attn.qkv.weight",
-                "norm.weight", "cls_token"):
+    for key in (
+        "decoder_embed.weight",
+        "mask_token",
+        "decoder_pred.bias",
+        "decoder_blocks.0.attn.qkv.weight",
+        "norm.weight",
+        "cls_token",
+    ):
         assert key in ignored
     assert "vit.pos_embed (1, 197, 64)->(1, 64, 64)" in report.resized
     new = set(report.new)
-    assert {"vit.rel_pos_global.relative_position_bias_table", "vit.rel_pos_window.relative_position_bias_table"} <= new
+    assert {
+        "vit.rel_pos_global.relative_position_bias_table",
+        "vit.rel_pos_window.relative_position_bias_table",
+    } <= new
     assert torch.equal(bb.vit.blocks[3].mlp.fc2.weight, mae.blocks[3].mlp.fc2.weight)
     assert bb.vit.rel_pos_global.relative_position_bias_table.abs().sum() == 0  # zero-initialized
     assert "zero-initialized" in report.format()
@@ -210,40 +308,66 @@ def test_distilled_deit_checkpoint_drops_the_distillation_position(tmp_path):
     sd = deit.state_dict()
     bb = build_backbone("mae_vit_b", **SMALL, img_size=224, window_size=14, global_blocks=(3,))
     report = bb.load_pretrained(save(tmp_path, {"model": sd}))
-    assert torch.equal(bb.vit.pos_embed, sd["pos_embed"][:, 2:])  # same grid: the patch positions as they were
+    assert torch.equal(
+        bb.vit.pos_embed, sd["pos_embed"][:, 2:]
+    )  # same grid: the patch positions as they were
     assert {"dist_token", "head_dist.weight"} <= set(report.ignored) and "distillation" in report.format()
 
 
 def test_mocov3_checkpoint(tmp_path):
     sd = _vit_sd(seed=3)
     ckpt = {f"module.base_encoder.{k}": v for k, v in sd.items() if not k.startswith("head")}
-    ckpt.update({"module.base_encoder.head.0.weight": torch.randn(32, 64), "module.base_encoder.head.0.bias": torch.randn(32)})
+    ckpt.update(
+        {
+            "module.base_encoder.head.0.weight": torch.randn(32, 64),
+            "module.base_encoder.head.0.bias": torch.randn(32),
+        }
+    )
     ckpt.update({f"module.momentum_encoder.{k}": v + 1 for k, v in sd.items()})
-    ckpt.update({"module.predictor.0.weight": torch.randn(32, 32), "module.predictor.1.running_mean": torch.randn(32)})
+    ckpt.update(
+        {"module.predictor.0.weight": torch.randn(32, 32), "module.predictor.1.running_mean": torch.randn(32)}
+    )
     bb = _small_backbone()
     report = bb.load_pretrained(save(tmp_path, {"state_dict": ckpt, "epoch": 300, "arch": "vit_base"}))
     assert report.source == "mocov3"
     ignored = set(report.ignored)
-    assert "module.predictor.0.weight" in ignored and "module.momentum_encoder.blocks.0.norm1.weight" in ignored
+    assert (
+        "module.predictor.0.weight" in ignored and "module.momentum_encoder.blocks.0.norm1.weight" in ignored
+    )
     assert "head.0.weight" in ignored
     assert torch.equal(bb.vit.blocks[1].attn.qkv.weight, sd["blocks.1.attn.qkv.weight"])
 
 
 def test_beit_shared_table_resized_into_both_tables(tmp_path):
-    ref = timm.create_model("beit_base_patch16_224", pretrained=False, embed_dim=64, depth=4, num_heads=2,
-                            use_shared_rel_pos_bias=True, use_rel_pos_bias=False)
+    ref = timm.create_model(
+        "beit_base_patch16_224",
+        pretrained=False,
+        embed_dim=64,
+        depth=4,
+        num_heads=2,
+        use_shared_rel_pos_bias=True,
+        use_rel_pos_bias=False,
+    )
     sd = randomize(ref, seed=4).state_dict()
     assert "rel_pos_bias.relative_position_bias_table" in sd
     table = sd["rel_pos_bias.relative_position_bias_table"]
     bb = _small_backbone(init_values=0.1)  # 128px: global grid 8x8, windows 4x4
     report = bb.load_pretrained(save(tmp_path, {"model": sd}))
-    assert any(r.startswith("vit.rel_pos_global.relative_position_bias_table (732, 2)->(225, 2)") for r in report.resized)
-    assert any(r.startswith("vit.rel_pos_window.relative_position_bias_table (732, 2)->(49, 2)") for r in report.resized)
+    assert any(
+        r.startswith("vit.rel_pos_global.relative_position_bias_table (732, 2)->(225, 2)")
+        for r in report.resized
+    )
+    assert any(
+        r.startswith("vit.rel_pos_window.relative_position_bias_table (732, 2)->(49, 2)")
+        for r in report.resized
+    )
     assert bb.vit.rel_pos_global.relative_position_bias_table.abs().sum() > 0
     assert torch.equal(bb.vit.blocks[0].ls1.gamma, sd["blocks.0.gamma_1"])
     assert "pos_embed starts at zero" in report.format() and bb.vit.pos_embed.abs().sum() == 0
     # same grid -> the table is used as is (cls rows dropped)
-    same = build_backbone("mae_vit_b", **SMALL, img_size=224, window_size=14, global_blocks=(3,), init_values=0.1)
+    same = build_backbone(
+        "mae_vit_b", **SMALL, img_size=224, window_size=14, global_blocks=(3,), init_values=0.1
+    )
     same.load_pretrained(save(tmp_path, {"model": sd}, "b.pth"))
     torch.testing.assert_close(same.vit.rel_pos_window.relative_position_bias_table, table[:-3])
 
@@ -260,9 +384,21 @@ def test_beit_per_block_tables_need_per_block_mode(tmp_path):
 
 
 def test_own_pretraining_checkpoint_and_export(tmp_path):
-    mae = MaskedAutoencoderViT(img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=2, decoder_embed_dim=32,
-                               decoder_depth=1, decoder_num_heads=2)
-    full = save(tmp_path, {"model": mae.state_dict(), "optimizer": {}, "epoch": 3, "config": {"model": "x"}}, "full.pth")
+    mae = MaskedAutoencoderViT(
+        img_size=32,
+        patch_size=4,
+        embed_dim=64,
+        depth=4,
+        num_heads=2,
+        decoder_embed_dim=32,
+        decoder_depth=1,
+        decoder_num_heads=2,
+    )
+    full = save(
+        tmp_path,
+        {"model": mae.state_dict(), "optimizer": {}, "epoch": 3, "config": {"model": "x"}},
+        "full.pth",
+    )
     enc = save(tmp_path, {"model": mae.encoder_state_dict(), "arch": {"depth": 4}}, "enc.pth")
     for path in (full, enc):
         bb = build_backbone("mae_vit_tiny_p4", **SMALL, img_size=64, window_size=8)
@@ -303,13 +439,18 @@ def test_layer_decay_and_weight_decay_groups():
     model = nn.ModuleDict({"backbone": bb, "head": head})
     groups = param_groups(model, lr=1.0, weight_decay=0.1, layer_decay=0.5, backbone=bb)
     by_name = {n: g for g in groups for n in g["param_names"]}
-    assert by_name["backbone.vit.patch_embed.proj.weight"]["lr_scale"] == 0.5 ** 5
-    assert by_name["backbone.vit.blocks.0.attn.qkv.weight"]["lr_scale"] == 0.5 ** 4
+    assert by_name["backbone.vit.patch_embed.proj.weight"]["lr_scale"] == 0.5**5
+    assert by_name["backbone.vit.blocks.0.attn.qkv.weight"]["lr_scale"] == 0.5**4
     assert by_name["backbone.vit.blocks.3.mlp.fc1.weight"]["lr_scale"] == 0.5
     assert by_name["backbone.pyramid.levels.0.0.weight"]["lr_scale"] == 1.0
     assert by_name["head.weight"]["lr_scale"] == 1.0 and by_name["head.weight"]["weight_decay"] == 0.1
-    for name in ("backbone.vit.pos_embed", "backbone.vit.rel_pos_global.relative_position_bias_table",
-                 "backbone.vit.blocks.0.norm1.weight", "backbone.vit.blocks.0.attn.qkv.bias", "head.bias"):
+    for name in (
+        "backbone.vit.pos_embed",
+        "backbone.vit.rel_pos_global.relative_position_bias_table",
+        "backbone.vit.blocks.0.norm1.weight",
+        "backbone.vit.blocks.0.attn.qkv.bias",
+        "head.bias",
+    ):
         assert by_name[name]["weight_decay"] == 0.0, name
     assert by_name["backbone.vit.blocks.0.attn.qkv.weight"]["weight_decay"] == 0.1
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
@@ -329,9 +470,13 @@ def test_registry_lists_names_and_plugins(tmp_path, monkeypatch):
     assert {"mae_vit_b", "mae_vit_l", "mae_vit_h", "convnext_t"} <= set(names)
     with pytest.raises(ConfigError, match=r"unknown backbone 'mae_vit_q'.*registered: .*mae_vit_b"):
         build_backbone("mae_vit_q")
-    with pytest.raises(ConfigError, match="backbone 'mae_vit_b' takes no 'windw_size'; it takes .*window_size"):
+    with pytest.raises(
+        ConfigError, match="backbone 'mae_vit_b' takes no 'windw_size'; it takes .*window_size"
+    ):
         build_backbone("mae_vit_b", windw_size=3)
-    with pytest.raises(ConfigError, match="unexpected keyword argument 'dorp_path_rate'"):  # **kwargs forwarded
+    with pytest.raises(
+        ConfigError, match="unexpected keyword argument 'dorp_path_rate'"
+    ):  # **kwargs forwarded
         build_backbone("convnext_atto", dorp_path_rate=0.1)
     with pytest.raises(TypeError):  # a TypeError from building (a bug, not a key) keeps its traceback
         build_backbone("mae_vit_b", embed_dim=32, depth=2, num_heads=2, img_size="64")
@@ -341,7 +486,8 @@ def test_registry_lists_names_and_plugins(tmp_path, monkeypatch):
         "from backbones.timm_convnext import TimmFeaturesBackbone\n"
         "@register_backbone('my_resnet')\n"
         "def my_resnet(**kw):\n"
-        "    return TimmFeaturesBackbone('resnet18', **kw)\n")
+        "    return TimmFeaturesBackbone('resnet18', **kw)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     bb = build_backbone("my_plugin_bb:my_resnet")
     feats = bb(torch.randn(1, 3, 64, 64))
@@ -378,8 +524,13 @@ def test_timm_name_is_a_backbone_with_timms_own_features(name, tmp_path):
     by_index = dict(zip(bb.indices, ref))
     for level, (i, factor) in zip(bb.names, bb.levels):
         f = by_index[i]  # resampled without parameters: bilinear up, max-pool down
-        expected = F.interpolate(f, scale_factor=factor, mode="bilinear") if factor > 1 else \
-            F.max_pool2d(f, round(1 / factor)) if factor < 1 else f
+        expected = (
+            F.interpolate(f, scale_factor=factor, mode="bilinear")
+            if factor > 1
+            else F.max_pool2d(f, round(1 / factor))
+            if factor < 1
+            else f
+        )
         torch.testing.assert_close(ours[level], expected, rtol=1e-5, atol=1e-5)
     exact = [lvl for lvl, (_, f) in zip(bb.names, bb.levels) if f == 1]
     assert exact == (["s16"] if name.startswith("vit") else ["s4", "s8", "s16", "s32"])

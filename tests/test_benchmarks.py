@@ -1,4 +1,5 @@
 """The benchmark scripts stay runnable: the GPU check's --smoke mode runs every benchmark it calls on CPU."""
+
 from __future__ import annotations
 
 import json
@@ -13,14 +14,21 @@ from mae_transfer.paths import REPO_ROOT
 
 def test_gpu_check_smoke_writes_json_and_markdown(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path))
-    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--smoke"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--smoke"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
     assert summary["smoke"] is True
     pre = summary["pretrain"][0]["rows"]
-    assert {(r["precision"], r["variant"]) for r in pre} == \
-        {(p, v) for p in ("fp32", "bf16") for v in ("reference", "fast", "no-skip")}
+    assert {(r["precision"], r["variant"]) for r in pre} == {
+        (p, v) for p in ("fp32", "bf16") for v in ("reference", "fast", "no-skip")
+    }
     assert all(r["images_per_s"] > 0 and 0 < r["fraction_of_bf16_peak"] < 1 for r in pre)
     fp32_fast = next(r for r in pre if r["precision"] == "fp32" and r["variant"] == "fast")
     # same math, other kernels: Adam moves an entry by at most ~lr (1e-4) per step even where rounding flips
@@ -34,14 +42,17 @@ def test_gpu_check_smoke_writes_json_and_markdown(tmp_path):
     assert "## MAE pretraining step" in table and "## Mask R-CNN" in table and "## UperNet" in table
 
 
-@pytest.mark.parametrize("args", [
-    ["benchmarks/bench_pretrain.py", "--model", "nope"],
-    ["benchmarks/bench_pretrain.py", "--batch", "0"],
-    ["benchmarks/bench_det.py", "--configs", "nope.py"],
-    ["benchmarks/bench_seg.py", "--steps", "0"],
-    ["benchmarks/bench_precision.py", "--configs", "configs/det/missing.py"],
-    ["benchmarks/bench_precision.py", "--iters", "5"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["benchmarks/bench_pretrain.py", "--model", "nope"],
+        ["benchmarks/bench_pretrain.py", "--batch", "0"],
+        ["benchmarks/bench_det.py", "--configs", "nope.py"],
+        ["benchmarks/bench_seg.py", "--steps", "0"],
+        ["benchmarks/bench_precision.py", "--configs", "configs/det/missing.py"],
+        ["benchmarks/bench_precision.py", "--iters", "5"],
+    ],
+)
 def test_benchmark_bad_arguments_are_one_line_errors(args):
     proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "error:" in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]

@@ -1,4 +1,5 @@
 """detectron2 harness: real Mask R-CNN training/eval on coco128, configs, bad input, resume, ViTDet parity."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,18 @@ def det(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
 def trained_run(coco_subsets, tmp_path_factory) -> Path:
     """A tiny Mask R-CNN trained 30 iterations on coco128 train, evaluated on 6 val images."""
     out = tmp_path_factory.mktemp("det_run")
-    res = det("--output-dir", str(out), "--val-json", coco_subsets["val6"], "--val-images", VAL_IMAGES,
-              "--iters", "30", "train.log_period=5", "train.checkpointer.period=30")
+    res = det(
+        "--output-dir",
+        str(out),
+        "--val-json",
+        coco_subsets["val6"],
+        "--val-images",
+        VAL_IMAGES,
+        "--iters",
+        "30",
+        "train.log_period=5",
+        "train.checkpointer.period=30",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     (out / "console.txt").write_text(res.stdout + res.stderr)
     return out
@@ -63,22 +74,33 @@ def test_train_and_evaluate_end_to_end(trained_run):
     # the headline numbers are COCOeval's: AP of the bbox and segm evaluations, on the 0-100 scale
     assert metrics["APbox"] == metrics["bbox"]["AP"] and metrics["APmask"] == metrics["segm"]["AP"]
     assert metrics["bbox"]["AP50"] >= metrics["bbox"]["AP"] >= metrics["bbox"]["AP75"]
-    assert metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"  # --iters 30: evaluated at its end
-    assert metrics["backbone"] == "mae_vit_tiny_p16" and metrics["entry"]["init"] == "random"  # no weights given
-    assert "size" not in metrics["entry"] and "epochs" not in metrics["entry"]  # it claims no recipe: none stale
+    assert (
+        metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"
+    )  # --iters 30: evaluated at its end
+    assert (
+        metrics["backbone"] == "mae_vit_tiny_p16" and metrics["entry"]["init"] == "random"
+    )  # no weights given
+    assert (
+        "size" not in metrics["entry"] and "epochs" not in metrics["entry"]
+    )  # it claims no recipe: none stale
     lrs = [r["lr"] for r in read_jsonl(tmp_path / "log.jsonl") if "lr" in r]
     assert lrs[-1] < 0.05 * max(lrs)  # the cosine ends with the 30 iterations, not at the config's 200
-    assert Image.open(tmp_path / "curves.png").size == (1000, 340)  # two panels: loss, APbox (an evaluation ran)
+    assert Image.open(tmp_path / "curves.png").size == (
+        1000,
+        340,
+    )  # two panels: loss, APbox (an evaluation ran)
     assert (tmp_path / "config.yaml").exists() and list(tmp_path.glob("events.out.tfevents*"))
     assert (tmp_path / "model_final.pth").exists()
     # the console: what runs (compact recipe card, data counts), then progress; detectron2's environment dump,
     # config and COCOeval tables went to the log files only, known-harmless warnings nowhere
     console = (tmp_path / "console.txt").read_text().splitlines()
-    first_screen = console[:next(i for i, ln in enumerate(console) if "Starting training" in ln)]
+    first_screen = console[: next(i for i, ln in enumerate(console) if "Starting training" in ln)]
     assert len(first_screen) <= 25, "\n".join(first_screen)
     assert any("dataset custom_val: {'images': 6" in ln for ln in first_screen)
-    assert not any(k in "\n".join(console) for k in ("Environment info", "Contents of args.config_file", "Warning",
-                                                      "Average Precision"))
+    assert not any(
+        k in "\n".join(console)
+        for k in ("Environment info", "Contents of args.config_file", "Warning", "Average Precision")
+    )
     assert "Environment info" in (tmp_path / "log.txt").read_text()
     # train.amp on CPU: bf16 autocast where the CPU has native bf16, else fp32; the card says which
     expected = "bf16 autocast (training forward, CPU)" if cpu_has_native_bf16() else "precision: fp32"
@@ -94,7 +116,9 @@ def test_prediction_overlay_differs_from_the_image_only_where_something_was_pred
 
     predictor = DetPredictor.from_run(trained_run, trained_run / "model_final.pth", score_thresh=0.0)
     image = read_rgb(sorted(Path(VAL_IMAGES).glob("*.jpg"))[0])
-    assert (predictor.draw(image, predictor.predict(image)[:0]) == image).all()  # nothing predicted: unchanged
+    assert (
+        predictor.draw(image, predictor.predict(image)[:0]) == image
+    ).all()  # nothing predicted: unchanged
     inst = predictor.predict(image)[:3]
     assert len(inst) == 3
     overlay = predictor.draw(image, inst)
@@ -102,8 +126,8 @@ def test_prediction_overlay_differs_from_the_image_only_where_something_was_pred
     changed = (overlay != image).any(-1)
     near = np.zeros_like(changed)
     for x0, y0, x1, y1 in inst.pred_boxes.tensor.round().int().tolist():
-        near[max(0, y0 - 30):y1 + 8, max(0, x0 - 8):x1 + 8] = True  # label text sits above the box
-        assert changed[max(0, y0):y1 + 1, max(0, x0):x1 + 1].any()
+        near[max(0, y0 - 30) : y1 + 8, max(0, x0 - 8) : x1 + 8] = True  # label text sits above the box
+        assert changed[max(0, y0) : y1 + 1, max(0, x0) : x1 + 1].any()
     assert changed.any() and not (changed & ~near).any(), int((changed & ~near).sum())
 
 
@@ -118,7 +142,9 @@ def test_predict_tool_draws_every_image_and_skips_broken_ones(trained_run, tmp_p
     assert "2 image(s) drawn (det" in res.stdout and "1 skipped" in res.stdout
     drawn = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert drawn == sorted(f"{f.stem}.png" for f in images.iterdir() if f.name != "broken.jpg")
-    assert Image.open(tmp_path / "out" / drawn[0]).size == Image.open(images / f"{Path(drawn[0]).stem}.jpg").size
+    assert (
+        Image.open(tmp_path / "out" / drawn[0]).size == Image.open(images / f"{Path(drawn[0]).stem}.jpg").size
+    )
     err = one_line_error(run_tool("tools/predict.py", str(tmp_path / "images"), str(images)))
     assert "recipe.json" in err
 
@@ -126,16 +152,38 @@ def test_predict_tool_draws_every_image_and_skips_broken_ones(trained_run, tmp_p
 @pytest.mark.slow
 def test_learning_is_real_on_a_handful_of_images(coco_subsets, tmp_path):
     """Trained on 2 images for 100 iterations, APbox on those images rises far above the untrained model's."""
-    data = ["--train-json", coco_subsets["train2"], "--train-images", TRAIN_IMAGES,
-            "--val-json", coco_subsets["train2"], "--val-images", TRAIN_IMAGES]
+    data = [
+        "--train-json",
+        coco_subsets["train2"],
+        "--train-images",
+        TRAIN_IMAGES,
+        "--val-json",
+        coco_subsets["train2"],
+        "--val-images",
+        TRAIN_IMAGES,
+    ]
     untrained = det(*data, "--output-dir", str(tmp_path / "untrained"), "--eval-only")
     assert untrained.returncode == 0, untrained.stderr[-3000:]
-    trained = det(*data, "--output-dir", str(tmp_path / "trained"), "--iters", "100", "optimizer.lr=4e-4",
-                  "train.checkpointer.period=1000", "--test-json", coco_subsets["train2"], "--test-images",
-                  TRAIN_IMAGES, timeout=1800)
+    trained = det(
+        *data,
+        "--output-dir",
+        str(tmp_path / "trained"),
+        "--iters",
+        "100",
+        "optimizer.lr=4e-4",
+        "train.checkpointer.period=1000",
+        "--test-json",
+        coco_subsets["train2"],
+        "--test-images",
+        TRAIN_IMAGES,
+        timeout=1800,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     untrained = json.loads((tmp_path / "untrained/metrics_eval.json").read_text())
-    assert untrained["checkpoint"] == "initialization (random)" and not (tmp_path / "untrained/metrics.json").exists()
+    assert (
+        untrained["checkpoint"] == "initialization (random)"
+        and not (tmp_path / "untrained/metrics.json").exists()
+    )
     metrics = json.loads((tmp_path / "trained/metrics.json").read_text())
     before, after = untrained["APbox"] or 0.0, metrics["APbox"] or 0.0
     assert after > before + 10.0, (before, after)
@@ -154,10 +202,23 @@ def test_same_seed_repeats_bit_for_bit_another_seed_differs(coco_subsets, tmp_pa
     identical losses and final weights on CPU, seed 1 other ones."""
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        res = det("--output-dir", str(tmp_path / name), "--train-json", coco_subsets["train4"], "--train-images",
-                  TRAIN_IMAGES, "--val-json", coco_subsets["train2"], "--val-images", TRAIN_IMAGES,
-                  "train.max_iter=4", "train.eval_period=1000", "train.log_period=1",
-                  "model.backbone.bottom_up.drop_path_rate=0.1", f"train.seed={seed}")
+        res = det(
+            "--output-dir",
+            str(tmp_path / name),
+            "--train-json",
+            coco_subsets["train4"],
+            "--train-images",
+            TRAIN_IMAGES,
+            "--val-json",
+            coco_subsets["train2"],
+            "--val-images",
+            TRAIN_IMAGES,
+            "train.max_iter=4",
+            "train.eval_period=1000",
+            "train.log_period=1",
+            "model.backbone.bottom_up.drop_path_rate=0.1",
+            f"train.seed={seed}",
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         losses = [r["total_loss"] for r in read_jsonl(tmp_path / name / "log.jsonl") if "total_loss" in r]
         weights = load_checkpoint(tmp_path / name / "model_final.pth")["model"]
@@ -166,11 +227,27 @@ def test_same_seed_repeats_bit_for_bit_another_seed_differs(coco_subsets, tmp_pa
 
 
 def test_killed_run_resumes_from_last_checkpoint(coco_subsets, tmp_path):
-    args = [sys.executable, "tools/train_det.py", "--config", MINI, "--output-dir", str(tmp_path),
-            "--train-json", coco_subsets["train4"], "--train-images", TRAIN_IMAGES,
-            "--val-json", coco_subsets["val6"], "--val-images", VAL_IMAGES,
-            "train.max_iter=8", "train.eval_period=8", "train.checkpointer.period=3", "train.log_period=1",
-            "train.checkpointer.max_to_keep=1"]
+    args = [
+        sys.executable,
+        "tools/train_det.py",
+        "--config",
+        MINI,
+        "--output-dir",
+        str(tmp_path),
+        "--train-json",
+        coco_subsets["train4"],
+        "--train-images",
+        TRAIN_IMAGES,
+        "--val-json",
+        coco_subsets["val6"],
+        "--val-images",
+        VAL_IMAGES,
+        "train.max_iter=8",
+        "train.eval_period=8",
+        "train.checkpointer.period=3",
+        "train.log_period=1",
+        "train.checkpointer.max_to_keep=1",
+    ]
     proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and not (tmp_path / "model_0000002.pth").exists():
@@ -224,9 +301,13 @@ def test_validate_coco_names_the_problem(tmp_path):
     def no_images_list(d):
         del d["images"]
 
-    cases = [(drop_bbox, r"annotation \d+ lacks field\(s\) bbox"), (unknown_image, "unknown image id 424242"),
-             (no_anns, "zero annotations"), (missing_file, "missing from .*e.g. 000000999999.jpg"),
-             (no_images_list, "no 'images' list")]
+    cases = [
+        (drop_bbox, r"annotation \d+ lacks field\(s\) bbox"),
+        (unknown_image, "unknown image id 424242"),
+        (no_anns, "zero annotations"),
+        (missing_file, "missing from .*e.g. 000000999999.jpg"),
+        (no_images_list, "no 'images' list"),
+    ]
     for edit, pattern in cases:
         with pytest.raises(DataError, match=pattern):
             validate_coco(_coco_variant(tmp_path, edit.__name__, edit), VAL_IMAGES)
@@ -251,8 +332,16 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, coco_subsets):
     assert "wrong.pth" in err and "shape (64, 3, 16, 16)" in err
     err = one_line_error(det("--train-json", str(tmp_path / "absent.json"), "--train-images", TRAIN_IMAGES))
     assert "annotation file not found" in err
-    err = one_line_error(det("--test-json", str(tmp_path / "absent_test.json"), "--test-images", TRAIN_IMAGES,
-                             "--output-dir", str(tmp_path / "t")))
+    err = one_line_error(
+        det(
+            "--test-json",
+            str(tmp_path / "absent_test.json"),
+            "--test-images",
+            TRAIN_IMAGES,
+            "--output-dir",
+            str(tmp_path / "t"),
+        )
+    )
     assert "annotation file not found" in err and "absent_test.json" in err
     err = one_line_error(det("--test-json", str(tmp_path / "absent_test.json")))
     assert "--test-json and --test-images go together" in err
@@ -265,8 +354,20 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, coco_subsets):
     # never answers: the process group's timeout ends it
     err = one_line_error(det("--num-gpus", "2", "--train-json", bad_json, "--train-images", TRAIN_IMAGES))
     assert "lacks field(s) width" in err
-    err = one_line_error(det("--num-machines", "2", "--machine-rank", "1", "--dist-url", "tcp://127.0.0.1:29998",
-                             "--dist-timeout", "3", "--output-dir", str(tmp_path / "m1")))
+    err = one_line_error(
+        det(
+            "--num-machines",
+            "2",
+            "--machine-rank",
+            "1",
+            "--dist-url",
+            "tcp://127.0.0.1:29998",
+            "--dist-timeout",
+            "3",
+            "--output-dir",
+            str(tmp_path / "m1"),
+        )
+    )
     assert "process group at tcp://127.0.0.1:29998 did not form within --dist-timeout 3 s" in err
 
 
@@ -289,13 +390,20 @@ def test_init_applies_the_entry_table_to_recipe_configs_only():
         cfg = LazyConfig.load(str(REPO_ROOT / "configs/det" / name))
         apply_entry(cfg, init)
         bu = cfg.model.backbone.bottom_up
-        assert (cfg.optimizer.lr, cfg.optimizer.weight_decay, bu.drop_path_rate, cfg.train.max_iter) == (lr, wd, dp, iters)
+        assert (cfg.optimizer.lr, cfg.optimizer.weight_decay, bu.drop_path_rate, cfg.train.max_iter) == (
+            lr,
+            wd,
+            dp,
+            iters,
+        )
         assert cfg.dataloader.train.total_batch_size == 64 and cfg.model.backbone.square_pad == 1024
         if init == "beit":
             assert bu.rel_pos == "per_block"
     vitdet = LazyConfig.load(str(REPO_ROOT / "configs/det/vitdet_vit_l_100ep.py"))
     apply_entry(vitdet, "mae")
-    assert vitdet.optimizer.params.layer_decay == 0.8 and vitdet.model.backbone.bottom_up.drop_path_rate == 0.4
+    assert (
+        vitdet.optimizer.params.layer_decay == 0.8 and vitdet.model.backbone.bottom_up.drop_path_rate == 0.4
+    )
     mini = LazyConfig.load(str(REPO_ROOT / MINI))
     apply_entry(mini, "random")
     assert (mini.optimizer.lr, mini.optimizer.weight_decay, mini.entry.init) == (2e-4, 0.1, "random")
@@ -311,15 +419,46 @@ def test_vitdet_neck_equals_detectron2_simple_feature_pyramid():
     from mae_transfer.det.modeling import Detectron2Backbone, SimpleNeck
 
     torch.manual_seed(0)
-    vit = ViT(img_size=128, patch_size=16, embed_dim=64, depth=4, num_heads=2, window_size=4, window_block_indexes=[0, 2],
-              use_rel_pos=True, pretrain_img_size=64, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-              out_feature="last_feat")
-    ref = SimpleFeaturePyramid(vit, in_feature="last_feat", out_channels=32, scale_factors=(4.0, 2.0, 1.0, 0.5),
-                               top_block=LastLevelMaxPool(), norm="LN", square_pad=128).eval()
-    ours = SimpleNeck(Detectron2Backbone("mae_vit_b", embed_dim=64, depth=4, num_heads=2, img_size=128, window_size=4,
-                                       global_blocks=(1, 3), pyramid="simple", pyramid_norm="LN"),
-                      in_features=["s4", "s8", "s16", "s32"], out_channels=32, norm="LN",
-                      top_block=LastLevelMaxPool(), square_pad=128).eval()
+    vit = ViT(
+        img_size=128,
+        patch_size=16,
+        embed_dim=64,
+        depth=4,
+        num_heads=2,
+        window_size=4,
+        window_block_indexes=[0, 2],
+        use_rel_pos=True,
+        pretrain_img_size=64,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        out_feature="last_feat",
+    )
+    ref = SimpleFeaturePyramid(
+        vit,
+        in_feature="last_feat",
+        out_channels=32,
+        scale_factors=(4.0, 2.0, 1.0, 0.5),
+        top_block=LastLevelMaxPool(),
+        norm="LN",
+        square_pad=128,
+    ).eval()
+    ours = SimpleNeck(
+        Detectron2Backbone(
+            "mae_vit_b",
+            embed_dim=64,
+            depth=4,
+            num_heads=2,
+            img_size=128,
+            window_size=4,
+            global_blocks=(1, 3),
+            pyramid="simple",
+            pyramid_norm="LN",
+        ),
+        in_features=["s4", "s8", "s16", "s32"],
+        out_channels=32,
+        norm="LN",
+        top_block=LastLevelMaxPool(),
+        square_pad=128,
+    ).eval()
     sd = ref.state_dict()
     mapped = {}
     for k, v in sd.items():
@@ -329,6 +468,7 @@ def test_vitdet_neck_equals_detectron2_simple_feature_pyramid():
             nk = "bottom_up.net.vit." + k[4:]
             if k == "net.pos_embed":  # detectron2 resizes at run time; we store the fine-tune grid
                 from timm.layers import resample_abs_pos_embed
+
                 v = resample_abs_pos_embed(v[:, 1:], [8, 8], [4, 4], num_prefix_tokens=0, antialias=False)
             mapped[nk] = v
         else:  # simfp_{2,3,4,5}.{i}: scale ops then the 1x1 / 3x3 convs with their LN
@@ -337,8 +477,11 @@ def test_vitdet_neck_equals_detectron2_simple_feature_pyramid():
             n_scale = {0: 4, 1: 1, 2: 0, 3: 1}[level]
             rest = k.split(".", 2)[2]
             if idx < n_scale:
-                nk = f"bottom_up.net.pyramid.levels.{level}.{idx}.{rest}" if level == 0 else \
-                    f"bottom_up.net.pyramid.levels.{level}.{rest}"
+                nk = (
+                    f"bottom_up.net.pyramid.levels.{level}.{idx}.{rest}"
+                    if level == 0
+                    else f"bottom_up.net.pyramid.levels.{level}.{rest}"
+                )
             else:
                 nk = f"{'lateral' if idx == n_scale else 'output'}.{level}.{rest}"
             mapped[nk] = v
@@ -357,8 +500,10 @@ def test_vitdet_neck_equals_detectron2_simple_feature_pyramid():
 @pytest.mark.slow
 def test_full_size_vit_b_one_training_iteration():
     """The Table 4 ViT-B config at the real 1024 input runs one training iteration on CPU (batch 1)."""
-    code = ("from benchmarks.bench_det import one_iteration; import json; "
-            "print(json.dumps(one_iteration('configs/det/mask_rcnn_vit_b_100ep.py')))")
+    code = (
+        "from benchmarks.bench_det import one_iteration; import json; "
+        "print(json.dumps(one_iteration('configs/det/mask_rcnn_vit_b_100ep.py')))"
+    )
     res = run_tool("-c", code, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -377,7 +522,7 @@ def test_autocast_training_forward_lowers_training_only():
 
 
 # ----------------------------------------------------------------------------- distributed
-DETERMINISTIC = '''
+DETERMINISTIC = """
 # The tiny coco128 config with every per-process random draw taken out, so that 2 processes x 1 image
 # and 1 process x 2 images compute the same global step: a fixed resize (no LSJ), batches in sampler
 # order, no drop path, every anchor and proposal used by the losses (no random subsampling; the RPN loss,
@@ -404,7 +549,7 @@ model.roi_heads.proposal_append_gt = False
 model.roi_heads.mask_head.loss_weight = 0.0
 optimizer = L(torch.optim.SGD)(params=_base.optimizer.params, lr=0.02, momentum=0.9, weight_decay=0.0)
 lr_multiplier.warmup_length = 0.0
-'''
+"""
 
 
 @pytest.mark.slow
@@ -415,16 +560,39 @@ def test_two_processes_equal_one_process_with_the_global_batch(coco_subsets, tmp
     naiveSyncBN computes the variance as E[x^2] - E[x]^2 where one process's BatchNorm takes two passes."""
     config = tmp_path / "deterministic.py"
     config.write_text(DETERMINISTIC.format(base=REPO_ROOT / MINI))
-    data = ["--train-json", coco_subsets["train4"], "--train-images", TRAIN_IMAGES,
-            "--val-json", coco_subsets["train2"], "--val-images", TRAIN_IMAGES]
+    data = [
+        "--train-json",
+        coco_subsets["train4"],
+        "--train-images",
+        TRAIN_IMAGES,
+        "--val-json",
+        coco_subsets["train2"],
+        "--val-images",
+        TRAIN_IMAGES,
+    ]
     keys = ("loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg", "total_loss")
     logs, weights = {}, {}
     for name, gpus in (("one", "1"), ("two", "2")):
-        res = run_tool("tools/train_det.py", "--config", str(config), "--num-gpus", gpus, "--output-dir",
-                       str(tmp_path / name), *data, "dataloader.train.total_batch_size=2", "train.max_iter=4",
-                       "train.eval_period=1000", "train.log_period=1", "train.amp.enabled=False", timeout=900)
+        res = run_tool(
+            "tools/train_det.py",
+            "--config",
+            str(config),
+            "--num-gpus",
+            gpus,
+            "--output-dir",
+            str(tmp_path / name),
+            *data,
+            "dataloader.train.total_batch_size=2",
+            "train.max_iter=4",
+            "train.eval_period=1000",
+            "train.log_period=1",
+            "train.amp.enabled=False",
+            timeout=900,
+        )
         assert res.returncode == 0, res.stderr[-3000:]
-        logs[name] = [[r[k] for k in keys] for r in read_jsonl(tmp_path / name / "log.jsonl") if "total_loss" in r]
+        logs[name] = [
+            [r[k] for k in keys] for r in read_jsonl(tmp_path / name / "log.jsonl") if "total_loss" in r
+        ]
         weights[name] = load_checkpoint(tmp_path / name / "model_final.pth")["model"]
     assert "global batch 2 = 2 process(es) x 1" in (tmp_path / "two" / "log_mae_transfer.txt").read_text()
     assert len(logs["one"]) == len(logs["two"]) == 4
@@ -443,9 +611,24 @@ def test_any_timm_model_trains_as_the_backbone(name, coco_subsets, tmp_path):
 
     weights = tmp_path / "timm.pth"
     torch.save(timm.create_model(name, pretrained=False).state_dict(), weights)
-    res = det("--backbone", f"timm:{name}", "--weights", str(weights), "--iters", "1", "--output-dir",
-              str(tmp_path / "run"), "--train-json", coco_subsets["train2"], "--train-images", TRAIN_IMAGES,
-              "--val-json", coco_subsets["train2"], "--val-images", TRAIN_IMAGES)
+    res = det(
+        "--backbone",
+        f"timm:{name}",
+        "--weights",
+        str(weights),
+        "--iters",
+        "1",
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--train-json",
+        coco_subsets["train2"],
+        "--train-images",
+        TRAIN_IMAGES,
+        "--val-json",
+        coco_subsets["train2"],
+        "--val-images",
+        TRAIN_IMAGES,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"backbone timm:{name} initialized from" in res.stdout and "newly initialized 0," in res.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

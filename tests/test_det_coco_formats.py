@@ -1,5 +1,6 @@
 """Real COCO annotation formats through the detection harness: polygon masks (every non-crowd instance of
 COCO's instances_*.json), crowd instances as uncompressed RLE, both in one json, through the LSJ crop."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,10 @@ def with_crowd(src: Path, out: Path, num_images: int, every: int = 3) -> Path:
 @pytest.fixture(scope="module")
 def balloon_json(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("balloon")
-    return {"train_mixed": with_crowd(BALLOON / "annotations/instances_train.json", root / "train_mixed.json", 8),
-            "val_mixed": with_crowd(BALLOON / "annotations/instances_val.json", root / "val_mixed.json", 5)}
+    return {
+        "train_mixed": with_crowd(BALLOON / "annotations/instances_train.json", root / "train_mixed.json", 8),
+        "val_mixed": with_crowd(BALLOON / "annotations/instances_val.json", root / "val_mixed.json", 5),
+    }
 
 
 def test_uncompressed_rle_round_trips_through_pycocotools():
@@ -58,8 +61,14 @@ def test_uncompressed_rle_round_trips_through_pycocotools():
 
 def test_validate_counts_mask_formats(balloon_json):
     polygons = validate_coco(BALLOON / "annotations/instances_train.json", BALLOON / "train")
-    assert polygons == {"images": 61, "annotations": 255, "categories": 1, "polygon_instances": 255,
-                        "rle_instances": 0, "crowd": 0}
+    assert polygons == {
+        "images": 61,
+        "annotations": 255,
+        "categories": 1,
+        "polygon_instances": 255,
+        "rle_instances": 0,
+        "crowd": 0,
+    }
     mixed = validate_coco(balloon_json["train_mixed"], BALLOON / "train")
     assert mixed["crowd"] == mixed["annotations"] // 3 > 0
     assert mixed["polygon_instances"] == mixed["annotations"] - mixed["crowd"] and mixed["rle_instances"] == 0
@@ -91,7 +100,9 @@ def test_lsj_crop_keeps_polygon_masks_aligned():
             moved = transforms.apply_segmentation(mask)
             if moved.sum() < 400:
                 continue  # cropped away (or to a sliver whose boundary pixels dominate)
-            cropped = utils.transform_instance_annotations(json.loads(json.dumps(ann)), transforms, (out_h, out_w))
+            cropped = utils.transform_instance_annotations(
+                json.loads(json.dumps(ann)), transforms, (out_h, out_w)
+            )
             raster = polygons_to_bitmask(cropped["segmentation"], out_h, out_w)
             iou = (raster & moved.astype(bool)).sum() / (raster | moved.astype(bool)).sum()
             compared.append(iou)
@@ -102,11 +113,26 @@ def test_lsj_crop_keeps_polygon_masks_aligned():
 def test_trains_and_evaluates_on_polygons_and_crowd_rle(balloon_json, tmp_path):
     """Polygons + crowd RLE in one json, through the full LSJ pipeline: training runs every iteration with
     falling loss and COCO evaluation (which ignores crowd regions) writes bbox and segm AP."""
-    res = run_tool("tools/train_det.py", "--config", MINI, "--output-dir", str(tmp_path),
-                   "--train-json", str(balloon_json["train_mixed"]), "--train-images", str(BALLOON / "train"),
-                   "--val-json", str(balloon_json["val_mixed"]), "--val-images", str(BALLOON / "val"),
-                   "train.max_iter=24", "train.eval_period=24", "train.log_period=4",
-                   "train.checkpointer.period=1000", timeout=900)
+    res = run_tool(
+        "tools/train_det.py",
+        "--config",
+        MINI,
+        "--output-dir",
+        str(tmp_path),
+        "--train-json",
+        str(balloon_json["train_mixed"]),
+        "--train-images",
+        str(BALLOON / "train"),
+        "--val-json",
+        str(balloon_json["val_mixed"]),
+        "--val-images",
+        str(BALLOON / "val"),
+        "train.max_iter=24",
+        "train.eval_period=24",
+        "train.log_period=4",
+        "train.checkpointer.period=1000",
+        timeout=900,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     log = [r for r in read_jsonl(tmp_path / "log.jsonl") if "total_loss" in r]
     assert log[-1]["iteration"] == 23
@@ -140,7 +166,9 @@ def test_coco_evaluation_on_polygons_and_crowd_rle(balloon_json):
         inst.scores = torch.ones(len(anns))
         inst.pred_classes = torch.tensor([a["category_id"] for a in anns], dtype=torch.long)
         masks = [polygons_to_bitmask(a["segmentation"], d["height"], d["width"]) for a in anns]
-        inst.pred_masks = torch.from_numpy(np.stack(masks) if masks else np.zeros((0, d["height"], d["width"]), bool))
+        inst.pred_masks = torch.from_numpy(
+            np.stack(masks) if masks else np.zeros((0, d["height"], d["width"]), bool)
+        )
         evaluator.process([{"image_id": d["image_id"]}], [{"instances": inst}])
     results = evaluator.evaluate()
     assert crowd > 0
@@ -152,9 +180,23 @@ def test_missing_shapely_is_one_line_error(balloon_json, tmp_path):
     fake = tmp_path / "no_shapely"
     (fake / "shapely").mkdir(parents=True)
     (fake / "shapely/__init__.py").write_text("raise ImportError('shapely hidden by the test')\n")
-    res = run_tool("tools/train_det.py", "--config", MINI, "--output-dir", str(tmp_path / "run"),
-                   "--train-json", str(balloon_json["train_mixed"]), "--train-images", str(BALLOON / "train"),
-                   "--val-json", str(balloon_json["val_mixed"]), "--val-images", str(BALLOON / "val"),
-                   "train.max_iter=2", env={"PYTHONPATH": str(fake)}, timeout=600)
+    res = run_tool(
+        "tools/train_det.py",
+        "--config",
+        MINI,
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--train-json",
+        str(balloon_json["train_mixed"]),
+        "--train-images",
+        str(BALLOON / "train"),
+        "--val-json",
+        str(balloon_json["val_mixed"]),
+        "--val-images",
+        str(BALLOON / "val"),
+        "train.max_iter=2",
+        env={"PYTHONPATH": str(fake)},
+        timeout=600,
+    )
     line = one_line_error(res)
     assert "shapely" in line and "train_mixed.json" in line and "polygon" in line

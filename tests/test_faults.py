@@ -1,5 +1,6 @@
 """Faults: a run killed with SIGKILL anywhere resumes to exactly the uninterrupted result, leaves no torn or
 stale file behind, and a second run into the same output directory is refused."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,14 @@ def test_pretraining_killed_at_a_random_step_with_workers_resumes_bit_exact(cifa
     killed = tmp_path / "killed"
     args = ["tools/pretrain.py", *overrides(cfg.replace(output_dir=str(killed)))]
     kill_at = n_iter + random.randint(1, n_iter - 1)  # a step inside epoch 2
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
+
     def reached() -> bool:
         try:
             return any(r.get("step", 0) >= kill_at for r in read_jsonl(killed / "log.jsonl") if "loss" in r)
@@ -50,8 +57,9 @@ def test_pretraining_killed_at_a_random_step_with_workers_resumes_bit_exact(cifa
     assert torch.load(killed / "checkpoint-last.pth", weights_only=True)["epoch"] == 1
     res = run_tool(*args, "--resume", "auto")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "resumed from" in res.stdout + res.stderr and "at epoch 1" in res.stdout + res.stderr, \
+    assert "resumed from" in res.stdout + res.stderr and "at epoch 1" in res.stdout + res.stderr, (
         "the second run did not resume (a from-scratch rerun would also match the weights)"
+    )
     a = torch.load(tmp_path / "full/checkpoint-last.pth", weights_only=True)["model"]
     b = torch.load(killed / "checkpoint-last.pth", weights_only=True)["model"]
     diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
@@ -68,8 +76,9 @@ def test_pretraining_killed_at_a_random_step_with_workers_resumes_bit_exact(cifa
 def test_second_run_into_the_same_output_dir_is_refused(cifar_small, tmp_path):
     cfg = tiny_cfg(cifar_small / "train", tmp_path / "out", epochs=50, num_workers=0)
     args = ["tools/pretrain.py", *overrides(cfg)]
-    first = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, *args], cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + 300
         while time.time() < deadline and not (tmp_path / "out/checkpoint-last.pth").exists():
@@ -94,10 +103,28 @@ def test_segmentation_killed_during_its_final_evaluation_evaluates_on_resume(tmp
     train = label_folder(tmp_path / "train", "training", 2)
     val = label_folder(tmp_path / "val", "validation", 24)  # an evaluation long enough to be killed in
     work = tmp_path / "run"
-    args = [sys.executable, "tools/train_seg.py", "--config", MINI, "--work-dir", str(work), "--classes", CLASSES,
-            "--train-images", train[0], "--train-labels", train[1], "--val-images", val[0], "--val-labels", val[1],
-            "--cfg-options", "train_cfg.max_iters=6", "train_cfg.val_interval=6",
-            "default_hooks.checkpoint.interval=6"]
+    args = [
+        sys.executable,
+        "tools/train_seg.py",
+        "--config",
+        MINI,
+        "--work-dir",
+        str(work),
+        "--classes",
+        CLASSES,
+        "--train-images",
+        train[0],
+        "--train-labels",
+        train[1],
+        "--val-images",
+        val[0],
+        "--val-labels",
+        val[1],
+        "--cfg-options",
+        "train_cfg.max_iters=6",
+        "train_cfg.val_interval=6",
+        "default_hooks.checkpoint.interval=6",
+    ]
     proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = work / "last_checkpoint"
     _kill_when(proc, lambda: last.exists() and last.read_text().strip().endswith("iter_6.pth"))
@@ -109,8 +136,13 @@ def test_segmentation_killed_during_its_final_evaluation_evaluates_on_resume(tmp
     metrics = json.loads((work / "metrics.json").read_text())
     assert metrics["iteration"] == 6 and not list(work.glob(".*.tmp"))
     # what the resume evaluated is iter_6.pth: an evaluation of that file alone gives the same numbers
-    res = subprocess.run([*args, "--eval-only", "--checkpoint", str(work / "iter_6.pth")], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        [*args, "--eval-only", "--checkpoint", str(work / "iter_6.pth")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     evaluated = json.loads((work / "metrics_eval.json").read_text())
     assert evaluated["mIoU"] == metrics["mIoU"] and evaluated["per_class_IoU"] == metrics["per_class_IoU"]
@@ -141,13 +173,22 @@ config = SearchConfig(
 )
 """)
     cfg = load_config(path)
-    parent = subprocess.Popen([sys.executable, "tools/search.py", "run", "--config", str(path), "--workers", "2"],
-                              cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+    parent = subprocess.Popen(
+        [sys.executable, "tools/search.py", "run", "--config", str(path), "--workers", "2"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         trial_dir, deadline = None, time.time() + 600
         while time.time() < deadline and trial_dir is None:
-            dirs = list((tmp_path / "trials").glob("*/*/last_checkpoint")) if (tmp_path / "trials").exists() else []
+            dirs = (
+                list((tmp_path / "trials").glob("*/*/last_checkpoint"))
+                if (tmp_path / "trials").exists()
+                else []
+            )
             trial_dir = dirs[0].parent if dirs else None
             time.sleep(0.2)
         assert trial_dir is not None, "no trial wrote a checkpoint"
@@ -172,6 +213,9 @@ config = SearchConfig(
     assert states == ["COMPLETE", "FAIL"], states
     assert [t.user_attrs.get("retry") for t in trials if t.state.name == "FAIL"] == [True]
     log = (trial_dir / "trial.log").read_text()
-    assert log.count("$ ") == 2 and "--resume" in log.splitlines()[[i for i, ln in enumerate(log.splitlines())
-                                                                     if ln.startswith("$ ")][1]]
+    assert (
+        log.count("$ ") == 2
+        and "--resume"
+        in log.splitlines()[[i for i, ln in enumerate(log.splitlines()) if ln.startswith("$ ")][1]]
+    )
     assert json.loads((trial_dir / "metrics.json").read_text())["iteration"] == 30

@@ -1,4 +1,5 @@
 """The checkpoint doctor on files made from real model state dicts, one per format users bring."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,16 @@ SMALL = dict(embed_dim=64, depth=4, num_heads=2, img_size=128)
 
 
 def _mae() -> MaskedAutoencoderViT:
-    return MaskedAutoencoderViT(img_size=224, patch_size=16, embed_dim=64, depth=4, num_heads=2, decoder_embed_dim=32,
-                                decoder_depth=1, decoder_num_heads=2)
+    return MaskedAutoencoderViT(
+        img_size=224,
+        patch_size=16,
+        embed_dim=64,
+        depth=4,
+        num_heads=2,
+        decoder_embed_dim=32,
+        decoder_depth=1,
+        decoder_num_heads=2,
+    )
 
 
 def _save(tmp_path, name, obj) -> str:
@@ -26,16 +35,28 @@ def _save(tmp_path, name, obj) -> str:
 
 def test_five_formats_named_and_their_loading_sorted(tmp_path):
     mae = _mae()
-    deit = timm.create_model("deit_base_distilled_patch16_224", pretrained=False, embed_dim=64, depth=4, num_heads=2)
+    deit = timm.create_model(
+        "deit_base_distilled_patch16_224", pretrained=False, embed_dim=64, depth=4, num_heads=2
+    )
     beit = timm.create_model("beit_base_patch16_224", pretrained=False, embed_dim=64, depth=4, num_heads=2)
-    vit = timm.create_model("vit_base_patch16_224", pretrained=False, embed_dim=64, depth=4, num_heads=2).state_dict()
+    vit = timm.create_model(
+        "vit_base_patch16_224", pretrained=False, embed_dim=64, depth=4, num_heads=2
+    ).state_dict()
     files = {
-        "official MAE pretraining training checkpoint": {"model": mae.state_dict(), "optimizer": {}, "epoch": 799,
-                                                        "args": argparse.Namespace(model="mae_vit_base_patch16")},
+        "official MAE pretraining training checkpoint": {
+            "model": mae.state_dict(),
+            "optimizer": {},
+            "epoch": 799,
+            "args": argparse.Namespace(model="mae_vit_base_patch16"),
+        },
         "DeiT (distilled) supervised ViT": {"model": deit.state_dict()},
-        "MoCo v3 checkpoint": {"state_dict": {**{f"module.base_encoder.{k}": v for k, v in vit.items()},
-                                              **{f"module.momentum_encoder.{k}": v for k, v in vit.items()}},
-                               "epoch": 300},
+        "MoCo v3 checkpoint": {
+            "state_dict": {
+                **{f"module.base_encoder.{k}": v for k, v in vit.items()},
+                **{f"module.momentum_encoder.{k}": v for k, v in vit.items()},
+            },
+            "epoch": 300,
+        },
         "BEiT checkpoint": {"model": beit.state_dict()},
         "this project's exported encoder": {"model": mae.encoder_state_dict(), "arch": {"depth": 4}},
     }
@@ -48,8 +69,9 @@ def test_five_formats_named_and_their_loading_sorted(tmp_path):
         text = d.format_text()
         assert "loaded            " in text and "suspicious:   nothing" in text
     # what the MAE file's report says, group by group
-    text = inspect_checkpoint(_save(tmp_path, "m.pth", files["official MAE pretraining training checkpoint"]),
-                              "mae_vit_b", **SMALL).format_text()
+    text = inspect_checkpoint(
+        _save(tmp_path, "m.pth", files["official MAE pretraining training checkpoint"]), "mae_vit_b", **SMALL
+    ).format_text()
     assert "resized           pos_embed (1, 197, 64)->(1, 64, 64)  [expected: position embeddings" in text
     assert "[expected: MAE decoder (pretraining only)]" in text and "mask_token" in text
     assert "rel_pos_global.relative_position_bias_table  [expected: relative position bias" in text
@@ -64,21 +86,52 @@ def test_suspicious_files_say_why_and_exit_1(tmp_path):
     assert d.format.startswith("detectron2 checkpoint") and "not a backbone initialization" in d.suspicious[0]
     assert d.arch["embed_dim"] == 64
     # a deeper encoder than the backbone: its extra blocks would be dropped
-    deep = MaskedAutoencoderViT(img_size=224, patch_size=16, embed_dim=64, depth=6, num_heads=2,
-                                decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
-    d = inspect_checkpoint(_save(tmp_path, "deep.pth", {"model": deep.encoder_state_dict()}), "mae_vit_b", **SMALL)
+    deep = MaskedAutoencoderViT(
+        img_size=224,
+        patch_size=16,
+        embed_dim=64,
+        depth=6,
+        num_heads=2,
+        decoder_embed_dim=32,
+        decoder_depth=1,
+        decoder_num_heads=2,
+    )
+    d = inspect_checkpoint(
+        _save(tmp_path, "deep.pth", {"model": deep.encoder_state_dict()}), "mae_vit_b", **SMALL
+    )
     assert any("ignored that a transfer keeps: blocks.*" in s for s in d.suspicious), d.suspicious
     # a width mismatch: the loader refuses it
-    d = inspect_checkpoint(_save(tmp_path, "wide.pth", {"model": mae.encoder_state_dict()}), "mae_vit_b",
-                           **{**SMALL, "embed_dim": 96, "num_heads": 3})
+    d = inspect_checkpoint(
+        _save(tmp_path, "wide.pth", {"model": mae.encoder_state_dict()}),
+        "mae_vit_b",
+        **{**SMALL, "embed_dim": 96, "num_heads": 3},
+    )
     assert d.suspicious and d.suspicious[0].startswith("loading fails:") and "(96" in d.suspicious[0]
     # every key under a prefix the loader does not know
     path = _save(tmp_path, "prefixed.pth", {f"model.{k}": v for k, v in mae.encoder_state_dict().items()})
-    res = run_tool("tools/inspect_checkpoint.py", path, "--backbone", "mae_vit_b", "embed_dim=64", "depth=4",
-                   "num_heads=2", "img_size=128")
-    assert res.returncode == 1 and "SUSPICIOUS: " in res.stdout and "no 'patch_embed.proj.weight'" in res.stdout
-    ok = run_tool("tools/inspect_checkpoint.py", _save(tmp_path, "enc.pth", {"model": mae.encoder_state_dict()}),
-                  "--backbone", "mae_vit_b", "embed_dim=64", "depth=4", "num_heads=2", "img_size=128")
+    res = run_tool(
+        "tools/inspect_checkpoint.py",
+        path,
+        "--backbone",
+        "mae_vit_b",
+        "embed_dim=64",
+        "depth=4",
+        "num_heads=2",
+        "img_size=128",
+    )
+    assert (
+        res.returncode == 1 and "SUSPICIOUS: " in res.stdout and "no 'patch_embed.proj.weight'" in res.stdout
+    )
+    ok = run_tool(
+        "tools/inspect_checkpoint.py",
+        _save(tmp_path, "enc.pth", {"model": mae.encoder_state_dict()}),
+        "--backbone",
+        "mae_vit_b",
+        "embed_dim=64",
+        "depth=4",
+        "num_heads=2",
+        "img_size=128",
+    )
     assert ok.returncode == 0 and "suspicious:   nothing" in ok.stdout, ok.stdout + ok.stderr
 
 

@@ -1,4 +1,5 @@
 """MAE model: official key format, timm parity of the encoder, masking, losses."""
+
 from __future__ import annotations
 
 import math
@@ -14,25 +15,68 @@ from mae_transfer.errors import ConfigError
 from mae_transfer.models import build_mae, mask_noise, sincos_2d
 from mae_transfer.models.mae import MaskedAutoencoderViT
 
-TINY = dict(img_size=32, patch_size=4, embed_dim=64, depth=2, num_heads=2, decoder_embed_dim=32,
-            decoder_depth=1, decoder_num_heads=2)
+TINY = dict(
+    img_size=32,
+    patch_size=4,
+    embed_dim=64,
+    depth=2,
+    num_heads=2,
+    decoder_embed_dim=32,
+    decoder_depth=1,
+    decoder_num_heads=2,
+)
 
 
 def official_mae_keys(depth: int, decoder_depth: int) -> set[str]:
     """The key set of the official MAE pretrain/visualize checkpoints (facebookresearch/mae models_mae.py)."""
-    block = ["norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
-             "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"]
-    keys = {"cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias",
-            "mask_token", "decoder_pos_embed", "decoder_embed.weight", "decoder_embed.bias", "decoder_norm.weight",
-            "decoder_norm.bias", "decoder_pred.weight", "decoder_pred.bias"}
+    block = [
+        "norm1.weight",
+        "norm1.bias",
+        "attn.qkv.weight",
+        "attn.qkv.bias",
+        "attn.proj.weight",
+        "attn.proj.bias",
+        "norm2.weight",
+        "norm2.bias",
+        "mlp.fc1.weight",
+        "mlp.fc1.bias",
+        "mlp.fc2.weight",
+        "mlp.fc2.bias",
+    ]
+    keys = {
+        "cls_token",
+        "pos_embed",
+        "patch_embed.proj.weight",
+        "patch_embed.proj.bias",
+        "norm.weight",
+        "norm.bias",
+        "mask_token",
+        "decoder_pos_embed",
+        "decoder_embed.weight",
+        "decoder_embed.bias",
+        "decoder_norm.weight",
+        "decoder_norm.bias",
+        "decoder_pred.weight",
+        "decoder_pred.bias",
+    }
     keys |= {f"blocks.{i}.{k}" for i in range(depth) for k in block}
     keys |= {f"decoder_blocks.{i}.{k}" for i in range(decoder_depth) for k in block}
     return keys
 
 
 def tiny_timm_vit(**kw) -> VisionTransformer:
-    return VisionTransformer(img_size=32, patch_size=4, embed_dim=64, depth=2, num_heads=2, qkv_bias=True,
-                             norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=0, global_pool="token", **kw)
+    return VisionTransformer(
+        img_size=32,
+        patch_size=4,
+        embed_dim=64,
+        depth=2,
+        num_heads=2,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        num_classes=0,
+        global_pool="token",
+        **kw,
+    )
 
 
 def test_full_model_has_official_keys():
@@ -76,13 +120,12 @@ def test_sincos_layout_is_column_then_row():
     r, c = 3, 1
     row = emb[1 + r * g + c].double()
     torch.testing.assert_close(row[: dim // 4], torch.sin(c * omega), atol=1e-6, rtol=0)
-    torch.testing.assert_close(row[dim // 2: 3 * dim // 4], torch.sin(r * omega), atol=1e-6, rtol=0)
+    torch.testing.assert_close(row[dim // 2 : 3 * dim // 4], torch.sin(r * omega), atol=1e-6, rtol=0)
 
 
 def test_random_masking_keeps_lowest_noise_and_restores_order():
     x = torch.arange(2 * 8, dtype=torch.float32).view(2, 8, 1)
-    noise = torch.tensor([[0.9, 0.1, 0.5, 0.3, 0.8, 0.2, 0.7, 0.6],
-                          [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]])
+    noise = torch.tensor([[0.9, 0.1, 0.5, 0.3, 0.8, 0.2, 0.7, 0.6], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]])
     kept, mask, ids_restore = MaskedAutoencoderViT.random_masking(x, 0.75, noise)
     assert kept.squeeze(-1).tolist() == [[1, 5], [8, 9]]
     assert mask.tolist()[0] == [1, 0, 1, 1, 1, 0, 1, 1]
@@ -94,14 +137,25 @@ def test_random_masking_keeps_lowest_noise_and_restores_order():
 def test_mask_strategies_remove_exact_ratio(strategy):
     g = torch.Generator().manual_seed(0)
     noise = mask_noise(strategy, 4, 14, 14, 0.75, generator=g)
-    m = MaskedAutoencoderViT(img_size=56, patch_size=4, embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16,
-                             decoder_depth=1, decoder_num_heads=2, mask_strategy=strategy)
+    m = MaskedAutoencoderViT(
+        img_size=56,
+        patch_size=4,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        mask_strategy=strategy,
+    )
     _, _, mask = m(torch.randn(4, 3, 56, 56), noise=noise)
     assert torch.all(mask.sum(1) == 196 - int(196 * 0.25))
     if strategy == "grid":  # exactly one kept patch per 2x2 cell
         kept = (1 - mask).view(4, 7, 2, 7, 2).sum(dim=(2, 4))
         assert torch.all(kept == 1)
-    if strategy == "block":  # block masks are spatially clustered: masked patches mostly have masked neighbours
+    if (
+        strategy == "block"
+    ):  # block masks are spatially clustered: masked patches mostly have masked neighbours
         mm = mask.view(4, 14, 14)
         same = (mm[:, 1:, :] == mm[:, :-1, :]).float().mean()
         assert same > 0.7
@@ -110,7 +164,9 @@ def test_mask_strategies_remove_exact_ratio(strategy):
 def test_unknown_strategy_and_model_name_errors():
     with pytest.raises(ValueError, match="unknown masking strategy 'zigzag'"):
         mask_noise("zigzag", 1, 4, 4, 0.75)
-    with pytest.raises(ConfigError, match="unknown MAE model 'mae_vit_gigantic'.*registered: mae_vit_base_patch16"):
+    with pytest.raises(
+        ConfigError, match="unknown MAE model 'mae_vit_gigantic'.*registered: mae_vit_base_patch16"
+    ):
         build_mae("mae_vit_gigantic")
 
 
@@ -182,8 +238,11 @@ def test_bf16_autocast_decoder_takes_the_fp32_mask_token_as_official():
             pred = decoder(latent, ids_restore)
             loss = model.forward_loss(imgs, pred, mask)
         loss.backward()
-        return loss.detach(), pred.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
-                                              if p.grad is not None}
+        return (
+            loss.detach(),
+            pred.detach(),
+            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+        )
 
     loss, pred, grads = run(model.forward_decoder)
     ref_loss, ref_pred, ref_grads = run(reference_decoder)
@@ -207,8 +266,11 @@ def test_fast_kernels_equal_the_official_kernels_in_fp32_to_rounding():
         set_attention_kernel(model, imgs.device, kernels)
         loss, pred, _ = model(imgs, 0.75, noise)
         loss.backward()
-        runs[kernels] = loss.detach(), pred.detach(), {n: p.grad for n, p in model.named_parameters()
-                                                       if p.grad is not None}
+        runs[kernels] = (
+            loss.detach(),
+            pred.detach(),
+            {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
+        )
     (loss, pred, grads), (ref_loss, ref_pred, ref_grads) = runs["fast"], runs["reference"]
     assert not torch.equal(pred, ref_pred)  # different kernels really ran
     torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=0)
@@ -217,8 +279,10 @@ def test_fast_kernels_equal_the_official_kernels_in_fp32_to_rounding():
     for n in grads:
         torch.testing.assert_close(grads[n], ref_grads[n], rtol=1e-4, atol=1e-6, msg=n)
 
-    opts = {k: adamw(models[k].parameters(), lr=1e-3, betas=(0.9, 0.95), kernels=k, weight_decay=0.05)
-            for k in models}
+    opts = {
+        k: adamw(models[k].parameters(), lr=1e-3, betas=(0.9, 0.95), kernels=k, weight_decay=0.05)
+        for k in models
+    }
     for _ in range(3):
         for k, model in models.items():
             for n, p in model.named_parameters():

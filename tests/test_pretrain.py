@@ -1,4 +1,5 @@
 """tools/pretrain.py end to end on real CIFAR images: learning, exact resume, bad input, export."""
+
 from __future__ import annotations
 
 import json
@@ -19,20 +20,41 @@ from mae_transfer.paths import REPO_ROOT
 from mae_transfer.pretrain import PretrainConfig, pretrain
 from mae_transfer.runlog import read_jsonl
 
-TINY_MODEL = {"depth": 2, "embed_dim": 64, "num_heads": 2, "decoder_embed_dim": 32, "decoder_depth": 1,
-              "decoder_num_heads": 2}
+TINY_MODEL = {
+    "depth": 2,
+    "embed_dim": 64,
+    "num_heads": 2,
+    "decoder_embed_dim": 32,
+    "decoder_depth": 1,
+    "decoder_num_heads": 2,
+}
 
 
 def tiny_cfg(data: Path, out: Path, **kw) -> PretrainConfig:
-    base = PretrainConfig(model="mae_vit_tiny_patch4", model_overrides=TINY_MODEL, input_size=32,
-                          data_path=str(data), epochs=2, warmup_epochs=1, batch_size=16, blr=1e-3, num_workers=0,
-                          output_dir=str(out), log_every=5, save_every=0, device="cpu")
+    base = PretrainConfig(
+        model="mae_vit_tiny_patch4",
+        model_overrides=TINY_MODEL,
+        input_size=32,
+        data_path=str(data),
+        epochs=2,
+        warmup_epochs=1,
+        batch_size=16,
+        blr=1e-3,
+        num_workers=0,
+        output_dir=str(out),
+        log_every=5,
+        save_every=0,
+        device="cpu",
+    )
     return base.replace(**kw)
 
 
 def overrides(cfg: PretrainConfig) -> list[str]:
-    return [f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}" for k, v in cfg.to_dict().items()
-            if k not in ("resume",)]
+    return [
+        f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}"
+        for k, v in cfg.to_dict().items()
+        if k not in ("resume",)
+    ]
 
 
 def test_loss_decreases_and_outputs_written(cifar_small, tmp_path):
@@ -52,8 +74,17 @@ def test_loss_decreases_and_outputs_written(cifar_small, tmp_path):
     assert lrs[0] < max(lrs) and lrs[-1] < 0.1 * max(lrs)
     # the exported encoder is a timm ViT state dict
     enc = load_checkpoint(tmp_path / "encoder.pth")
-    vit = VisionTransformer(img_size=32, patch_size=4, embed_dim=64, depth=2, num_heads=2, qkv_bias=True,
-                            norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=0, global_pool="token")
+    vit = VisionTransformer(
+        img_size=32,
+        patch_size=4,
+        embed_dim=64,
+        depth=2,
+        num_heads=2,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        num_classes=0,
+        global_pool="token",
+    )
     vit.load_state_dict(enc["model"], strict=True)
     assert enc["arch"]["depth"] == 2 and enc["arch"]["source_model"] == "mae_vit_tiny_patch4"
 
@@ -94,15 +125,23 @@ def test_nan_loss_stops_with_clear_error_and_keeps_checkpoint(cifar_small, tmp_p
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 2, iteration 1"):
         pretrain(cfg.replace(epochs=2, resume="auto"))
     after = torch.load(tmp_path / "checkpoint-last.pth", weights_only=True)
-    assert after["epoch"] == 1 and all(torch.equal(good["model"][k], after["model"][k]) for k in good["model"])
+    assert after["epoch"] == 1 and all(
+        torch.equal(good["model"][k], after["model"][k]) for k in good["model"]
+    )
 
 
 def test_data_errors_are_one_line(tmp_path):
     with pytest.raises(DataError, match="data folder not found"):
         pretrain(tiny_cfg(tmp_path / "nope", tmp_path / "o"))
     (tmp_path / "empty" / "cls").mkdir(parents=True)
-    err = one_line_error(run_tool("tools/pretrain.py", f"data_path={tmp_path / 'empty'}", "device=cpu",
-                                  f"output_dir={tmp_path / 'o'}"))
+    err = one_line_error(
+        run_tool(
+            "tools/pretrain.py",
+            f"data_path={tmp_path / 'empty'}",
+            "device=cpu",
+            f"output_dir={tmp_path / 'o'}",
+        )
+    )
     assert "holds no images" in err and str(tmp_path / "empty") in err
 
 
@@ -132,7 +171,10 @@ def test_the_run_ends_with_the_commands_that_transfer_its_encoder(tmp_path):
     from mae_transfer.pretrain.engine import next_commands
 
     text = next_commands(PretrainConfig(model="mae_vit_mini_patch8"), tmp_path / "encoder.pth")
-    assert f"tools/train_det.py --backbone mae_vit_mini_p8 --weights {tmp_path / 'encoder.pth'} --init mae" in text
+    assert (
+        f"tools/train_det.py --backbone mae_vit_mini_p8 --weights {tmp_path / 'encoder.pth'} --init mae"
+        in text
+    )
     assert "--backbone mae_vit_l " in next_commands(PretrainConfig(model="mae_vit_large_patch16"), tmp_path)
     assert "--backbone mae_vit_h " in next_commands(PretrainConfig(model="mae_vit_huge_patch14"), tmp_path)
     odd = next_commands(PretrainConfig(model="mae_vit_tiny_patch4", model_overrides={"depth": 2}), tmp_path)
@@ -140,25 +182,40 @@ def test_the_run_ends_with_the_commands_that_transfer_its_encoder(tmp_path):
 
 
 def test_cli_rejects_unknown_key_and_bad_value(tmp_path):
-    err = one_line_error(run_tool("tools/pretrain.py", "--config", "configs/pretrain/cifar10_tiny.py", "mask_ration=0.5"))
+    err = one_line_error(
+        run_tool("tools/pretrain.py", "--config", "configs/pretrain/cifar10_tiny.py", "mask_ration=0.5")
+    )
     assert "unknown config key 'mask_ration'" in err and "mask_ratio" in err
     err = one_line_error(run_tool("tools/pretrain.py", "epochs=many"))
     assert "epochs" in err and "int" in err
-    err = one_line_error(run_tool("tools/pretrain.py", "model=mae_vit_gigantic", f"data_path={REPO_ROOT}",
-                                  f"output_dir={tmp_path}"))
+    err = one_line_error(
+        run_tool(
+            "tools/pretrain.py", "model=mae_vit_gigantic", f"data_path={REPO_ROOT}", f"output_dir={tmp_path}"
+        )
+    )
     assert "unknown" in err and "mae_vit_gigantic" in err
 
 
 def test_resume_from_mismatched_checkpoint_is_one_line(cifar_small, tmp_path):
     bad = tmp_path / "bad.pth"
-    model = MaskedAutoencoderViT(img_size=32, patch_size=4, embed_dim=32, depth=2, num_heads=2,
-                                 decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+    model = MaskedAutoencoderViT(
+        img_size=32,
+        patch_size=4,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        decoder_embed_dim=32,
+        decoder_depth=1,
+        decoder_num_heads=2,
+    )
     torch.save({"model": model.state_dict(), "optimizer": {}, "epoch": 1}, bad)
     cfg = tiny_cfg(cifar_small / "train", tmp_path / "o")
     err = one_line_error(run_tool("tools/pretrain.py", *overrides(cfg), "--resume", str(bad)))
     assert "does not fit the model" in err and "wrong shape" in err and "bad.pth" in err
     (tmp_path / "truncated.pth").write_bytes(bad.read_bytes()[:1000])
-    err = one_line_error(run_tool("tools/pretrain.py", *overrides(cfg), "--resume", str(tmp_path / "truncated.pth")))
+    err = one_line_error(
+        run_tool("tools/pretrain.py", *overrides(cfg), "--resume", str(tmp_path / "truncated.pth"))
+    )
     assert "unreadable or truncated" in err
 
 
@@ -168,7 +225,9 @@ def test_config_file_errors_name_the_line_and_bugs_keep_their_traceback(tmp_path
     from mae_transfer.config import load_config
 
     typo = tmp_path / "typo.py"
-    typo.write_text("from mae_transfer.pretrain.config import PretrainConfig\n\nconfig = PretrainConfig(epohcs=3)\n")
+    typo.write_text(
+        "from mae_transfer.pretrain.config import PretrainConfig\n\nconfig = PretrainConfig(epohcs=3)\n"
+    )
     with pytest.raises(ConfigError, match=rf"^{typo}:3: .*unexpected keyword argument 'epohcs'$"):
         load_config(typo)
     bug = tmp_path / "bug.py"
@@ -182,7 +241,9 @@ def test_configs_load_and_help_lists_keys():
 
     for cfg_file in sorted((REPO_ROOT / "configs/pretrain").glob("*.py")):
         assert isinstance(load_config(cfg_file), PretrainConfig), cfg_file
-    large = run_tool("tools/pretrain.py", "--config", "configs/pretrain/mae_vit_large_1600ep.py", "--print-config").stdout
+    large = run_tool(
+        "tools/pretrain.py", "--config", "configs/pretrain/mae_vit_large_1600ep.py", "--print-config"
+    ).stdout
     assert "model='mae_vit_large_patch16'" in large and "epochs=1600" in large and "blr=0.00015" in large
     assert "betas=[0.9, 0.95]" in large and "warmup_epochs=40" in large and "weight_decay=0.05" in large
     helptext = run_tool("tools/pretrain.py", "--help").stdout
@@ -198,14 +259,37 @@ def test_torchrun_two_processes_match_one_process_global_batch(cifar_small, tmp_
     rank's half is added first in DDP's all-reduce, one batch of 16 vs two of 8): fp32 losses equal to 1e-5
     relative at every step, weights to 1e-5 after 10 AdamW steps."""
     runs = {"one": dict(batch_size=16), "two": dict(batch_size=8), "accum": dict(batch_size=8, accum_iter=2)}
-    cfgs = {name: tiny_cfg(cifar_small / "train", tmp_path / name, epochs=1, log_every=1, precision="fp32",
-                           image_keyed_rng=True, **kw) for name, kw in runs.items()}
-    res = run_tool("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
-                   "tools/pretrain.py", *overrides(cfgs["two"]), timeout=600)
+    cfgs = {
+        name: tiny_cfg(
+            cifar_small / "train",
+            tmp_path / name,
+            epochs=1,
+            log_every=1,
+            precision="fp32",
+            image_keyed_rng=True,
+            **kw,
+        )
+        for name, kw in runs.items()
+    }
+    res = run_tool(
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29531",
+        "tools/pretrain.py",
+        *overrides(cfgs["two"]),
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "\r" not in res.stdout + res.stderr and " eta 0:00:" in res.stdout  # a file gets plain lines, with ETA
-    assert "global batch 16 = 2 process(es) x 8 x 1 accumulation; lr 6.25e-05 = blr x 16 / 256" in \
-        json.loads((tmp_path / "two" / "recipe.json").read_text())["notes"]
+    assert (
+        "\r" not in res.stdout + res.stderr and " eta 0:00:" in res.stdout
+    )  # a file gets plain lines, with ETA
+    assert (
+        "global batch 16 = 2 process(es) x 8 x 1 accumulation; lr 6.25e-05 = blr x 16 / 256"
+        in json.loads((tmp_path / "two" / "recipe.json").read_text())["notes"]
+    )
     pretrain(cfgs["one"])
     pretrain(cfgs["accum"])
     logs = {name: [r for r in read_jsonl(tmp_path / name / "log.jsonl") if "lr" in r] for name in runs}
@@ -214,7 +298,9 @@ def test_torchrun_two_processes_match_one_process_global_batch(cifar_small, tmp_
     for name in ("two", "accum"):
         assert [r["lr"] for r in logs[name]] == pytest.approx([r["lr"] for r in logs["one"]], rel=1e-12)
         if name == "two":  # the accumulated run logs each micro-batch's own loss
-            assert [r["loss"] for r in logs[name]] == pytest.approx([r["loss"] for r in logs["one"]], rel=1e-5)
+            assert [r["loss"] for r in logs[name]] == pytest.approx(
+                [r["loss"] for r in logs["one"]], rel=1e-5
+            )
         diff = max((weights[name][k] - weights["one"][k]).abs().max().item() for k in weights["one"])
         assert diff < 1e-5, (name, diff)
     # measured: 1.6e-6 (two, accum); a run with per-process draws differs by 3.8e-4, so the check is not vacuous
@@ -229,8 +315,16 @@ def test_submitit_job_runs_two_ranks(cifar_small, tmp_path):
     from mae_transfer.launch import submit_slurm
 
     cfg = tiny_cfg(cifar_small / "train", tmp_path / "out", epochs=1, batch_size=8)
-    job = submit_slurm(pretrain, cfg, folder=tmp_path / "submitit", nodes=1, gpus_per_node=2, cpus_per_task=1,
-                       timeout_min=10, cluster="local")
+    job = submit_slurm(
+        pretrain,
+        cfg,
+        folder=tmp_path / "submitit",
+        nodes=1,
+        gpus_per_node=2,
+        cpus_per_task=1,
+        timeout_min=10,
+        cluster="local",
+    )
     results = job.results()
     assert len(results) == 2 and results[0]["loss"] == results[1]["loss"]
     assert (tmp_path / "out" / "encoder.pth").exists()
@@ -242,7 +336,9 @@ def test_compiled_fast_path_trains_like_eager(cifar_small, tmp_path):
     compiled graph), epoch loss equal to 1e-4 relative in fp32."""
     losses = {}
     for compiled in (False, True):
-        cfg = tiny_cfg(cifar_small / "train", tmp_path / str(compiled), epochs=1, precision="fp32", compile=compiled)
+        cfg = tiny_cfg(
+            cifar_small / "train", tmp_path / str(compiled), epochs=1, precision="fp32", compile=compiled
+        )
         losses[compiled] = pretrain(cfg)["loss"]
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
 

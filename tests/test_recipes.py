@@ -4,6 +4,7 @@ The reference tables live in ``mae_transfer.recipes`` (with citations); where th
 installed package (mmseg's MAE and BEiT configs, detectron2's ViTDet model config) the test reads the
 package itself. A difference that is not declared in ``recipes.DEVIATIONS`` fails.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,17 +18,28 @@ from mae_transfer.paths import REPO_ROOT
 from mae_transfer.recipes import DEVIATIONS, SEG_REFERENCE, SOURCES, same_value
 
 DET = {  # config -> (init, size, recipe, epochs) it claims
-    "mask_rcnn_vit_b_25ep.py": ("mae", "B", "li", 25), "mask_rcnn_vit_b_50ep.py": ("mae", "B", "li", 50),
-    "mask_rcnn_vit_b_100ep.py": ("mae", "B", "li", 100), "mask_rcnn_vit_l_25ep.py": ("mae", "L", "li", 25),
-    "mask_rcnn_vit_l_50ep.py": ("mae", "L", "li", 50), "mask_rcnn_vit_l_100ep.py": ("mae", "L", "li", 100),
-    "vitdet_vit_b_100ep.py": ("mae", "B", "vitdet", 100), "vitdet_vit_l_100ep.py": ("mae", "L", "vitdet", 100),
+    "mask_rcnn_vit_b_25ep.py": ("mae", "B", "li", 25),
+    "mask_rcnn_vit_b_50ep.py": ("mae", "B", "li", 50),
+    "mask_rcnn_vit_b_100ep.py": ("mae", "B", "li", 100),
+    "mask_rcnn_vit_l_25ep.py": ("mae", "L", "li", 25),
+    "mask_rcnn_vit_l_50ep.py": ("mae", "L", "li", 50),
+    "mask_rcnn_vit_l_100ep.py": ("mae", "L", "li", 100),
+    "vitdet_vit_b_100ep.py": ("mae", "B", "vitdet", 100),
+    "vitdet_vit_l_100ep.py": ("mae", "L", "vitdet", 100),
 }
 SEG = {"upernet_vit_b_512x512_160k_ade20k.py": "B", "upernet_vit_l_512x512_160k_ade20k.py": "L"}
 # flat configs -> (recipe they claim, training processes the recipe assumes)
-PRETRAIN = {"mae_vit_base_1600ep.py": ("mae_t8", 64), "mae_vit_large_1600ep.py": ("mae_t8", 64),
-            "mae_vit_huge_1600ep.py": ("mae_t8", 64), "mae_vit_large_800ep.py": ("mae_t8_ablation", 64)}
-CLS = {"finetune_vit_base.py": ("mae_t9", 8), "finetune_vit_large.py": ("mae_t9", 8),
-       "linprobe_vit_base.py": ("mae_t10", 8)}
+PRETRAIN = {
+    "mae_vit_base_1600ep.py": ("mae_t8", 64),
+    "mae_vit_large_1600ep.py": ("mae_t8", 64),
+    "mae_vit_huge_1600ep.py": ("mae_t8", 64),
+    "mae_vit_large_800ep.py": ("mae_t8_ablation", 64),
+}
+CLS = {
+    "finetune_vit_base.py": ("mae_t9", 8),
+    "finetune_vit_large.py": ("mae_t9", 8),
+    "linprobe_vit_base.py": ("mae_t10", 8),
+}
 
 
 def checked(card) -> int:
@@ -75,8 +87,9 @@ def test_segmentation_reference_is_mmseg_and_beit_configs_themselves():
 
     mae = seg_values(mmseg_config("mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py"))
     ref_b = SEG_REFERENCE["B"]
-    assert all(same_value(mae[k], v) for k, (v, src) in ref_b.items()), \
-        {k: (mae[k], v) for k, (v, _) in ref_b.items() if not same_value(mae[k], v)}
+    assert all(same_value(mae[k], v) for k, (v, src) in ref_b.items()), {
+        k: (mae[k], v) for k, (v, _) in ref_b.items() if not same_value(mae[k], v)
+    }
     assert len(ref_b) == 22
     beit_l = seg_values(mmseg_config("beit/beit-large_upernet_8xb1-amp-160k_ade20k-640x640.py"))
     from_beit = {k: v for k, (v, src) in SEG_REFERENCE["L"].items() if src == "beit_l"}
@@ -94,25 +107,34 @@ def test_vitdet_model_pieces_equal_detectron2_mask_rcnn_vitdet():
     ref = model_zoo.get_config("common/models/mask_rcnn_vitdet.py").model
     ours = LazyConfig.load(str(REPO_ROOT / "configs/det/vitdet_vit_b_100ep.py")).model
     bu = ours.backbone.bottom_up
-    arch = backbone_settings(bu.name, **{k: v for k, v in bu.items() if k not in ("name", "weights", "source")})
+    arch = backbone_settings(
+        bu.name, **{k: v for k, v in bu.items() if k not in ("name", "weights", "source")}
+    )
     net = ref.backbone.net
     pairs = {
-        "embed_dim": (arch["embed_dim"], net.embed_dim), "depth": (arch["depth"], net.depth),
-        "num_heads": (arch["num_heads"], net.num_heads), "patch_size": (arch["patch_size"], net.patch_size),
-        "img_size": (arch["img_size"], net.img_size), "window_size": (arch["window_size"], net.window_size),
-        "mlp_ratio": (arch["mlp_ratio"], net.mlp_ratio), "drop_path": (arch["drop_path_rate"], net.drop_path_rate),
-        "global_blocks": (arch["global_blocks"],
-                          tuple(i for i in range(net.depth) if i not in net.window_block_indexes)),
+        "embed_dim": (arch["embed_dim"], net.embed_dim),
+        "depth": (arch["depth"], net.depth),
+        "num_heads": (arch["num_heads"], net.num_heads),
+        "patch_size": (arch["patch_size"], net.patch_size),
+        "img_size": (arch["img_size"], net.img_size),
+        "window_size": (arch["window_size"], net.window_size),
+        "mlp_ratio": (arch["mlp_ratio"], net.mlp_ratio),
+        "drop_path": (arch["drop_path_rate"], net.drop_path_rate),
+        "global_blocks": (
+            arch["global_blocks"],
+            tuple(i for i in range(net.depth) if i not in net.window_block_indexes),
+        ),
         "neck_channels": (ours.backbone.out_channels, ref.backbone.out_channels),
-        "neck_norm": (ours.backbone.norm, ref.backbone.norm), "square_pad": (ours.backbone.square_pad,
-                                                                              ref.backbone.square_pad),
+        "neck_norm": (ours.backbone.norm, ref.backbone.norm),
+        "square_pad": (ours.backbone.square_pad, ref.backbone.square_pad),
         "rpn_convs": (ours.proposal_generator.head.conv_dims, ref.proposal_generator.head.conv_dims),
         "box_convs": (ours.roi_heads.box_head.conv_dims, ref.roi_heads.box_head.conv_dims),
         "box_fcs": (ours.roi_heads.box_head.fc_dims, ref.roi_heads.box_head.fc_dims),
         "box_norm": (ours.roi_heads.box_head.conv_norm, ref.roi_heads.box_head.conv_norm),
         "mask_norm": (ours.roi_heads.mask_head.conv_norm, ref.roi_heads.mask_head.conv_norm),
         "num_classes": (ours.roi_heads.num_classes, ref.roi_heads.num_classes),
-        "pixel_mean": (ours.pixel_mean, ref.pixel_mean), "pixel_std": (ours.pixel_std, ref.pixel_std),
+        "pixel_mean": (ours.pixel_mean, ref.pixel_mean),
+        "pixel_std": (ours.pixel_std, ref.pixel_std),
         "input_format": (ours.input_format, ref.input_format),
     }
     assert arch["pyramid"] == "simple" and tuple(ref.backbone.scale_factors) == (4.0, 2.0, 1.0, 0.5)
@@ -120,14 +142,17 @@ def test_vitdet_model_pieces_equal_detectron2_mask_rcnn_vitdet():
     assert not bad, bad
 
 
-@pytest.mark.parametrize("kind,name", [("pretrain", n) for n in sorted(PRETRAIN)] + [("cls", n) for n in sorted(CLS)])
+@pytest.mark.parametrize(
+    "kind,name", [("pretrain", n) for n in sorted(PRETRAIN)] + [("cls", n) for n in sorted(CLS)]
+)
 def test_pretraining_and_classification_configs_equal_tables_8_to_10(kind, name):
     from mae_transfer.cls import ClsConfig
     from mae_transfer.pretrain import PretrainConfig
 
     recipe, world = (PRETRAIN if kind == "pretrain" else CLS)[name]
-    cfg = load_config(str(REPO_ROOT / "configs" / kind / name), expect=PretrainConfig if kind == "pretrain"
-                      else ClsConfig)
+    cfg = load_config(
+        str(REPO_ROOT / "configs" / kind / name), expect=PretrainConfig if kind == "pretrain" else ClsConfig
+    )
     card = cfg.recipe_card(world)
     assert cfg.recipe == recipe and card.differences() == [], card.format()
     assert checked(card) == {"mae_t8": 14, "mae_t8_ablation": 14, "mae_t9": 13, "mae_t10": 11}[recipe]
@@ -164,10 +189,23 @@ def test_vitdet_weight_decay_rule_and_layer_decay():
 
     from mae_transfer.det.modeling import Detectron2Backbone, SimpleNeck, det_param_groups
 
-    model = SimpleNeck(Detectron2Backbone("mae_vit_b", embed_dim=32, depth=4, num_heads=2, img_size=64, window_size=2,
-                                        pyramid="simple", pyramid_norm="LN"),
-                       in_features=["s4", "s8", "s16", "s32"], out_channels=16, norm="LN",
-                       top_block=LastLevelMaxPool(), square_pad=64)
+    model = SimpleNeck(
+        Detectron2Backbone(
+            "mae_vit_b",
+            embed_dim=32,
+            depth=4,
+            num_heads=2,
+            img_size=64,
+            window_size=2,
+            pyramid="simple",
+            pyramid_norm="LN",
+        ),
+        in_features=["s4", "s8", "s16", "s32"],
+        out_channels=16,
+        norm="LN",
+        top_block=LastLevelMaxPool(),
+        square_pad=64,
+    )
     groups = det_param_groups(model, lr=1.0, weight_decay=0.1, layer_decay=0.7, weight_decay_rule="vitdet")
     of = {id(p): g for g in groups for p in g["params"]}
     named = dict(model.named_parameters())
@@ -178,9 +216,9 @@ def test_vitdet_weight_decay_rule_and_layer_decay():
     assert wd[prefix + "blocks.0.norm1.bias"] == 0.0  # norm biases follow weight_decay_norm
     assert wd[prefix + "blocks.0.attn.qkv.bias"] == 0.1 and wd[prefix + "blocks.3.mlp.fc1.weight"] == 0.1
     assert any("rel_pos" in n or "relative_position" in n for n in named if wd[n] == 0.1)
-    assert lr[prefix + "blocks.0.attn.qkv.weight"] == pytest.approx(0.7 ** 4)
-    assert lr[prefix + "blocks.3.attn.qkv.weight"] == pytest.approx(0.7 ** 1)
-    assert lr[prefix + "pos_embed"] == pytest.approx(0.7 ** 5)
+    assert lr[prefix + "blocks.0.attn.qkv.weight"] == pytest.approx(0.7**4)
+    assert lr[prefix + "blocks.3.attn.qkv.weight"] == pytest.approx(0.7**1)
+    assert lr[prefix + "pos_embed"] == pytest.approx(0.7**5)
     assert lr["output.0.weight"] == 1.0
     li = det_param_groups(model, lr=1.0, weight_decay=0.1, layer_decay=0.7, weight_decay_rule="li")
     li_wd = {id(p): g["weight_decay"] for g in li for p in g["params"]}
@@ -193,13 +231,26 @@ def test_pretraining_decays_the_tokens_as_the_official_code():
     from mae_transfer.pretrain import PretrainConfig
     from mae_transfer.pretrain.engine import pretrain_param_groups
 
-    model = build_mae("mae_vit_base_patch16", img_size=32, patch_size=4, embed_dim=32, depth=1, num_heads=2,
-                      decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2)
+    model = build_mae(
+        "mae_vit_base_patch16",
+        img_size=32,
+        patch_size=4,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+    )
 
     def decayed(cfg: PretrainConfig) -> set[str]:
         names = {id(p): n for n, p in model.named_parameters()}
-        return {names[id(p)] for g in pretrain_param_groups(model, cfg, 1e-3) if g["weight_decay"] > 0
-                for p in g["params"]}
+        return {
+            names[id(p)]
+            for g in pretrain_param_groups(model, cfg, 1e-3)
+            if g["weight_decay"] > 0
+            for p in g["params"]
+        }
 
     official = decayed(PretrainConfig())
     assert {"cls_token", "mask_token"} <= official
@@ -218,8 +269,16 @@ def test_print_recipe_shows_the_vit_l_row_and_refuses_a_mismatched_config():
     assert rows["drop_path"][:2] == ["0.3", "li2021"] and rows["act_checkpoint"][0] == "True"
     assert rows["global_blocks"][:4] == ["(5,", "11,", "17,", "23)"]
     assert "output dir: output/det/mask_rcnn_vit_l_100ep" in res.stdout
-    err = one_line_error(run_tool("tools/train_det.py", "--backbone", "mae_vit_l", "--config",
-                                  "configs/det/mask_rcnn_vit_b_50ep.py", "--print-recipe"))
+    err = one_line_error(
+        run_tool(
+            "tools/train_det.py",
+            "--backbone",
+            "mae_vit_l",
+            "--config",
+            "configs/det/mask_rcnn_vit_b_50ep.py",
+            "--print-recipe",
+        )
+    )
     assert "configs/det/mask_rcnn_vit_l_50ep.py" in err
     seg = run_tool("tools/train_seg.py", "--backbone", "mae_vit_l", "--init", "random", "--print-recipe")
     assert seg.returncode == 0, seg.stderr[-2000:]
@@ -234,8 +293,14 @@ def test_a_global_batch_other_than_the_recipes_is_refused_or_scaled_linearly():
     recipe card says which. Configs that claim no recipe keep their own batch."""
     from conftest import one_line_error, run_tool
 
-    det = ("tools/train_det.py", "--config", "configs/det/mask_rcnn_vit_b_100ep.py", "--num-gpus", "8",
-           "dataloader.train.total_batch_size=16")
+    det = (
+        "tools/train_det.py",
+        "--config",
+        "configs/det/mask_rcnn_vit_b_100ep.py",
+        "--num-gpus",
+        "8",
+        "dataloader.train.total_batch_size=16",
+    )
     err = one_line_error(run_tool(*det))
     assert "global batch 16 (8 process(es) x 2) is not the recipe's 64: pass --batch-scaling linear" in err
     res = run_tool(*det, "--batch-scaling", "linear", "--print-recipe")
@@ -244,8 +309,15 @@ def test_a_global_batch_other_than_the_recipes_is_refused_or_scaled_linearly():
     assert rows["lr"][:5] == ["2e-05", "CHANGED", "by", "--batch-scaling", "linear"]
     assert rows["max_iter"][0] == "737500" and rows["batch"][0] == "16"
     assert "global batch 16 = 8 process(es) x 2, not the recipe's 64: lr x 0.25, iterations x 4" in res.stdout
-    err = one_line_error(run_tool("tools/train_det.py", "--config", "configs/det/mini/mask_rcnn_vit_tiny_coco128.py",
-                                  "--num-gpus", "3"))
+    err = one_line_error(
+        run_tool(
+            "tools/train_det.py",
+            "--config",
+            "configs/det/mini/mask_rcnn_vit_tiny_coco128.py",
+            "--num-gpus",
+            "3",
+        )
+    )
     assert "global batch 2 (dataloader.train.total_batch_size) does not split over 3 processes" in err
     seg = ("tools/train_seg.py", "--config", "configs/seg/upernet_vit_b_512x512_160k_ade20k.py")
     err = one_line_error(run_tool(*seg))  # one process x 2 images
@@ -255,7 +327,9 @@ def test_a_global_batch_other_than_the_recipes_is_refused_or_scaled_linearly():
     res = run_tool(*seg, "--print-recipe", "--batch-scaling", "linear", env={"WORLD_SIZE": "4"})
     rows = {ln.split()[0]: ln.split()[1:] for ln in res.stdout.splitlines() if ln.startswith("  ")}
     assert rows["lr"][0] == "5e-05" and rows["max_iters"][0] == "320000" and rows["warmup_iters"][0] == "3000"
-    res = run_tool("tools/train_seg.py", "--config", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--print-recipe")
+    res = run_tool(
+        "tools/train_seg.py", "--config", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--print-recipe"
+    )
     assert "global batch 2 = 1 process(es) x 2 (this config's own: it claims no recipe)" in res.stdout
 
 
@@ -267,11 +341,24 @@ def test_runs_write_their_recipe_card(tmp_path):
 
     data = make_image_folder(tmp_path / "data", "train", 2, classes=["airplane", "cat"])
     out = tmp_path / "run"
-    res = run_tool("tools/pretrain.py", "--config", "configs/pretrain/cifar10_smoke.py", f"data_path={data}",
-                   f"output_dir={out}", "epochs=1", "warmup_epochs=0", "batch_size=2", "num_workers=0",
-                   "model_overrides={'depth': 1, 'decoder_depth': 1}")
+    res = run_tool(
+        "tools/pretrain.py",
+        "--config",
+        "configs/pretrain/cifar10_smoke.py",
+        f"data_path={data}",
+        f"output_dir={out}",
+        "epochs=1",
+        "warmup_epochs=0",
+        "batch_size=2",
+        "num_workers=0",
+        "model_overrides={'depth': 1, 'decoder_depth': 1}",
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     card = json.loads((out / "recipe.json").read_text())
     rows = {r["name"]: r for r in card["rows"]}
-    assert card["claims"] == "" and rows["effective_batch"]["value"] == 2 and rows["mask_ratio"]["value"] == 0.75
-    assert Path(out / "recipe.json").stat().st_size > 0 and torch.load(out / "checkpoint-last.pth", weights_only=True)
+    assert (
+        card["claims"] == "" and rows["effective_batch"]["value"] == 2 and rows["mask_ratio"]["value"] == 0.75
+    )
+    assert Path(out / "recipe.json").stat().st_size > 0 and torch.load(
+        out / "checkpoint-last.pth", weights_only=True
+    )

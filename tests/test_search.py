@@ -1,4 +1,5 @@
 """Per-entry search: protocol logic, the Optuna-backed store, two workers on real tiny runs, resume, report."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,16 @@ from mae_transfer.search.report import write_report
 
 
 def done(spec: TrialSpec, value: float | None) -> Finished:
-    return Finished(spec.key(), value, spec.lr, spec.weight_decay, spec.drop_path, spec.schedule, spec.layer_decay,
-                    spec.seed)
+    return Finished(
+        spec.key(),
+        value,
+        spec.lr,
+        spec.weight_decay,
+        spec.drop_path,
+        spec.schedule,
+        spec.layer_decay,
+        spec.seed,
+    )
 
 
 def run_protocol(protocol: Protocol, score, reused=None) -> tuple[list[TrialSpec], Finished | None]:
@@ -43,12 +52,25 @@ def run_protocol(protocol: Protocol, score, reused=None) -> tuple[list[TrialSpec
 # ----------------------------------------------------------------------------- protocol (pure logic)
 def test_li_protocol_interior_optimum_needs_no_extension():
     p = Protocol()
-    history, best = run_protocol(p, lambda s: -abs(s.lr - 1.6e-4) * 1e4 - abs(s.weight_decay - 0.1) + s.drop_path
-                                 + {"short": 0, "medium": 1, "long": 2}[s.schedule])
+    history, best = run_protocol(
+        p,
+        lambda s: (
+            -abs(s.lr - 1.6e-4) * 1e4
+            - abs(s.weight_decay - 0.1)
+            + s.drop_path
+            + {"short": 0, "medium": 1, "long": 2}[s.schedule]
+        ),
+    )
     stage1 = [s for s in history if s.stage == 1]
-    assert len(stage1) == 9 and {s.drop_path for s in stage1} == {0.0} and {s.schedule for s in stage1} == {"short"}
+    assert (
+        len(stage1) == 9
+        and {s.drop_path for s in stage1} == {0.0}
+        and {s.schedule for s in stage1} == {"short"}
+    )
     stage2 = [s for s in history if s.stage == 2]
-    assert [s.drop_path for s in stage2] == [0.0, 0.1, 0.2, 0.3] and {s.schedule for s in stage2} == {"medium"}
+    assert [s.drop_path for s in stage2] == [0.0, 0.1, 0.2, 0.3] and {s.schedule for s in stage2} == {
+        "medium"
+    }
     assert all((s.lr, s.weight_decay) == (1.6e-4, 0.1) for s in stage2)
     stage3 = [s for s in history if s.stage == 3]
     assert [s.schedule for s in stage3] == ["short", "long"]  # medium at the best dp already ran in stage 2
@@ -57,7 +79,9 @@ def test_li_protocol_interior_optimum_needs_no_extension():
 
 def test_grid_extends_toward_an_edge_optimum():
     p = Protocol(max_extensions=2)
-    history, best = run_protocol(p, lambda s: s.lr * 1e4 - s.weight_decay)  # bigger lr, smaller wd always better
+    history, best = run_protocol(
+        p, lambda s: s.lr * 1e4 - s.weight_decay
+    )  # bigger lr, smaller wd always better
     lrs = sorted({s.lr for s in history if s.stage == 1})
     wds = sorted({s.weight_decay for s in history if s.stage == 1})
     assert lrs == pytest.approx([8e-5, 1.6e-4, 3.2e-4, 6.4e-4, 1.28e-3])
@@ -76,8 +100,15 @@ def test_vit_l_reuses_lr_wd_and_failures_are_skipped():
 
 
 def test_seeds_rerun_the_selected_configuration_after_stage3():
-    p = Protocol(lrs=(1e-4, 2e-4), weight_decays=(0.05,), extend_edges=False, drop_paths=(0.0, 0.1),
-                 schedules=("short", "medium"), seeds=3)
+    p = Protocol(
+        lrs=(1e-4, 2e-4),
+        weight_decays=(0.05,),
+        extend_edges=False,
+        drop_paths=(0.0, 0.1),
+        schedules=("short", "medium"),
+        seeds=3,
+    )
+
     def score(s: TrialSpec) -> float:
         return s.lr * 1e4 + s.drop_path + (s.schedule == "medium") + 0.01 * (s.seed or 0)
 
@@ -89,8 +120,13 @@ def test_seeds_rerun_the_selected_configuration_after_stage3():
     assert len({s.key() for s in history}) == len(history)  # seed runs are runs of their own
     specs, best = next_trials(p, [done(s, score(s)) for s in history if s.stage < 4])
     assert best is None and [s.seed for s in specs] == [1, 2, 3]  # not done until the seeds ran
-    one = Protocol(lrs=(1e-4, 2e-4), weight_decays=(0.05,), extend_edges=False, drop_paths=(0.0, 0.1),
-                   schedules=("short", "medium"))
+    one = Protocol(
+        lrs=(1e-4, 2e-4),
+        weight_decays=(0.05,),
+        extend_edges=False,
+        drop_paths=(0.0, 0.1),
+        schedules=("short", "medium"),
+    )
     assert not [s for s in run_protocol(one, lambda s: s.lr)[0] if s.stage == 4]  # seeds=1: the selected run
     # stores written before the seeds field existed (seeds 1) keep their protocol fingerprint
     assert Protocol().fingerprint() == "7e8f4b8948e1" and Protocol(seeds=3).fingerprint() != "7e8f4b8948e1"
@@ -142,11 +178,18 @@ config = SearchConfig(
             specs, _ = next_trials(cfg.protocol, store.finished(name))
             store.enqueue(name, specs)
             while (c := store.claim(name)) is not None:
-                v = 99.0 if c.spec.seed is None else values[c.spec.seed - 1]  # the selecting run is not a cell
-                store.complete(c, v, {"aAcc": v + 50, "test_mIoU": v - 1})  # test: evaluated once, after training
+                v = (
+                    99.0 if c.spec.seed is None else values[c.spec.seed - 1]
+                )  # the selecting run is not a cell
+                store.complete(
+                    c, v, {"aAcc": v + 50, "test_mIoU": v - 1}
+                )  # test: evaluated once, after training
     report = write_report(cfg, tmp_path / "report").read_text()
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in report.splitlines()
-            if line.startswith("| ") and " | seg" not in line}
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")
+        for line in report.splitlines()
+        if line.startswith("| ") and " | seg" not in line
+    }
     assert rows["random init"][2:4] == ["20.0 ± 1.0", "(reference)"]
     ci = stats.ttest_ind(seeds["mae"], seeds["random"], equal_var=False).confidence_interval(0.95)
     assert rows["MAE"][2] == "25.3 ± 1.0"
@@ -157,14 +200,19 @@ config = SearchConfig(
     assert rows["MAE"][5] == "24.3 ± 1.0" and rows["MAE"][6] == f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]"
     with open(tmp_path / "report" / "seeds.csv") as f:
         lines = list(csv.DictReader(f))
-    assert [(r["entry"], r["seed"], float(r["value"]), float(r["test_value"])) for r in lines if r["entry"] == "mae"] \
-        == [("mae", "1", 25.0, 24.0), ("mae", "2", 26.5, 25.5), ("mae", "3", 24.5, 23.5)]
+    assert [
+        (r["entry"], r["seed"], float(r["value"]), float(r["test_value"]))
+        for r in lines
+        if r["entry"] == "mae"
+    ] == [("mae", "1", 25.0, 24.0), ("mae", "2", 26.5, 25.5), ("mae", "3", 24.5, 23.5)]
     data = json.loads((tmp_path / "report" / "results.json").read_text())
     assert data["mae"]["summary"]["n"] == 3 and data["mae"]["summary"]["mean"] == pytest.approx(76 / 3)
     assert data["mae"]["selected"]["value"] == 99.0
     assert (tmp_path / "report" / "results.png").is_file()
     other = write_report(cfg, tmp_path / "report2", reference="supervised").read_text()
-    assert "Δ mIoU vs supervised [95% CI]" in other and "| supervised | B | 20.2 ± 2.0 | (reference) |" in other
+    assert (
+        "Δ mIoU vs supervised [95% CI]" in other and "| supervised | B | 20.2 ± 2.0 | (reference) |" in other
+    )
     err = one_line_error(run_tool("tools/report.py", "--config", str(path), "--reference", "moco"))
     assert "--reference 'moco' is neither an entry nor an initialization" in err
 
@@ -179,7 +227,7 @@ def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):
     assert "train.seed=2" in trial_command(cfg, "det/mae/B", spec, tmp_path)
     seg = load_config(REPO_ROOT / "configs/search/mae2021_ade20k.py")
     cmd = trial_command(seg, next(iter(seg.entries)), dataclasses.replace(spec, schedule="160k"), tmp_path)
-    assert "randomness.seed=2" in cmd[cmd.index("--cfg-options"):]
+    assert "randomness.seed=2" in cmd[cmd.index("--cfg-options") :]
 
 
 def test_multi_process_trials_go_through_each_harness_launcher(tmp_path):
@@ -215,10 +263,20 @@ def test_a_runs_test_split_result_is_read_beside_its_validation_metric(tmp_path)
 
     from mae_transfer.search.runner import _read_metric
 
-    (tmp_path / "metrics.json").write_text(json.dumps({"mIoU": 30.5, "aAcc": 80.0, "phase": "val",
-                                                       "test": {"mIoU": 28.25, "aAcc": 79.0, "phase": "test"}}))
-    assert _read_metric("seg", tmp_path) == (30.5, {"mIoU": 30.5, "aAcc": 80.0, "test_mIoU": 28.25,
-                                                    "test_aAcc": 79.0})
+    (tmp_path / "metrics.json").write_text(
+        json.dumps(
+            {
+                "mIoU": 30.5,
+                "aAcc": 80.0,
+                "phase": "val",
+                "test": {"mIoU": 28.25, "aAcc": 79.0, "phase": "test"},
+            }
+        )
+    )
+    assert _read_metric("seg", tmp_path) == (
+        30.5,
+        {"mIoU": 30.5, "aAcc": 80.0, "test_mIoU": 28.25, "test_aAcc": 79.0},
+    )
 
 
 # ----------------------------------------------------------------------------- store
@@ -262,14 +320,17 @@ def test_a_run_enqueued_twice_by_racing_workers_runs_once(tmp_path):
     a, b = TrialStore(url, p), TrialStore(url, p)
     spec = next_trials(p, [])[0][0]
     for store in (a, b):  # what enqueue() does once its check that nobody covers the key has passed
-        store.study("e").enqueue_trial(params={}, user_attrs={"key": spec.key(), "stage": 1,
-                                                              "spec": json.dumps(spec.__dict__)})
+        store.study("e").enqueue_trial(
+            params={}, user_attrs={"key": spec.key(), "stage": 1, "spec": json.dumps(spec.__dict__)}
+        )
     first = a.claim("e")
     assert first is not None and first.number == 0
     assert b.claim("e") is None  # the copy sees the running original and steps aside
     a.complete(first, 0.5, {})
     trials = b.trials("e")
-    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"] and trials[1].user_attrs["duplicate_of"] == 0
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"] and trials[1].user_attrs[
+        "duplicate_of"
+    ] == 0
     assert [f.value for f in b.finished("e")] == [0.5]
 
 
@@ -286,7 +347,9 @@ def test_interrupted_run_counts_as_failed_after_max_retries(tmp_path):
 
 def test_config_errors(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from mae_transfer.search import Protocol, SearchConfig\nconfig = SearchConfig(protocol=Protocol(lrz=1))\n")
+    bad.write_text(
+        "from mae_transfer.search import Protocol, SearchConfig\nconfig = SearchConfig(protocol=Protocol(lrz=1))\n"
+    )
     with pytest.raises(ConfigError, match="lrz"):
         load_config(bad)
     cfg = load_config(REPO_ROOT / "configs/search/li2021_coco.py").replace(entries={})
@@ -297,7 +360,9 @@ def test_config_errors(tmp_path):
     cfg.entries["det/mae/B"] = entry.replace(args=[*entry.args, "--num-gpus", "8"])
     with pytest.raises(ConfigError, match="--num-gpus in its args: the search starts each trial's processes"):
         cfg.validate()
-    err = one_line_error(run_tool("tools/search.py", "status", "--config", "configs/search/li2021_coco.py", "storag=x"))
+    err = one_line_error(
+        run_tool("tools/search.py", "status", "--config", "configs/search/li2021_coco.py", "storag=x")
+    )
     assert "unknown config key 'storag'" in err
 
 
@@ -316,9 +381,21 @@ def seg_trial_args(tmp_path: Path, *overrides: str) -> list[str]:
     """Arguments of a tiny seg trial: 2 train / 2 val coco128 images and the CPU-sized config."""
     tr = _label_folder(tmp_path / "train", "training", 2)
     va = _label_folder(tmp_path / "val", "validation", 2)
-    return ["--config", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--classes",
-            str(COCO128 / "semantic/classes.txt"), "--train-images", tr[0], "--train-labels", tr[1],
-            "--val-images", va[0], "--val-labels", va[1], *overrides]
+    return [
+        "--config",
+        "configs/seg/mini/upernet_vit_tiny_coco128.py",
+        "--classes",
+        str(COCO128 / "semantic/classes.txt"),
+        "--train-images",
+        tr[0],
+        "--train-labels",
+        tr[1],
+        "--val-images",
+        va[0],
+        "--val-labels",
+        va[1],
+        *overrides,
+    ]
 
 
 def tiny_search(tmp_path: Path) -> Path:
@@ -354,24 +431,36 @@ def test_two_workers_share_one_study_and_report(tmp_path):
     path = tiny_search(tmp_path)
     res = run_tool("tools/search.py", "run", "--config", str(path), "--workers", "2", timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
-    per_worker = [int(x) for x in re.search(r"trials run by this command: \d+ \(([\d, ]+) per worker\)",
-                                            res.stdout).group(1).split(", ")]
+    per_worker = [
+        int(x)
+        for x in re.search(r"trials run by this command: \d+ \(([\d, ]+) per worker\)", res.stdout)
+        .group(1)
+        .split(", ")
+    ]
     assert len(per_worker) == 2 and min(per_worker) >= 1, res.stdout  # both workers pulled trials
     trials = trial_table(path)
-    ran = [(n, t.user_attrs["key"]) for n, t in trials if t.state.name in ("COMPLETE", "FAIL")
-           and t.user_attrs.get("duplicate_of") is None]
+    ran = [
+        (n, t.user_attrs["key"])
+        for n, t in trials
+        if t.state.name in ("COMPLETE", "FAIL") and t.user_attrs.get("duplicate_of") is None
+    ]
     assert sum(per_worker) == len(ran)
     assert max(Counter(ran).values()) == 1  # no run executed twice
     random_done = [t for n, t in trials if n == "seg/random/B" and t.state.name == "COMPLETE"]
     assert len(random_done) >= 7  # 3 stage-1 (grid extended once), 2 stage-2, maybe 1 stage-3, 2 seeds
     broken = [t for n, t in trials if n == "seg/broken/B"]
     assert broken and all(t.state.name == "FAIL" for t in broken)
-    assert "checkpoint not found" in broken[0].user_attrs["error"] and Path(broken[0].user_attrs["log"]).is_file()
+    assert (
+        "checkpoint not found" in broken[0].user_attrs["error"]
+        and Path(broken[0].user_attrs["log"]).is_file()
+    )
     assert "seg/random/B" in res.stdout and "done" in res.stdout
     report = write_report(load_config(path), tmp_path / "report")
     text = report.read_text()
     assert "Table 5 (segmentation: UperNet)" in text and "(no result)" in text  # the broken entry
-    assert (tmp_path / "report" / "table5.csv").exists() and (tmp_path / "report" / "grid_seg_random_B.png").exists()
+    assert (tmp_path / "report" / "table5.csv").exists() and (
+        tmp_path / "report" / "grid_seg_random_B.png"
+    ).exists()
     assert (tmp_path / "report" / "schedules.png").exists()
     assert "### seg/random/B\n\n![seg/random/B](../trials/seg_random_B/" in text  # its selected run's preview
     # the seed runs are real runs of the harness with randomness.seed set: seeds.csv names their folders
@@ -387,8 +476,13 @@ def test_two_workers_share_one_study_and_report(tmp_path):
 
 def test_killed_search_resumes_without_rerunning_or_losing_trials(tmp_path):
     path = tiny_search(tmp_path)
-    proc = subprocess.Popen([sys.executable, "tools/search.py", "run", "--config", str(path)], cwd=REPO_ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "tools/search.py", "run", "--config", str(path)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     while time.time() < deadline:
         states = [t.state.name for _, t in trial_table(path)] if (tmp_path / "study.journal").exists() else []

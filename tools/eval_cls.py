@@ -6,6 +6,7 @@ Examples:
   python tools/eval_cls.py --config configs/cls/cifar10_tiny_finetune.py weights=          # random init
   torchrun --nproc_per_node 8 tools/eval_cls.py --config configs/cls/finetune_vit_base.py weights=mae_pretrain_vit_base.pth
 """
+
 from __future__ import annotations
 
 from typing import Sequence

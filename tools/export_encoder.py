@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Export the encoder of a pretraining checkpoint as an official-MAE / timm-format file ({'model': ...}).
 
-  python tools/export_encoder.py output/pretrain/cifar10_tiny/checkpoint-last.pth encoder.pth
+python tools/export_encoder.py output/pretrain/cifar10_tiny/checkpoint-last.pth encoder.pth
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,9 @@ from mae_transfer.pretrain import export_encoder
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", help="checkpoint written by tools/pretrain.py")
     parser.add_argument("output", help="where to write the encoder")
     args = parser.parse_args(argv)

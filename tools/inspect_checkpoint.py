@@ -10,6 +10,7 @@ can run code here.
   python tools/inspect_checkpoint.py mae_pretrain_vit_base.pth
   python tools/inspect_checkpoint.py deit_base_patch16_224.pth --backbone mae_vit_b img_size=512
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,18 @@ from mae_transfer.cli import run_tool
 def main(argv: Sequence[str] | None = None) -> None:
     from mae_transfer.checkpoints.doctor import inspect_checkpoint
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", help="the file to inspect")
-    parser.add_argument("--backbone", default=None,
-                        help="registered backbone to load it into (default: the one of the checkpoint's shape)")
-    parser.add_argument("overrides", nargs="*", help="backbone keyword overrides, e.g. img_size=512 window_size=0")
+    parser.add_argument(
+        "--backbone",
+        default=None,
+        help="registered backbone to load it into (default: the one of the checkpoint's shape)",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="backbone keyword overrides, e.g. img_size=512 window_size=0"
+    )
     args = parser.parse_intermixed_args(argv)
     overrides = {}
     for item in args.overrides:

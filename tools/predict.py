@@ -8,6 +8,7 @@ Detection: boxes, masks and class names (detectron2's Visualizer) above --score-
 colours blended over the image with a legend of the classes present. Images that do not decode are skipped
 and counted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,16 +21,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     from mae_transfer.predict import predict
     from mae_transfer.runlog import setup_logging
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run directory of train_det.py / train_seg.py, or a checkpoint inside one")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "run", help="run directory of train_det.py / train_seg.py, or a checkpoint inside one"
+    )
     parser.add_argument("images", nargs="+", help="image files, folders or glob patterns")
     parser.add_argument("--out", default="predictions", help="output folder (PNG per image)")
     parser.add_argument("--score-thresh", type=float, default=0.5, help="detection: lowest score drawn")
     args = parser.parse_args(argv)
     setup_logging()
     result = predict(args.run, args.images, args.out, args.score_thresh)
-    print(f"{result['written']} image(s) drawn ({result['task']}, {result['checkpoint']}) -> {result['out_dir']}"
-          + (f"; {result['skipped']} skipped (do not decode)" if result["skipped"] else ""))
+    print(
+        f"{result['written']} image(s) drawn ({result['task']}, {result['checkpoint']}) -> {result['out_dir']}"
+        + (f"; {result['skipped']} skipped (do not decode)" if result["skipped"] else "")
+    )
 
 
 if __name__ == "__main__":

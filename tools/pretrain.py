@@ -8,6 +8,7 @@ Examples:
   python tools/pretrain.py --config configs/pretrain/mae_vit_large_1600ep.py --slurm --nodes 8 --partition learn
   python tools/pretrain.py --config ... --resume auto       # continue from OUTPUT_DIR/checkpoint-last.pth
 """
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -5,6 +5,7 @@ seeds per cell, the difference to a reference entry with Welch's 95% interval, e
   python tools/report.py --config configs/search/li2021_coco.py --out output/report
   python tools/report.py --config configs/mini/search_camvid_balloon.py --reference supervised
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,18 +20,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     from mae_transfer.search import SearchConfig
     from mae_transfer.search.report import write_report
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", required=True, help="the search config whose results to report")
     parser.add_argument("--out", default=None, help="report folder (default: OUTPUT_DIR/report)")
-    parser.add_argument("--reference", default="random",
-                        help="entry name or initialization every Δ column is measured against (default: random)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides of the search config (e.g. storage=...)")
+    parser.add_argument(
+        "--reference",
+        default="random",
+        help="entry name or initialization every Δ column is measured against (default: random)",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="key=value overrides of the search config (e.g. storage=...)"
+    )
     args = parser.parse_args(argv)
     cfg = apply_overrides(load_config(args.config, expect=SearchConfig), args.overrides)
     cfg.validate()
     if args.reference not in cfg.entries and all(e.init != args.reference for e in cfg.entries.values()):
-        raise ConfigError(f"--reference {args.reference!r} is neither an entry nor an initialization of search "
-                          f"{cfg.name!r}")
+        raise ConfigError(
+            f"--reference {args.reference!r} is neither an entry nor an initialization of search {cfg.name!r}"
+        )
     path = write_report(cfg, args.out or f"{cfg.output_dir}/report", args.reference)
     print(path.read_text().split("## Trials")[0])
     print(f"report: {path}")

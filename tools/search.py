@@ -10,6 +10,7 @@ Examples:
 A killed search resumes by running the same command: finished trials are never run again, the trial that
 was running when the worker died is run again (and resumes from its own last checkpoint).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from mae_transfer.search.runner import entry_status, run_workers, submit_slurm_array
     from mae_transfer.search.store import TrialStore
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter,
-                                     epilog="config keys (override with key=value):\n" + SearchConfig.help_text())
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=HelpFormatter,
+        epilog="config keys (override with key=value):\n" + SearchConfig.help_text(),
+    )
     parser.add_argument("command", choices=["run", "slurm", "status"])
     parser.add_argument("--config", required=True, help="search config (configs/search/*.py)")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes sharing the storage")
@@ -42,8 +46,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         ran = run_workers(args.config, args.overrides, args.workers, gpus_per_worker=cfg.gpus_per_trial)
         print(f"trials run by this command: {sum(ran)} ({', '.join(map(str, ran))} per worker)")
     elif args.command == "slurm":
-        jobs = submit_slurm_array(args.config, args.overrides, args.array, f"{cfg.output_dir}/submitit",
-                                  args.partition, args.timeout_min, gpus_per_worker=cfg.gpus_per_trial)
+        jobs = submit_slurm_array(
+            args.config,
+            args.overrides,
+            args.array,
+            f"{cfg.output_dir}/submitit",
+            args.partition,
+            args.timeout_min,
+            gpus_per_worker=cfg.gpus_per_trial,
+        )
         print(f"submitted {len(jobs)} workers: {jobs[0].job_id.split('_')[0]}")
     store = TrialStore.for_search(cfg)
     for name in cfg.entries:

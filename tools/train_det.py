@@ -10,6 +10,7 @@ Examples:
   python tools/train_det.py --config ... --eval-only train.init_checkpoint=output/det/run/model_final.pth
   python tools/train_det.py --config ... --resume                                          # after a kill
 """
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -10,6 +10,7 @@ Examples:
   python tools/train_seg.py --config ... --resume                                           # after a kill
   python tools/train_seg.py --config ... --eval-only --checkpoint WORK_DIR/iter_160000.pth
 """
+
 from __future__ import annotations
 
 from typing import Sequence

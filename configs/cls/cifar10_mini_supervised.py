@@ -6,7 +6,18 @@ from mae_transfer.config import load_config
 from mae_transfer.paths import shared_data
 
 config = load_config("finetune_vit_base.py", relative_to=__file__).replace(
-    model="mae_vit_mini_patch8", data_path=shared_data("cifar10"), val_split="test", input_size=64,
-    epochs=8, warmup_epochs=1, batch_size=128, accum_iter=1, blr=2e-3, num_workers=1,
-    mixup=0.0, cutmix=0.0,  # off for a short schedule (they need long schedules to pay off)
-    output_dir="output/mini/supervised", recipe="")
+    model="mae_vit_mini_patch8",
+    data_path=shared_data("cifar10"),
+    val_split="test",
+    input_size=64,
+    epochs=8,
+    warmup_epochs=1,
+    batch_size=128,
+    accum_iter=1,
+    blr=2e-3,
+    num_workers=1,
+    mixup=0.0,
+    cutmix=0.0,  # off for a short schedule (they need long schedules to pay off)
+    output_dir="output/mini/supervised",
+    recipe="",
+)

@@ -17,8 +17,14 @@ bottom_up = model.backbone.bottom_up
 bottom_up.pyramid = "simple"
 bottom_up.pyramid_norm = "LN"
 bottom_up.drop_path_rate = 0.1
-model.backbone = L(SimpleNeck)(bottom_up=bottom_up, in_features=["s4", "s8", "s16", "s32"], out_channels=256,
-                               norm="LN", top_block=L(LastLevelMaxPool)(), square_pad=1024)
+model.backbone = L(SimpleNeck)(
+    bottom_up=bottom_up,
+    in_features=["s4", "s8", "s16", "s32"],
+    out_channels=256,
+    norm="LN",
+    top_block=L(LastLevelMaxPool)(),
+    square_pad=1024,
+)
 model.roi_heads.box_head.conv_norm = "LN"
 model.roi_heads.mask_head.conv_norm = "LN"
 
@@ -27,8 +33,9 @@ optimizer.weight_decay = 0.1
 optimizer.params.layer_decay = 0.7
 optimizer.params.weight_decay_rule = "vitdet"
 train.max_iter = train.eval_period = 184_375
-lr_multiplier.scheduler = L(MultiStepParamScheduler)(values=[1.0, 0.1, 0.01], milestones=[163_889, 177_546],
-                                                     num_updates=184_375)
+lr_multiplier.scheduler = L(MultiStepParamScheduler)(
+    values=[1.0, 0.1, 0.01], milestones=[163_889, 177_546], num_updates=184_375
+)
 lr_multiplier.warmup_length = 250 / 184_375  # 250 iterations
 lr_multiplier.warmup_factor = 0.001
 entry.recipe = "vitdet"

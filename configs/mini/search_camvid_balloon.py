@@ -9,18 +9,39 @@
 from mae_transfer.search import Entry, Protocol, SearchConfig
 
 MINI = "output/mini"
-WEIGHTS = {"random": "", "supervised": f"{MINI}/supervised/checkpoint-last.pth", "mae": f"{MINI}/pretrain/encoder.pth"}
-TASKS = {"det": ["--config", "configs/det/mini/mask_rcnn_vit_mini_p8_balloon.py"],
-         "seg": ["--config", "configs/seg/mini/upernet_vit_mini_p8_camvid.py"]}
+WEIGHTS = {
+    "random": "",
+    "supervised": f"{MINI}/supervised/checkpoint-last.pth",
+    "mae": f"{MINI}/pretrain/encoder.pth",
+}
+TASKS = {
+    "det": ["--config", "configs/det/mini/mask_rcnn_vit_mini_p8_balloon.py"],
+    "seg": ["--config", "configs/seg/mini/upernet_vit_mini_p8_camvid.py"],
+}
 
 config = SearchConfig(
     name="mini_camvid_balloon",
     storage=f"journal:{MINI}/search/study.journal",
     output_dir=f"{MINI}/search",
-    protocol=Protocol(name="mini_seeds", lrs=(2e-4, 4e-4), weight_decays=(0.05,), extend_edges=False,
-                      stage1_drop_path=0.1, drop_paths=(0.1,), stage1_schedule="config", stage2_schedule="config",
-                      schedules=("config",), seeds=3),
-    schedules={"det": {"config": []}, "seg": {"config": []}},  # the configs' own lengths: det 600, seg 2000 iterations
-    entries={f"{task}/{init}/mini": Entry(init=init, size="mini", task=task, weights=weights, args=args)
-             for task, args in TASKS.items() for init, weights in WEIGHTS.items()},
+    protocol=Protocol(
+        name="mini_seeds",
+        lrs=(2e-4, 4e-4),
+        weight_decays=(0.05,),
+        extend_edges=False,
+        stage1_drop_path=0.1,
+        drop_paths=(0.1,),
+        stage1_schedule="config",
+        stage2_schedule="config",
+        schedules=("config",),
+        seeds=3,
+    ),
+    schedules={
+        "det": {"config": []},
+        "seg": {"config": []},
+    },  # the configs' own lengths: det 600, seg 2000 iterations
+    entries={
+        f"{task}/{init}/mini": Entry(init=init, size="mini", task=task, weights=weights, args=args)
+        for task, args in TASKS.items()
+        for init, weights in WEIGHTS.items()
+    },
 )

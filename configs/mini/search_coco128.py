@@ -6,12 +6,23 @@
 from mae_transfer.search import Entry, Protocol, SearchConfig
 
 MINI = "output/mini"
-WEIGHTS = {"random": "", "supervised": f"{MINI}/cifar10/finetune_random/checkpoint-last.pth",
-           "mae": f"{MINI}/cifar10/pretrain/encoder.pth"}
-DET = ["--config", "configs/det/mini/mask_rcnn_vit_tiny_p4_coco128.py", "dataloader.train.total_batch_size=2",
-       "train.checkpointer.period=100000"]
-SEG = ["--config", "configs/seg/mini/upernet_vit_tiny_p4_coco128.py", "model.test_cfg.mode=whole",
-       "default_hooks.checkpoint.interval=100000"]
+WEIGHTS = {
+    "random": "",
+    "supervised": f"{MINI}/cifar10/finetune_random/checkpoint-last.pth",
+    "mae": f"{MINI}/cifar10/pretrain/encoder.pth",
+}
+DET = [
+    "--config",
+    "configs/det/mini/mask_rcnn_vit_tiny_p4_coco128.py",
+    "dataloader.train.total_batch_size=2",
+    "train.checkpointer.period=100000",
+]
+SEG = [
+    "--config",
+    "configs/seg/mini/upernet_vit_tiny_p4_coco128.py",
+    "model.test_cfg.mode=whole",
+    "default_hooks.checkpoint.interval=100000",
+]
 
 entries = {}
 for init, weights in WEIGHTS.items():
@@ -31,10 +42,19 @@ config = SearchConfig(
     name="mini_coco128",
     storage=f"journal:{MINI}/search/study.journal",
     output_dir=f"{MINI}/search",
-    protocol=Protocol(name="mini", lrs=(1e-4, 3e-4), weight_decays=(0.05, 0.1), extend_edges=False,
-                      drop_paths=(0.0, 0.1), stage1_schedule="short", stage2_schedule="long",
-                      schedules=("short", "long")),
-    schedules={"det": {"short": det_iters(60), "long": det_iters(120)},
-               "seg": {"short": seg_iters(80), "long": seg_iters(160)}},
+    protocol=Protocol(
+        name="mini",
+        lrs=(1e-4, 3e-4),
+        weight_decays=(0.05, 0.1),
+        extend_edges=False,
+        drop_paths=(0.0, 0.1),
+        stage1_schedule="short",
+        stage2_schedule="long",
+        schedules=("short", "long"),
+    ),
+    schedules={
+        "det": {"short": det_iters(60), "long": det_iters(120)},
+        "seg": {"short": seg_iters(80), "long": seg_iters(160)},
+    },
     entries=entries,
 )

@@ -2,4 +2,5 @@
 from mae_transfer.config import load_config
 
 config = load_config("mae_vit_base_1600ep.py", relative_to=__file__).replace(
-    model="mae_vit_large_patch16", output_dir="output/pretrain/mae_vit_large_1600ep")
+    model="mae_vit_large_patch16", output_dir="output/pretrain/mae_vit_large_1600ep"
+)

@@ -10,8 +10,13 @@ from mae_transfer.search import Entry, Protocol, SearchConfig
 
 def schedule(size: str, epochs: int) -> list:
     iters = det_iters(epochs)
-    return ["--config", f"configs/det/mask_rcnn_vit_{size.lower()}_100ep.py", f"train.max_iter={iters}",
-            f"train.eval_period={iters}", f"lr_multiplier.warmup_length={0.25 / epochs}"]
+    return [
+        "--config",
+        f"configs/det/mask_rcnn_vit_{size.lower()}_100ep.py",
+        f"train.max_iter={iters}",
+        f"train.eval_period={iters}",
+        f"lr_multiplier.warmup_length={0.25 / epochs}",
+    ]
 
 
 WEIGHTS = {  # (init, size) -> checkpoint
@@ -30,10 +35,15 @@ for init in ("random", "supervised", "mocov3", "beit", "mae"):
     for size in ("B", "L"):
         epochs = (100, 200, 400) if init == "random" else (25, 50, 100)
         entries[f"det/{init}/{size}"] = Entry(
-            init=init, size=size, task="det", weights=WEIGHTS.get((init, size), ""), args=coco,
+            init=init,
+            size=size,
+            task="det",
+            weights=WEIGHTS.get((init, size), ""),
+            args=coco,
             schedules=dict(zip(("short", "medium", "long"), (schedule(size, e) for e in epochs))),
             reuse_lr_wd_from=f"det/{init}/B" if size == "L" else "",
-            protocol={"stage2_schedule": "short"} if init == "random" else {})
+            protocol={"stage2_schedule": "short"} if init == "random" else {},
+        )
 
 config = SearchConfig(
     name="li2021_coco",

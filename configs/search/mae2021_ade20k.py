@@ -16,15 +16,29 @@ for init in ("supervised", "mocov3", "beit", "mae"):
     for size in ("B", "L"):
         cfg = f"configs/seg/upernet_vit_{size.lower()}_512x512_160k_ade20k.py"
         entries[f"seg/{init}/{size}"] = Entry(
-            init=init, size=size, task="seg", weights=WEIGHTS[(init, size)], args=["--config", cfg, *ade],
+            init=init,
+            size=size,
+            task="seg",
+            weights=WEIGHTS[(init, size)],
+            args=["--config", cfg, *ade],
             protocol={"layer_decays": (0.65, 0.75, 0.85, 0.95), "stage1_drop_path": 0.2, "drop_paths": (0.2,)}
-            if size == "L" else {})
+            if size == "L"
+            else {},
+        )
 config = SearchConfig(
     name="mae2021_ade20k",
     storage=os.environ.get("SEARCH_STORAGE", "journal:output/search/mae2021_ade20k/study.journal"),
     output_dir="output/search/mae2021_ade20k",
-    protocol=Protocol(name="lr-only", lrs=(5e-5, 1e-4, 2e-4, 4e-4), weight_decays=(0.05,), stage1_drop_path=0.1,
-                      stage1_schedule="160k", drop_paths=(0.1,), stage2_schedule="160k", schedules=("160k",)),
+    protocol=Protocol(
+        name="lr-only",
+        lrs=(5e-5, 1e-4, 2e-4, 4e-4),
+        weight_decays=(0.05,),
+        stage1_drop_path=0.1,
+        stage1_schedule="160k",
+        drop_paths=(0.1,),
+        stage2_schedule="160k",
+        schedules=("160k",),
+    ),
     schedules={"seg": {"160k": []}},
     entries=entries,
     gpus_per_trial=8,  # the recipe's batch 16 = 8 GPUs x 2 (mmseg_mae)

@@ -14,6 +14,7 @@ Sources (``source=`` or detected from the keys; ``vit`` = any plain timm-key ViT
   mocov3    ``{'state_dict': ...}`` with ``module.base_encoder.`` prefixes
   beit      ``q_bias``/``v_bias``, ``gamma_1``/``gamma_2``, relative position tables
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,7 @@ from .io import extract_state_dict, load_checkpoint
 SOURCES = ("vit", "mae", "supervised", "mocov3", "beit")  # vit/mae/supervised: same timm key family
 
 # keys an encoder never needs, by source family
-_IGNORED = re.compile(
-    r"^(decoder_|mask_token|head\.|fc_norm\.|lm_head\.|pre_logits|dist_token|head_dist\.)")
+_IGNORED = re.compile(r"^(decoder_|mask_token|head\.|fc_norm\.|lm_head\.|pre_logits|dist_token|head_dist\.)")
 
 
 @dataclasses.dataclass
@@ -45,8 +45,10 @@ class LoadReport:
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.path or 'checkpoint'} [{self.source}]: loaded {len(self.loaded)}, resized {len(self.resized)}, "
-                f"newly initialized {len(self.new)}, ignored {len(self.ignored)}")
+        return (
+            f"{self.path or 'checkpoint'} [{self.source}]: loaded {len(self.loaded)}, resized {len(self.resized)}, "
+            f"newly initialized {len(self.new)}, ignored {len(self.ignored)}"
+        )
 
     def format(self, max_keys: int = 12) -> str:
         def short(keys: list[str]) -> str:
@@ -55,7 +57,11 @@ class LoadReport:
             return ", ".join(keys[:max_keys]) + more
 
         lines = [self.summary()]
-        for title, keys in (("resized", self.resized), ("newly initialized", self.new), ("ignored", self.ignored)):
+        for title, keys in (
+            ("resized", self.resized),
+            ("newly initialized", self.new),
+            ("ignored", self.ignored),
+        ):
             if keys:
                 lines.append(f"  {title}: {short(keys)}")
         lines += [f"  note: {n}" for n in self.notes]
@@ -77,8 +83,12 @@ def detect_source(state: dict[str, torch.Tensor]) -> str:
     keys = list(state)
     if any(k.startswith(("module.base_encoder.", "base_encoder.", "module.momentum_encoder.")) for k in keys):
         return "mocov3"
-    if any(k.endswith(("attn.q_bias", "gamma_1")) or k.startswith("rel_pos_bias.") or "relative_position_bias_table" in k
-           for k in keys):
+    if any(
+        k.endswith(("attn.q_bias", "gamma_1"))
+        or k.startswith("rel_pos_bias.")
+        or "relative_position_bias_table" in k
+        for k in keys
+    ):
         return "beit"
     if any(k.startswith(("decoder_", "mask_token")) for k in keys):
         return "mae"
@@ -86,10 +96,12 @@ def detect_source(state: dict[str, torch.Tensor]) -> str:
 
 
 def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def to_canonical(state: dict[str, torch.Tensor], source: str = "auto") -> tuple[dict[str, torch.Tensor], list[str], str, list[str]]:
+def to_canonical(
+    state: dict[str, torch.Tensor], source: str = "auto"
+) -> tuple[dict[str, torch.Tensor], list[str], str, list[str]]:
     """Convert a raw state dict; returns (canonical state, ignored keys, source, notes)."""
     if source == "auto":
         source = detect_source(state)
@@ -98,7 +110,10 @@ def to_canonical(state: dict[str, torch.Tensor], source: str = "auto") -> tuple[
     notes: list[str] = []
     ignored: list[str] = []
     if source == "mocov3":
-        prefix = next((p for p in ("module.base_encoder.", "base_encoder.") if any(k.startswith(p) for k in state)), None)
+        prefix = next(
+            (p for p in ("module.base_encoder.", "base_encoder.") if any(k.startswith(p) for k in state)),
+            None,
+        )
         if prefix is None:
             raise CheckpointError("MoCo v3 checkpoint has no 'module.base_encoder.' keys")
         ignored += [k for k in state if not k.startswith(prefix)]  # momentum encoder, predictor
@@ -123,12 +138,18 @@ def to_canonical(state: dict[str, torch.Tensor], source: str = "auto") -> tuple[
     if q_bias:
         notes.append("BEiT q_bias/v_bias merged into qkv.bias (k bias = 0)")
     pos = out.get("pos_embed")
-    if "dist_token" in state and pos is not None and round((pos.shape[1] - 2) ** 0.5) ** 2 == pos.shape[1] - 2:
+    if (
+        "dist_token" in state
+        and pos is not None
+        and round((pos.shape[1] - 2) ** 0.5) ** 2 == pos.shape[1] - 2
+    ):
         out["pos_embed"] = torch.cat([pos[:, :1], pos[:, 2:]], dim=1)  # DeiT-distilled: cls, dist, grid
         notes.append("DeiT distillation token's position embedding dropped (cls + grid kept)")
     if "patch_embed.proj.weight" not in out:
-        raise CheckpointError(f"{source} checkpoint has no 'patch_embed.proj.weight': not a ViT state dict "
-                              f"(first keys: {', '.join(list(state)[:3])})")
+        raise CheckpointError(
+            f"{source} checkpoint has no 'patch_embed.proj.weight': not a ViT state dict "
+            f"(first keys: {', '.join(list(state)[:3])})"
+        )
     return out, ignored, source, notes
 
 
@@ -148,14 +169,19 @@ def infer_vit_arch(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Width / depth / patch size / pretraining grid of a canonical ViT state dict."""
     w = state["patch_embed.proj.weight"]
     depth = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"^blocks\.(\d+)\.", k))), default=-1)
-    arch: dict[str, Any] = {"embed_dim": w.shape[0], "patch_size": w.shape[-1], "in_chans": w.shape[1], "depth": depth}
+    arch: dict[str, Any] = {
+        "embed_dim": w.shape[0],
+        "patch_size": w.shape[-1],
+        "in_chans": w.shape[1],
+        "depth": depth,
+    }
     if "blocks.0.mlp.fc1.weight" in state:
         arch["mlp_ratio"] = state["blocks.0.mlp.fc1.weight"].shape[0] / w.shape[0]
     if "pos_embed" in state:
         n = state["pos_embed"].shape[1]
         side = int(round((n - 1) ** 0.5))
         arch["has_cls_pos"] = side * side == n - 1
-        side = side if arch["has_cls_pos"] else int(round(n ** 0.5))
+        side = side if arch["has_cls_pos"] else int(round(n**0.5))
         arch["pretrain_grid"] = side
     return arch
 
@@ -174,8 +200,14 @@ def resize_pos_embed(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     (s_side, s_cls), (t_side, t_cls) = split(src.shape[1], "checkpoint"), split(target.shape[1], "model")
     cls, grid = src[:, :s_cls], src[:, s_cls:]
-    grid = resample_abs_pos_embed(grid, new_size=[t_side, t_side], old_size=[s_side, s_side], num_prefix_tokens=0,
-                                  interpolation="bicubic", antialias=False)
+    grid = resample_abs_pos_embed(
+        grid,
+        new_size=[t_side, t_side],
+        old_size=[s_side, s_side],
+        num_prefix_tokens=0,
+        interpolation="bicubic",
+        antialias=False,
+    )
     if t_cls:
         grid = torch.cat([cls if s_cls else torch.zeros_like(grid[:, :1]), grid], dim=1)
     return grid
@@ -195,11 +227,15 @@ def resize_rel_pos_table(src: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
     (s_side, s_extra), (t_side, t_extra) = split(src.shape[0]), split(target.shape[0])
     if src.shape[1] != target.shape[1]:
-        raise CheckpointError(f"relative position table has {src.shape[1]} heads, the model {target.shape[1]}")
+        raise CheckpointError(
+            f"relative position table has {src.shape[1]} heads, the model {target.shape[1]}"
+        )
     window = ((t_side + 1) // 2,) * 2
-    out = resize_rel_pos_bias_table_simple(src[: s_side * s_side].float(), window, (t_side * t_side, src.shape[1]))
+    out = resize_rel_pos_bias_table_simple(
+        src[: s_side * s_side].float(), window, (t_side * t_side, src.shape[1])
+    )
     if t_extra:
-        extra = src[s_side * s_side:] if s_extra else torch.zeros(3, src.shape[1])
+        extra = src[s_side * s_side :] if s_extra else torch.zeros(3, src.shape[1])
         out = torch.cat([out, extra.float()], dim=0)
     return out.to(target.dtype)
 
@@ -235,15 +271,19 @@ def apply_to_model(
                     raise CheckpointError(f"{report.path or 'checkpoint'}: {e}") from None
                 report.resized.append(f"{key} {tuple(src.shape)}->{tuple(target.shape)}")
             else:
-                raise CheckpointError(f"{report.path or 'checkpoint'}: {key} has shape {tuple(src.shape)}, "
-                                      f"the model needs {tuple(target.shape)}")
+                raise CheckpointError(
+                    f"{report.path or 'checkpoint'}: {key} has shape {tuple(src.shape)}, "
+                    f"the model needs {tuple(target.shape)}"
+                )
         elif may_be_new(key):
             report.new.append(key)
         else:
             missing.append(key)
     if missing:
-        raise CheckpointError(f"{report.path or 'checkpoint'} [{report.source}] lacks {len(missing)} key(s) the model "
-                              f"needs, e.g. {', '.join(_collapse(missing)[:3])}")
+        raise CheckpointError(
+            f"{report.path or 'checkpoint'} [{report.source}] lacks {len(missing)} key(s) the model "
+            f"needs, e.g. {', '.join(_collapse(missing)[:3])}"
+        )
     report.ignored += [k for k in state if k not in own]
     model.load_state_dict(to_load, strict=False)
     return report

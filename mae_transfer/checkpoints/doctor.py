@@ -7,6 +7,7 @@ embeddings resized to the input grid, relative position bias and the pyramid new
 *suspicious* (the loader refuses the file, transformer weights set aside, a width or depth mismatch,
 nothing loaded).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,10 @@ EXPECTED_RESIZED = (
     (r"patch_embed\.proj\.weight", "patch kernel resampled to the backbone's patch size (FlexiViT)"),
 )
 # whole-model training checkpoints of the harnesses: their backbone keys sit under these prefixes
-HARNESS_PREFIXES = {"backbone.bottom_up.": "detectron2 checkpoint (tools/train_det.py: model_final.pth / "
-                                           "model_NNNNNNN.pth)",
-                    "backbone.": "mmengine / mmseg checkpoint (tools/train_seg.py: iter_N.pth)"}
+HARNESS_PREFIXES = {
+    "backbone.bottom_up.": "detectron2 checkpoint (tools/train_det.py: model_final.pth / model_NNNNNNN.pth)",
+    "backbone.": "mmengine / mmseg checkpoint (tools/train_seg.py: iter_N.pth)",
+}
 
 
 @dataclasses.dataclass
@@ -64,9 +66,15 @@ class Diagnosis:
         lines = [f"checkpoint:   {self.path}", f"format:       {self.format}"]
         if self.arch:
             a = self.arch
-            grid = f", pretraining grid {a['pretrain_grid']}x{a['pretrain_grid']}" if "pretrain_grid" in a else ""
-            lines.append(f"architecture: ViT patch {a['patch_size']}, width {a['embed_dim']}, depth {a['depth']}"
-                         f"{grid}" + (f" (key family: {self.source})" if self.source else ""))
+            grid = (
+                f", pretraining grid {a['pretrain_grid']}x{a['pretrain_grid']}"
+                if "pretrain_grid" in a
+                else ""
+            )
+            lines.append(
+                f"architecture: ViT patch {a['patch_size']}, width {a['embed_dim']}, depth {a['depth']}"
+                f"{grid}" + (f" (key family: {self.source})" if self.source else "")
+            )
         if self.backbone:
             lines.append(f"loading into: {self.backbone}")
         for kind, entries in self.outcome.items():
@@ -86,8 +94,10 @@ def _container(raw: Any, state: dict[str, torch.Tensor]) -> str:
             return name
     if isinstance(raw.get("args") if isinstance(raw, dict) else None, argparse.Namespace):
         kind = "pretraining" if source == "mae" else "fine-tuning"
-        return f"official MAE {kind} training checkpoint (main_{'pretrain' if source == 'mae' else 'finetune'}.py " \
-               f"checkpoint-N.pth, epoch {raw.get('epoch', '?')})"
+        return (
+            f"official MAE {kind} training checkpoint (main_{'pretrain' if source == 'mae' else 'finetune'}.py "
+            f"checkpoint-N.pth, epoch {raw.get('epoch', '?')})"
+        )
     if "arch" in keys and isinstance(raw["arch"], dict):
         return "this project's exported encoder (tools/pretrain.py encoder.pth / tools/export_encoder.py)"
     if "config" in keys and "optimizer" in keys:
@@ -118,8 +128,10 @@ def _sort(keys: list[str], rules: tuple[tuple[str, str], ...]) -> tuple[list[tup
             other.append(k)
         else:
             groups.setdefault(why, []).append(k)
-    return [(", ".join(_collapse(v)[:4]) + (f" ... ({len(v)})" if len(_collapse(v)) > 4 else ""), why)
-            for why, v in groups.items()], other
+    return [
+        (", ".join(_collapse(v)[:4]) + (f" ... ({len(v)})" if len(_collapse(v)) > 4 else ""), why)
+        for why, v in groups.items()
+    ], other
 
 
 def inspect_checkpoint(path: str, backbone: str | None = None, **overrides: Any) -> Diagnosis:
@@ -132,10 +144,12 @@ def inspect_checkpoint(path: str, backbone: str | None = None, **overrides: Any)
     diag = Diagnosis(path=str(path), format=_container(raw, state))
     prefix = next((p for p in HARNESS_PREFIXES if any(k.startswith(p + "vit.") for k in state)), None)
     if prefix:
-        diag.suspicious.append(f"a whole {'detector' if 'bottom_up' in prefix else 'segmenter'} (keys under "
-                               f"'{prefix}'), not a backbone initialization: continue it with its harness "
-                               "(--resume, --eval-only --checkpoint) rather than --weights")
-        vit = {k[len(prefix) + 4:]: v for k, v in state.items() if k.startswith(prefix + "vit.")}
+        diag.suspicious.append(
+            f"a whole {'detector' if 'bottom_up' in prefix else 'segmenter'} (keys under "
+            f"'{prefix}'), not a backbone initialization: continue it with its harness "
+            "(--resume, --eval-only --checkpoint) rather than --weights"
+        )
+        vit = {k[len(prefix) + 4 :]: v for k, v in state.items() if k.startswith(prefix + "vit.")}
         if "patch_embed.proj.weight" in vit:
             diag.arch = infer_vit_arch(vit)
         return diag
@@ -149,12 +163,17 @@ def inspect_checkpoint(path: str, backbone: str | None = None, **overrides: Any)
 
     name = backbone or backbone_for(diag.arch["embed_dim"], diag.arch["depth"], diag.arch["patch_size"])
     if name is None:
-        diag.suspicious.append(f"no registered backbone has width {diag.arch['embed_dim']} and depth "
-                               f"{diag.arch['depth']}: pass --backbone")
+        diag.suspicious.append(
+            f"no registered backbone has width {diag.arch['embed_dim']} and depth "
+            f"{diag.arch['depth']}: pass --backbone"
+        )
         return diag
     bb = build_backbone(name, **overrides)
-    diag.backbone = f"{name} (patch {bb.vit.patch_size}, grid {bb.vit.grid[0]}x{bb.vit.grid[1]})" \
-        if hasattr(bb, "vit") else name
+    diag.backbone = (
+        f"{name} (patch {bb.vit.patch_size}, grid {bb.vit.grid[0]}x{bb.vit.grid[1]})"
+        if hasattr(bb, "vit")
+        else name
+    )
     try:
         report = bb.load_pretrained(path)
     except CheckpointError as e:
@@ -173,5 +192,7 @@ def inspect_checkpoint(path: str, backbone: str | None = None, **overrides: Any)
         diag.suspicious.append("nothing loaded")
     for kind, keys in (("resized", odd_resized), ("newly initialized", odd_new), ("ignored", odd_ignored)):
         if keys:
-            diag.suspicious.append(f"{len(keys)} tensor(s) {kind} that a transfer keeps: {', '.join(_collapse(keys)[:4])}")
+            diag.suspicious.append(
+                f"{len(keys)} tensor(s) {kind} that a transfer keeps: {', '.join(_collapse(keys)[:4])}"
+            )
     return diag

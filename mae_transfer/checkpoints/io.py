@@ -5,6 +5,7 @@
 * Every write goes to a temporary file in the same folder, is fsync'ed, then atomically renamed over
   the target: a process killed mid-write never replaces the last good checkpoint.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,13 @@ def load_checkpoint(path: str | Path) -> Any:
     except pickle.UnpicklingError as e:
         refused = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", str(e), re.IGNORECASE)
         if refused:
-            raise CheckpointError(f"checkpoint {path} was refused: it asks to import {refused.group(1)}, and only "
-                                  "weights and plain data are loaded (a pickle that imports code can run it)") from None
-        raise CheckpointError(f"checkpoint {path} is unreadable or truncated (not a torch checkpoint)") from None
+            raise CheckpointError(
+                f"checkpoint {path} was refused: it asks to import {refused.group(1)}, and only "
+                "weights and plain data are loaded (a pickle that imports code can run it)"
+            ) from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable or truncated (not a torch checkpoint)"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"checkpoint {path} is unreadable or truncated ({first})") from None
@@ -73,8 +78,9 @@ def extract_state_dict(obj: Any, path: str | Path = "<checkpoint>") -> dict[str,
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
-        raise CheckpointError(f"{path}: no state dict found (expected a dict of tensors, or one under "
-                              "'model' / 'state_dict')")
+        raise CheckpointError(
+            f"{path}: no state dict found (expected a dict of tensors, or one under 'model' / 'state_dict')"
+        )
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path}: the state dict holds no tensors")

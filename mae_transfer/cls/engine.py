@@ -3,6 +3,7 @@
 The classifier is timm's ``VisionTransformer``; the encoder weights come through the same checkpoint
 converters as the transfer backbones, so any Table 4 initialization (or none: random init) works.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,34 +53,54 @@ def build_classifier(cfg: ClsConfig, num_classes: int) -> tuple[VisionTransforme
     if cfg.weights:
         state, report, extras = read_vit_checkpoint(cfg.weights, cfg.source)
         if report.source == "beit":
-            raise CheckpointError(f"{cfg.weights}: BEiT encoders need relative position bias, which timm's "
-                                  "VisionTransformer lacks; evaluate them through the transfer backbone instead")
+            raise CheckpointError(
+                f"{cfg.weights}: BEiT encoders need relative position bias, which timm's "
+                "VisionTransformer lacks; evaluate them through the transfer backbone instead"
+            )
     if cfg.model:
         arch = encoder_arch(cfg.model)
     elif "arch" in extras:
         arch = dict(extras["arch"])
     else:
-        raise ConfigError("cannot tell the encoder architecture: pass model=<MAE model name> "
-                          "(e.g. model=mae_vit_base_patch16)")
+        raise ConfigError(
+            "cannot tell the encoder architecture: pass model=<MAE model name> "
+            "(e.g. model=mae_vit_base_patch16)"
+        )
     arch.update(cfg.model_overrides)
     if cfg.mode not in ("finetune", "linprobe"):
         raise ConfigError(f"unknown mode {cfg.mode!r}; choose finetune or linprobe")
     linprobe = cfg.mode == "linprobe"
     model = VisionTransformer(
-        img_size=cfg.input_size, patch_size=arch["patch_size"], in_chans=arch.get("in_chans", 3),
-        num_classes=num_classes, global_pool=cfg.global_pool, embed_dim=arch["embed_dim"], depth=arch["depth"],
-        num_heads=arch["num_heads"], mlp_ratio=arch.get("mlp_ratio", 4.0), qkv_bias=True,
-        norm_layer=partial(nn.LayerNorm, eps=1e-6), drop_path_rate=0.0 if linprobe else cfg.drop_path)
+        img_size=cfg.input_size,
+        patch_size=arch["patch_size"],
+        in_chans=arch.get("in_chans", 3),
+        num_classes=num_classes,
+        global_pool=cfg.global_pool,
+        embed_dim=arch["embed_dim"],
+        depth=arch["depth"],
+        num_heads=arch["num_heads"],
+        mlp_ratio=arch.get("mlp_ratio", 4.0),
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        drop_path_rate=0.0 if linprobe else cfg.drop_path,
+    )
     if linprobe:  # Table 10: BatchNorm without affine, then a linear layer
-        model.head = nn.Sequential(nn.BatchNorm1d(arch["embed_dim"], affine=False, eps=1e-6),
-                                   nn.Linear(arch["embed_dim"], num_classes))
+        model.head = nn.Sequential(
+            nn.BatchNorm1d(arch["embed_dim"], affine=False, eps=1e-6),
+            nn.Linear(arch["embed_dim"], num_classes),
+        )
         nn.init.trunc_normal_(model.head[1].weight, std=0.01)
     else:
         nn.init.trunc_normal_(model.head.weight, std=2e-5)
     nn.init.zeros_(model.get_classifier().bias if not linprobe else model.head[1].bias)
     if state is not None:
-        report = apply_to_model(model, state, report, may_be_new=lambda k: k.startswith(("head.", "fc_norm.")),
-                                resizers={"pos_embed": resize_pos_embed})
+        report = apply_to_model(
+            model,
+            state,
+            report,
+            may_be_new=lambda k: k.startswith(("head.", "fc_norm.")),
+            resizers={"pos_embed": resize_pos_embed},
+        )
         log.info("%s", report.format())
     if linprobe:
         for name, p in model.named_parameters():
@@ -95,14 +116,28 @@ def build_datasets(cfg: ClsConfig) -> tuple[SafeImageFolder, SafeImageFolder]:
         if not d.is_dir():
             raise DataError(f"{d} not found (data_path must hold train/ and {cfg.val_split}/)")
     if cfg.mode == "finetune":
-        train_tf = create_transform(cfg.input_size, is_training=True, auto_augment=cfg.randaug or None,
-                                    interpolation="bicubic", re_prob=cfg.reprob, re_mode="pixel", re_count=1,
-                                    mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        train_tf = create_transform(
+            cfg.input_size,
+            is_training=True,
+            auto_augment=cfg.randaug or None,
+            interpolation="bicubic",
+            re_prob=cfg.reprob,
+            re_mode="pixel",
+            re_count=1,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+        )
     else:
         from torchvision import transforms as T
 
-        train_tf = T.Compose([T.RandomResizedCrop(cfg.input_size, interpolation=T.InterpolationMode.BICUBIC),
-                              T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        train_tf = T.Compose(
+            [
+                T.RandomResizedCrop(cfg.input_size, interpolation=T.InterpolationMode.BICUBIC),
+                T.RandomHorizontalFlip(),
+                T.ToTensor(),
+                T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            ]
+        )
     train = SafeImageFolder(train_dir, train_tf)
     val = SafeImageFolder(val_dir, eval_transform(cfg.input_size))
     if train.classes != val.classes:
@@ -112,7 +147,9 @@ def build_datasets(cfg: ClsConfig) -> tuple[SafeImageFolder, SafeImageFolder]:
 
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp_dtype: torch.dtype | None) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, loader: DataLoader, device: torch.device, amp_dtype: torch.dtype | None
+) -> dict[str, float]:
     model.eval()
     correct1 = correct5 = total = 0
     loss_sum = 0.0
@@ -162,8 +199,9 @@ def _run_cls(cfg: ClsConfig, device: torch.device, rank: int, world: int) -> dic
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cfg.to_dict(), out / "config.json")
         card = cfg.recipe_card(world)
-        card.notes.append(f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); "
-                          f"kernels: {cfg.kernels}")
+        card.notes.append(
+            f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); kernels: {cfg.kernels}"
+        )
         card.write(out)
         card.log(log)
 
@@ -171,8 +209,12 @@ def _run_cls(cfg: ClsConfig, device: torch.device, rank: int, world: int) -> dic
         metrics = _linprobe_cached(cfg, model, train_set, val_set, device, amp_dtype, main)
     else:
         metrics = _train(cfg, model, train_set, val_set, device, amp_dtype, main, world, rank)
-    metrics.update(mode=cfg.mode, weights=cfg.weights or "random init",
-                   source=report.source if report else "random", classes=len(train_set.classes))
+    metrics.update(
+        mode=cfg.mode,
+        weights=cfg.weights or "random init",
+        source=report.source if report else "random",
+        classes=len(train_set.classes),
+    )
     if main:
         write_json_atomic(metrics, out / "metrics.json")
         log.info("final: top1 %.2f  top5 %.2f  (%s)", metrics["top1"], metrics["top5"], out / "metrics.json")
@@ -182,8 +224,14 @@ def _run_cls(cfg: ClsConfig, device: torch.device, rank: int, world: int) -> dic
 def _optimizer(cfg: ClsConfig, model: VisionTransformer, lr: float) -> torch.optim.Optimizer:
     depth = len(model.blocks)
     if cfg.mode == "finetune":
-        groups = param_groups(model, lr=lr, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay,
-                              num_layers=depth, layer_id=partial(vit_layer_id, num_layers=depth))
+        groups = param_groups(
+            model,
+            lr=lr,
+            weight_decay=cfg.weight_decay,
+            layer_decay=cfg.layer_decay,
+            num_layers=depth,
+            layer_id=partial(vit_layer_id, num_layers=depth),
+        )
     else:
         groups = param_groups(model, lr=lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
@@ -195,26 +243,52 @@ def _optimizer(cfg: ClsConfig, model: VisionTransformer, lr: float) -> torch.opt
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, sgd or lars")
 
 
-def _loader(dataset: Any, cfg: ClsConfig, world: int, rank: int, train: bool) -> tuple[DataLoader, DistributedSampler]:
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=train, seed=cfg.seed, drop_last=train)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                        collate_fn=collate_skip_bad, drop_last=train, persistent_workers=cfg.num_workers > 0)
+def _loader(
+    dataset: Any, cfg: ClsConfig, world: int, rank: int, train: bool
+) -> tuple[DataLoader, DistributedSampler]:
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=train, seed=cfg.seed, drop_last=train
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        collate_fn=collate_skip_bad,
+        drop_last=train,
+        persistent_workers=cfg.num_workers > 0,
+    )
     return loader, sampler
 
 
-def _train(cfg: ClsConfig, model: VisionTransformer, train_set: SafeImageFolder, val_set: SafeImageFolder,
-           device: torch.device, amp_dtype: torch.dtype | None, main: bool, world: int, rank: int) -> dict[str, Any]:
+def _train(
+    cfg: ClsConfig,
+    model: VisionTransformer,
+    train_set: SafeImageFolder,
+    val_set: SafeImageFolder,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    main: bool,
+    world: int,
+    rank: int,
+) -> dict[str, Any]:
     train_loader, sampler = _loader(train_set, cfg, world, rank, train=True)
     val_loader, _ = _loader(val_set, cfg, world, rank, train=False)
     if len(train_loader) == 0:
-        raise DataError(f"{cfg.data_path}/train has {len(train_set)} images: fewer than one batch of {cfg.batch_size}")
+        raise DataError(
+            f"{cfg.data_path}/train has {len(train_set)} images: fewer than one batch of {cfg.batch_size}"
+        )
     lr = cfg.lr if cfg.lr is not None else cfg.blr * cfg.batch_size * cfg.accum_iter * world / 256
     optimizer = _optimizer(cfg, model, lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     mixup = None
     if cfg.mode == "finetune" and (cfg.mixup > 0 or cfg.cutmix > 0):
-        mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
-                      num_classes=len(train_set.classes))
+        mixup = Mixup(
+            mixup_alpha=cfg.mixup,
+            cutmix_alpha=cfg.cutmix,
+            label_smoothing=cfg.smoothing,
+            num_classes=len(train_set.classes),
+        )
         criterion: nn.Module = SoftTargetCrossEntropy()
     elif cfg.mode == "finetune" and cfg.smoothing > 0:
         criterion = LabelSmoothingCrossEntropy(cfg.smoothing)
@@ -222,7 +296,11 @@ def _train(cfg: ClsConfig, model: VisionTransformer, train_set: SafeImageFolder,
         criterion = nn.CrossEntropyLoss()
 
     start_epoch, best = 0, 0.0
-    resume = Path(cfg.output_dir) / "checkpoint-last.pth" if cfg.resume == "auto" else (Path(cfg.resume) if cfg.resume else None)
+    resume = (
+        Path(cfg.output_dir) / "checkpoint-last.pth"
+        if cfg.resume == "auto"
+        else (Path(cfg.resume) if cfg.resume else None)
+    )
     if resume is not None and resume.is_file():
         ckpt = load_checkpoint(resume)
         model.load_state_dict(ckpt["model"])
@@ -230,8 +308,11 @@ def _train(cfg: ClsConfig, model: VisionTransformer, train_set: SafeImageFolder,
         start_epoch, best = int(ckpt["epoch"]), float(ckpt.get("best_top1", 0.0))
         log.info("resumed from %s at epoch %d", resume, start_epoch)
 
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world > 1 else model
+    net = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if world > 1
+        else model
+    )
     logger = RunLogger(cfg.output_dir, enabled=main)
     n_iter = len(train_loader)
     val: dict[str, float] = {}
@@ -245,21 +326,35 @@ def _train(cfg: ClsConfig, model: VisionTransformer, train_set: SafeImageFolder,
                 model.eval()
                 model.head.train()
             t0, loss_sum, seen = time.perf_counter(), 0.0, 0
-            bar = tqdm(train_loader, desc=f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}", disable=not main,
-                       leave=False, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+            bar = tqdm(
+                train_loader,
+                desc=f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}",
+                disable=not main,
+                leave=False,
+                mininterval=1.0 if sys.stderr.isatty() else 30.0,
+            )
             for it, (imgs, labels, bad) in enumerate(bar):
                 skipped.add(bad)
                 if imgs.numel() == 0:
                     continue
                 if it % cfg.accum_iter == 0:
-                    set_lr(optimizer, cosine_lr(epoch + it / n_iter, lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr))
+                    set_lr(
+                        optimizer,
+                        cosine_lr(epoch + it / n_iter, lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr),
+                    )
                 imgs, labels = imgs.to(device), labels.to(device)
                 if mixup is not None:
-                    if imgs.shape[0] % 2:  # timm's Mixup pairs samples: drop one when a bad file made the batch odd
+                    if (
+                        imgs.shape[0] % 2
+                    ):  # timm's Mixup pairs samples: drop one when a bad file made the batch odd
                         imgs, labels = imgs[:-1], labels[:-1]
                     imgs, labels = mixup(imgs, labels)
                 step_now = (it + 1) % cfg.accum_iter == 0 or it + 1 == n_iter
-                ctx = net.no_sync() if isinstance(net, DistributedDataParallel) and not step_now else contextlib.nullcontext()
+                ctx = (
+                    net.no_sync()
+                    if isinstance(net, DistributedDataParallel) and not step_now
+                    else contextlib.nullcontext()
+                )
                 with ctx:
                     with autocast(device, amp_dtype):
                         loss = criterion(net(imgs), labels)
@@ -275,18 +370,33 @@ def _train(cfg: ClsConfig, model: VisionTransformer, train_set: SafeImageFolder,
                 seen += imgs.shape[0]
                 bar.set_postfix(loss=f"{value:.3f}", refresh=False)
             skipped.report(f"epoch {epoch + 1}")
-            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
-                                      "lr": optimizer.param_groups[-1]["lr"], "epoch_time_s": time.perf_counter() - t0}
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(seen, 1),
+                "lr": optimizer.param_groups[-1]["lr"],
+                "epoch_time_s": time.perf_counter() - t0,
+            }
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 val = evaluate(model, val_loader, device, amp_dtype)
                 best = max(best, val["top1"])
                 record.update({f"val/{k}": v for k, v in val.items()}, best_top1=best)
             if main:
                 logger.log((epoch + 1) * n_iter, **record)
-                log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in record.items()
-                                                               if isinstance(v, float)))
-                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                             "best_top1": best, "config": cfg.to_dict()}, Path(cfg.output_dir) / "checkpoint-last.pth")
+                log.info(
+                    "epoch %d: %s",
+                    epoch + 1,
+                    ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)),
+                )
+                save_atomic(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "epoch": epoch + 1,
+                        "best_top1": best,
+                        "config": cfg.to_dict(),
+                    },
+                    Path(cfg.output_dir) / "checkpoint-last.pth",
+                )
     finally:
         logger.close()
     if not val:
@@ -295,9 +405,16 @@ def _train(cfg: ClsConfig, model: VisionTransformer, train_set: SafeImageFolder,
 
 
 @torch.no_grad()
-def _extract(model: VisionTransformer, dataset: Any, cfg: ClsConfig, device: torch.device,
-             amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=collate_skip_bad)
+def _extract(
+    model: VisionTransformer,
+    dataset: Any,
+    cfg: ClsConfig,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    loader = DataLoader(
+        dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=collate_skip_bad
+    )
     feats, labels = [], []
     model.eval()
     for imgs, y, _ in tqdm(loader, desc="features", leave=False, mininterval=30.0):
@@ -310,8 +427,15 @@ def _extract(model: VisionTransformer, dataset: Any, cfg: ClsConfig, device: tor
     return torch.cat(feats), torch.cat(labels)
 
 
-def _linprobe_cached(cfg: ClsConfig, model: VisionTransformer, train_set: SafeImageFolder, val_set: SafeImageFolder,
-                     device: torch.device, amp_dtype: torch.dtype | None, main: bool) -> dict[str, Any]:
+def _linprobe_cached(
+    cfg: ClsConfig,
+    model: VisionTransformer,
+    train_set: SafeImageFolder,
+    val_set: SafeImageFolder,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    main: bool,
+) -> dict[str, Any]:
     """Linear probe on features extracted once (center crops): same probe, no augmentation, CPU-cheap."""
     train_set.transform = val_set.transform
     t0 = time.perf_counter()
@@ -321,11 +445,20 @@ def _linprobe_cached(cfg: ClsConfig, model: VisionTransformer, train_set: SafeIm
     head = model.head.cpu()
     lr = cfg.lr if cfg.lr is not None else cfg.blr * cfg.batch_size / 256
     groups = param_groups(head, lr=lr, weight_decay=cfg.weight_decay)
-    opt = Lars(groups, lr=lr, momentum=cfg.momentum) if cfg.optimizer == "lars" else \
-        torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum) if cfg.optimizer == "sgd" else \
-        adamw(groups, lr=lr, betas=(0.9, 0.999), kernels=cfg.kernels)
-    loader = DataLoader(TensorDataset(xtr, ytr), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    opt = (
+        Lars(groups, lr=lr, momentum=cfg.momentum)
+        if cfg.optimizer == "lars"
+        else torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
+        if cfg.optimizer == "sgd"
+        else adamw(groups, lr=lr, betas=(0.9, 0.999), kernels=cfg.kernels)
+    )
+    loader = DataLoader(
+        TensorDataset(xtr, ytr),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     if len(loader) == 0:
         raise DataError(f"{len(xtr)} training features: fewer than one batch of {cfg.batch_size}")
     logger = RunLogger(cfg.output_dir, enabled=main)
@@ -346,10 +479,14 @@ def _linprobe_cached(cfg: ClsConfig, model: VisionTransformer, train_set: SafeIm
     with torch.no_grad():
         logits = head(xva)
     top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-    return {"top1": 100.0 * (top[:, 0] == yva).float().mean().item(),
-            "top5": 100.0 * (top == yva[:, None]).any(dim=1).float().mean().item(),
-            "loss": nn.functional.cross_entropy(logits, yva).item(), "n": len(yva), "epochs": cfg.epochs,
-            "cached_features": True}
+    return {
+        "top1": 100.0 * (top[:, 0] == yva).float().mean().item(),
+        "top5": 100.0 * (top == yva[:, None]).any(dim=1).float().mean().item(),
+        "loss": nn.functional.cross_entropy(logits, yva).item(),
+        "n": len(yva),
+        "epochs": cfg.epochs,
+        "cached_features": True,
+    }
 
 
 @torch.no_grad()

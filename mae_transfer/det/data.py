@@ -1,4 +1,5 @@
 """COCO-format datasets for detectron2: validated before anything trains, then registered by name."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ REQUIRED_IMAGE_FIELDS = ("id", "file_name", "height", "width")
 REQUIRED_ANN_FIELDS = ("id", "image_id", "category_id", "bbox")
 
 
-def validate_coco(json_file: str | Path, image_root: str | Path, need_annotations: bool = True,
-                  need_masks: bool = True) -> dict[str, int]:
+def validate_coco(
+    json_file: str | Path, image_root: str | Path, need_annotations: bool = True, need_masks: bool = True
+) -> dict[str, int]:
     """Check a COCO instances json against its image folder; raise DataError naming the first problem.
 
     Returns counts for logging and mapper setup: images, annotations, categories, and the mask formats
@@ -43,7 +45,9 @@ def validate_coco(json_file: str | Path, image_root: str | Path, need_annotation
     for img in data["images"]:
         missing = [f for f in REQUIRED_IMAGE_FIELDS if f not in img]
         if missing:
-            raise DataError(f"{json_file}: image entry {img.get('id', '?')} lacks field(s) {', '.join(missing)}")
+            raise DataError(
+                f"{json_file}: image entry {img.get('id', '?')} lacks field(s) {', '.join(missing)}"
+            )
         image_ids.add(img["id"])
     cat_ids = {c.get("id") for c in data["categories"]}
     if not cat_ids:
@@ -53,32 +57,51 @@ def validate_coco(json_file: str | Path, image_root: str | Path, need_annotation
         if need_masks and "segmentation" not in ann:
             missing.append("segmentation")
         if missing:
-            raise DataError(f"{json_file}: annotation {ann.get('id', '?')} lacks field(s) {', '.join(missing)}")
+            raise DataError(
+                f"{json_file}: annotation {ann.get('id', '?')} lacks field(s) {', '.join(missing)}"
+            )
         if ann["image_id"] not in image_ids:
-            raise DataError(f"{json_file}: annotation {ann['id']} refers to unknown image id {ann['image_id']}")
+            raise DataError(
+                f"{json_file}: annotation {ann['id']} refers to unknown image id {ann['image_id']}"
+            )
         if ann["category_id"] not in cat_ids:
-            raise DataError(f"{json_file}: annotation {ann['id']} has unknown category id {ann['category_id']}")
+            raise DataError(
+                f"{json_file}: annotation {ann['id']} has unknown category id {ann['category_id']}"
+            )
         if not (isinstance(ann["bbox"], list) and len(ann["bbox"]) == 4):
             raise DataError(f"{json_file}: annotation {ann['id']} bbox is not [x, y, w, h]")
         if ann["bbox"][2] < 0 or ann["bbox"][3] < 0:
-            raise DataError(f"{json_file}: annotation {ann['id']} bbox {ann['bbox']} has a negative width or "
-                            "height (COCO boxes are [x, y, w, h])")
+            raise DataError(
+                f"{json_file}: annotation {ann['id']} bbox {ann['bbox']} has a negative width or "
+                "height (COCO boxes are [x, y, w, h])"
+            )
     if need_annotations and not data["annotations"]:
         raise DataError(f"{json_file} has zero annotations: nothing to train on")
     absent = [img["file_name"] for img in data["images"] if not (image_root / img["file_name"]).is_file()]
     if absent:
-        raise DataError(f"{len(absent)} image(s) listed in {json_file} are missing from {image_root}, "
-                        f"e.g. {absent[0]}")
+        raise DataError(
+            f"{len(absent)} image(s) listed in {json_file} are missing from {image_root}, e.g. {absent[0]}"
+        )
     anns = data["annotations"]
     empty = [a["id"] for a in anns if a["bbox"][2] == 0 or a["bbox"][3] == 0]
     if empty:  # detectron2 drops them when it builds instances; say so instead of dropping them silently
-        log.warning("%s: %d annotation(s) with a zero-size bbox (e.g. id %s) will be ignored", json_file,
-                    len(empty), empty[0])
+        log.warning(
+            "%s: %d annotation(s) with a zero-size bbox (e.g. id %s) will be ignored",
+            json_file,
+            len(empty),
+            empty[0],
+        )
     crowd = [bool(a.get("iscrowd", 0)) for a in anns]
-    return {"images": len(data["images"]), "annotations": len(anns), "categories": len(cat_ids),
-            "polygon_instances": sum(isinstance(a.get("segmentation"), list) and not c for a, c in zip(anns, crowd)),
-            "rle_instances": sum(isinstance(a.get("segmentation"), dict) and not c for a, c in zip(anns, crowd)),
-            "crowd": sum(crowd)}
+    return {
+        "images": len(data["images"]),
+        "annotations": len(anns),
+        "categories": len(cat_ids),
+        "polygon_instances": sum(
+            isinstance(a.get("segmentation"), list) and not c for a, c in zip(anns, crowd)
+        ),
+        "rle_instances": sum(isinstance(a.get("segmentation"), dict) and not c for a, c in zip(anns, crowd)),
+        "crowd": sum(crowd),
+    }
 
 
 class SkipUnreadableMapper(DatasetMapper):
@@ -103,12 +126,16 @@ def check_mask_dependencies(json_file: str | Path, counts: dict[str, int]) -> No
     try:
         import shapely.geometry  # noqa: F401
     except ImportError:
-        raise DataError(f"{json_file} has {counts['polygon_instances']} polygon mask(s), which need the 'shapely' "
-                        "package (detectron2 crops polygons with it): pip install shapely, or rerun "
-                        "scripts/install.sh") from None
+        raise DataError(
+            f"{json_file} has {counts['polygon_instances']} polygon mask(s), which need the 'shapely' "
+            "package (detectron2 crops polygons with it): pip install shapely, or rerun "
+            "scripts/install.sh"
+        ) from None
 
 
-def register_coco(name: str, json_file: str, image_root: str, need_annotations: bool = True) -> dict[str, int]:
+def register_coco(
+    name: str, json_file: str, image_root: str, need_annotations: bool = True
+) -> dict[str, int]:
     """Validate, then register with detectron2's catalog (idempotent for the same files)."""
     from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import register_coco_instances
@@ -116,7 +143,9 @@ def register_coco(name: str, json_file: str, image_root: str, need_annotations: 
     counts = validate_coco(json_file, image_root, need_annotations=need_annotations)
     if name in DatasetCatalog.list():
         meta = MetadataCatalog.get(name)
-        if getattr(meta, "json_file", None) == str(json_file) and getattr(meta, "image_root", None) == str(image_root):
+        if getattr(meta, "json_file", None) == str(json_file) and getattr(meta, "image_root", None) == str(
+            image_root
+        ):
             return counts
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
@@ -129,8 +158,14 @@ def coco2017_paths(root: str | None = None) -> dict[str, dict[str, Any]]:
     root = root or os.environ.get("DETECTRON2_DATASETS", "datasets")
     base = Path(root) / "coco"
     return {
-        "coco_2017_train": {"json": str(base / "annotations/instances_train2017.json"), "images": str(base / "train2017")},
-        "coco_2017_val": {"json": str(base / "annotations/instances_val2017.json"), "images": str(base / "val2017")},
+        "coco_2017_train": {
+            "json": str(base / "annotations/instances_train2017.json"),
+            "images": str(base / "train2017"),
+        },
+        "coco_2017_val": {
+            "json": str(base / "annotations/instances_val2017.json"),
+            "images": str(base / "val2017"),
+        },
     }
 
 

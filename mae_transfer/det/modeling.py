@@ -3,6 +3,7 @@
 No model logic lives here: the ViT, its windows, rel-pos and pyramid are the contract backbone's; FPN,
 RPN and ROI heads are detectron2's own.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,15 @@ class SimpleNeck(D2Backbone):
     """ViTDet's output convolutions on a pyramid that already has its scales (1x1 + 3x3 conv with norm per
     level, + max-pooled p6), so the ViTDet recipe runs on the same contract backbone as the FPN recipe."""
 
-    def __init__(self, bottom_up: D2Backbone, in_features: list[str], out_channels: int = 256, norm: str = "LN",
-                 top_block: nn.Module | None = None, square_pad: int = 0) -> None:
+    def __init__(
+        self,
+        bottom_up: D2Backbone,
+        in_features: list[str],
+        out_channels: int = 256,
+        norm: str = "LN",
+        top_block: nn.Module | None = None,
+        square_pad: int = 0,
+    ) -> None:
         super().__init__()
         self.bottom_up = bottom_up
         self.in_features = list(in_features)
@@ -65,8 +73,11 @@ class SimpleNeck(D2Backbone):
         for f in self.in_features:
             c = shapes[f].channels
             self.lateral.append(Conv2d(c, out_channels, 1, bias=not norm, norm=get_norm(norm, out_channels)))
-            self.output.append(Conv2d(out_channels, out_channels, 3, padding=1, bias=not norm,
-                                      norm=get_norm(norm, out_channels)))
+            self.output.append(
+                Conv2d(
+                    out_channels, out_channels, 3, padding=1, bias=not norm, norm=get_norm(norm, out_channels)
+                )
+            )
         strides = [shapes[f].stride for f in self.in_features]
         self._out_feature_strides = {f"p{int(torch.log2(torch.tensor(s)).item())}": s for s in strides}
         self.top_block = top_block
@@ -102,8 +113,9 @@ def find_contract_backbone(model: nn.Module) -> contract.Backbone:
     raise ValueError("the detector holds no contract backbone")
 
 
-def det_param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0,
-                     weight_decay_rule: str = "li") -> list[dict]:
+def det_param_groups(
+    model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0, weight_decay_rule: str = "li"
+) -> list[dict]:
     """Optimizer groups (``params`` of the optimizer config) with the contract backbone's layer decay.
 
     ``weight_decay_rule``: ``li`` = the project's shared rule (no decay on biases, 1-D tensors, position /
@@ -113,7 +125,9 @@ def det_param_groups(model: nn.Module, lr: float, weight_decay: float, layer_dec
     """
     backbone = find_contract_backbone(model)
     if weight_decay_rule == "li":
-        return param_groups(model, lr=lr, weight_decay=weight_decay, layer_decay=layer_decay, backbone=backbone)
+        return param_groups(
+            model, lr=lr, weight_decay=weight_decay, layer_decay=layer_decay, backbone=backbone
+        )
     if weight_decay_rule != "vitdet":
         raise ConfigError(f"unknown weight_decay_rule {weight_decay_rule!r}; choose li or vitdet")
     from detectron2.solver import get_default_optimizer_params
@@ -126,8 +140,14 @@ def det_param_groups(model: nn.Module, lr: float, weight_decay: float, layer_dec
         layer = backbone.layer_id(sub) if sub is not None else backbone.num_layers + 1
         return layer_decay ** (backbone.num_layers + 1 - layer)
 
-    return get_default_optimizer_params(model, base_lr=lr, weight_decay=weight_decay, weight_decay_norm=0.0,
-                                        lr_factor_func=lr_factor, overrides={"pos_embed": {"weight_decay": 0.0}})
+    return get_default_optimizer_params(
+        model,
+        base_lr=lr,
+        weight_decay=weight_decay,
+        weight_decay_norm=0.0,
+        lr_factor_func=lr_factor,
+        overrides={"pos_embed": {"weight_decay": 0.0}},
+    )
 
 
 __all__ = ["Detectron2Backbone", "SimpleNeck", "LastLevelMaxPool", "det_param_groups"]

@@ -6,6 +6,7 @@ hyperparameters and ``key=value`` overrides, validate and register datasets, bui
 override-key checking, dataset validation before anything is built, a JSON-lines/TensorBoard log, and a
 final ``metrics.json`` with APbox / APmask and the AP breakdown.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,7 +72,9 @@ def check_override_key(cfg: DictConfig, key: str) -> None:
             target = locate(target)
         if accepts_kwarg(target, leaf):
             return
-        raise ConfigError(f"unknown config key {key!r}: {getattr(target, '__name__', target)} takes no argument {leaf!r}")
+        raise ConfigError(
+            f"unknown config key {key!r}: {getattr(target, '__name__', target)} takes no argument {leaf!r}"
+        )
     raise ConfigError(f"unknown config key {key!r}")
 
 
@@ -107,6 +110,7 @@ def load_config(args: argparse.Namespace) -> DictConfig:
         key = ov.split("=", 1)[0]
         check_override_key(cfg, key)
         before[key] = OmegaConf.select(cfg, key, default=None)
+
     def apply_overrides() -> None:
         LazyConfig.apply_overrides(cfg, list(args.opts))
         for key, old in before.items():
@@ -115,19 +119,31 @@ def load_config(args: argparse.Namespace) -> DictConfig:
     track("override", apply_overrides)
     _datasets_from_flags(cfg, args)
     if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
-        raise ConfigError(f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} --machine-rank "
-                          f"{args.machine_rank}: need at least one GPU and machine, and 0 <= machine rank < machines")
+        raise ConfigError(
+            f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} --machine-rank "
+            f"{args.machine_rank}: need at least one GPU and machine, and 0 <= machine rank < machines"
+        )
     if args.dist_timeout <= 0:
         raise ConfigError(f"--dist-timeout must be positive (seconds), got {args.dist_timeout:g}")
     world = args.num_gpus * args.num_machines
     batch = cfg.dataloader.train.total_batch_size
     if batch % world:
-        raise ConfigError(f"global batch {batch} (dataloader.train.total_batch_size) does not split over {world} "
-                          "processes (--num-gpus x --num-machines)")
-    factor, cfg.entry.batch_note = batch_rule(batch, world, str(batch // world), cfg.entry.get("recipe", ""),
-                                              DET_BATCH, args.batch_scaling, args.print_recipe,
-                                              args.iters is not None)
+        raise ConfigError(
+            f"global batch {batch} (dataloader.train.total_batch_size) does not split over {world} "
+            "processes (--num-gpus x --num-machines)"
+        )
+    factor, cfg.entry.batch_note = batch_rule(
+        batch,
+        world,
+        str(batch // world),
+        cfg.entry.get("recipe", ""),
+        DET_BATCH,
+        args.batch_scaling,
+        args.print_recipe,
+        args.iters is not None,
+    )
     if factor != 1.0:
+
         def scale() -> None:
             cfg.optimizer.lr = cfg.optimizer.lr * factor
             if args.iters is None:  # --iters is the run length asked for
@@ -137,13 +153,16 @@ def load_config(args: argparse.Namespace) -> DictConfig:
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         cfg.train.device = "cpu"
     if cfg.train.device == "cpu" and cfg.train.amp.enabled and not cpu_has_native_bf16():
-        track("CPU without native bf16", lambda: setattr(cfg.train.amp, "enabled", False))  # emulated bf16 is slower
+        track(
+            "CPU without native bf16", lambda: setattr(cfg.train.amp, "enabled", False)
+        )  # emulated bf16 is slower
     cfg.entry.changed_by = changed_by
     return cfg
 
 
 def scale_iterations(cfg: DictConfig, ratio: float) -> None:
     """Every iteration count x ratio: the run length, evaluation and checkpoint periods, step milestones."""
+
     def iters(n: int) -> int:
         return max(1, round(n * ratio))
 
@@ -188,17 +207,26 @@ def _datasets_from_flags(cfg: DictConfig, args: argparse.Namespace) -> None:
 
 def register_datasets(cfg: DictConfig, eval_only: bool = False) -> None:
     """Validate every dataset the run uses (one-line DataError on the first problem), then register it."""
-    wanted = {cfg.dataloader.test.dataset.names} if eval_only else \
-        {cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names, cfg.train.get("test_dataset")} - \
-        {"", None}
+    wanted = (
+        {cfg.dataloader.test.dataset.names}
+        if eval_only
+        else {
+            cfg.dataloader.train.dataset.names,
+            cfg.dataloader.test.dataset.names,
+            cfg.train.get("test_dataset"),
+        }
+        - {"", None}
+    )
     known = dict(cfg.get("datasets", {}))
     for name, paths in coco2017_paths().items():
         known.setdefault(name, paths)
     for name in wanted:
         if name not in known:
-            raise ConfigError(f"dataset {name!r} is not declared: add it to the config's `datasets` or pass "
-                              "--train-json/--train-images, --val-json/--val-images, --test-json/--test-images or "
-                              "--coco-root")
+            raise ConfigError(
+                f"dataset {name!r} is not declared: add it to the config's `datasets` or pass "
+                "--train-json/--train-images, --val-json/--val-images, --test-json/--test-images or "
+                "--coco-root"
+            )
         is_train = name == cfg.dataloader.train.dataset.names
         counts = register_coco(name, known[name]["json"], known[name]["images"], need_annotations=is_train)
         log.info("dataset %s: %s", name, counts)
@@ -231,7 +259,9 @@ def do_test(cfg: DictConfig, model: torch.nn.Module, dataset: str | None = None)
         loaders = copy.deepcopy(cfg.dataloader)
         loaders.test.dataset.names = dataset  # the evaluator's dataset_name follows by interpolation
     evaluator = instantiate(loaders.evaluator)
-    evaluator._output_dir = os.path.join(cfg.train.output_dir, "inference" + (f"_{dataset}" if dataset else ""))
+    evaluator._output_dir = os.path.join(
+        cfg.train.output_dir, "inference" + (f"_{dataset}" if dataset else "")
+    )
     results = log_printed(lambda: inference_on_dataset(model, instantiate(loaders.test), evaluator), log)
     print_csv_format(results)
     return results
@@ -247,17 +277,28 @@ def _ap(results: dict[str, Any], dataset: str) -> dict[str, Any]:
     return {"APbox": bbox.get("AP"), "APmask": segm.get("AP"), "bbox": bbox, "segm": segm, "dataset": dataset}
 
 
-def write_metrics(cfg: DictConfig, results: dict[str, Any], iteration: int, name: str = "metrics.json",
-                  **extra: Any) -> Path:
+def write_metrics(
+    cfg: DictConfig, results: dict[str, Any], iteration: int, name: str = "metrics.json", **extra: Any
+) -> Path:
     """``name`` in the output dir: APbox / APmask and the AP breakdown, the run's backbone and entry, ``extra``."""
     bu = bottom_up(cfg)
-    metrics = {**_ap(results, cfg.dataloader.test.dataset.names), "iteration": iteration, "backbone": bu.name,
-               "weights": bu.weights or "random init", "entry": OmegaConf.to_container(cfg.entry), **extra}
+    metrics = {
+        **_ap(results, cfg.dataloader.test.dataset.names),
+        "iteration": iteration,
+        "backbone": bu.name,
+        "weights": bu.weights or "random init",
+        "entry": OmegaConf.to_container(cfg.entry),
+        **extra,
+    }
     return write_json_atomic(_sanitize(metrics), Path(cfg.train.output_dir) / name)
 
 
-_CONSOLE_LOGGERS = {"detectron2.utils.events", "detectron2.engine.train_loop", "detectron2.engine.hooks",
-                    "detectron2.evaluation.evaluator"}  # progress with ETA, training time, inference progress
+_CONSOLE_LOGGERS = {
+    "detectron2.utils.events",
+    "detectron2.engine.train_loop",
+    "detectron2.engine.hooks",
+    "detectron2.evaluation.evaluator",
+}  # progress with ETA, training time, inference progress
 
 
 def _shows_on_console(record: logging.LogRecord) -> bool:
@@ -268,7 +309,11 @@ class _NoTracebackForNaN(logging.Filter):
     """detectron2 logs the trainer's exception with a traceback; a non-finite loss needs one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is not None and issubclass(record.exc_info[0], FloatingPointError):
+        if (
+            record.exc_info
+            and record.exc_info[0] is not None
+            and issubclass(record.exc_info[0], FloatingPointError)
+        ):
             record.exc_info = None
             record.msg = f"{record.msg} (stopped on a non-finite loss)"
         return True
@@ -302,8 +347,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     lock_output_dir(cfg.train.output_dir, comm.get_rank() == 0)  # before anything is written there
     # detectron2's environment dump, arguments and config (logged by default_setup), dataset statistics and
     # evaluation tables go to OUTPUT_DIR/log.txt only; the console keeps progress with ETA and warnings
-    with console_to_log_files_only(lambda: [logging.getLogger("detectron2"), logging.getLogger("fvcore")],
-                                   _shows_on_console):
+    with console_to_log_files_only(
+        lambda: [logging.getLogger("detectron2"), logging.getLogger("fvcore")], _shows_on_console
+    ):
         default_setup(cfg, args)
     setup_logging(cfg.train.output_dir, comm.is_main_process(), name="log_mae_transfer.txt")
     logging.getLogger("detectron2.engine.train_loop").addFilter(_NoTracebackForNaN())
@@ -318,10 +364,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     set_attention_kernel(model, torch.device(cfg.train.device), "fast")
     out = cfg.train.output_dir
     if args.eval_only:  # train.init_checkpoint if set, else the output dir's last checkpoint; into
-        checkpointer = SafeDetectionCheckpointer(model, save_dir=out)  # metrics_eval.json (metrics.json stays)
+        checkpointer = SafeDetectionCheckpointer(
+            model, save_dir=out
+        )  # metrics_eval.json (metrics.json stays)
         last = not cfg.train.init_checkpoint and checkpointer.has_checkpoint()
-        evaluated = checkpointer.get_checkpoint_file() if last else \
-            cfg.train.init_checkpoint or f"initialization ({bottom_up(cfg).weights or 'random'})"
+        evaluated = (
+            checkpointer.get_checkpoint_file()
+            if last
+            else cfg.train.init_checkpoint or f"initialization ({bottom_up(cfg).weights or 'random'})"
+        )
         checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=last)
         results = do_test(cfg, model)
         if comm.is_main_process():
@@ -331,7 +382,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     train_loader = instantiate(cfg.dataloader.train)
-    cpu = {"device_ids": None} if cfg.train.device == "cpu" else {}  # detectron2 names the local GPU otherwise
+    cpu = (
+        {"device_ids": None} if cfg.train.device == "cpu" else {}
+    )  # detectron2 names the local GPU otherwise
     model = create_ddp_model(model, **cfg.train.ddp, **cpu)
     if cfg.train.amp.enabled and cfg.train.device.startswith("cuda"):
         trainer: SimpleTrainer = AMPTrainer(model, train_loader, optimizer, precision=_amp_dtype(cfg))
@@ -350,19 +403,30 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         evaluated.append(trainer.iter)
         return res
 
-    writers = [CommonMetricPrinter(cfg.train.max_iter), JSONWriter(os.path.join(out, "log.jsonl")),
-               TensorboardXWriter(out)]
-    trainer.register_hooks([
-        hooks.IterationTimer(),
-        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
-        hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
-        hooks.EvalHook(cfg.train.eval_period, evaluate),
-        hooks.PeriodicWriter(writers, period=cfg.train.log_period) if comm.is_main_process() else None,
-    ])
+    writers = [
+        CommonMetricPrinter(cfg.train.max_iter),
+        JSONWriter(os.path.join(out, "log.jsonl")),
+        TensorboardXWriter(out),
+    ]
+    trainer.register_hooks(
+        [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer)
+            if comm.is_main_process()
+            else None,
+            hooks.EvalHook(cfg.train.eval_period, evaluate),
+            hooks.PeriodicWriter(writers, period=cfg.train.log_period) if comm.is_main_process() else None,
+        ]
+    )
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
     start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
     if start_iter:
-        log.info("resumed from %s: training continues at iteration %d", checkpointer.get_checkpoint_file(), start_iter)
+        log.info(
+            "resumed from %s: training continues at iteration %d",
+            checkpointer.get_checkpoint_file(),
+            start_iter,
+        )
     if start_iter and comm.is_main_process():
         truncate_jsonl(os.path.join(out, "log.jsonl"), after_step=trainer.iter, key="iteration")
         for hook in trainer._hooks:  # max_to_keep counts the checkpoints an earlier process wrote too
@@ -381,12 +445,19 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if comm.is_main_process():
         path = write_metrics(cfg, last, iteration=cfg.train.max_iter, **test)
         rows = read_jsonl(Path(out) / "log.jsonl")
-        write_curves(Path(out) / "curves.png", [(r["iteration"], r["total_loss"]) for r in rows if "total_loss" in r],
-                     [(r["iteration"], _nan_to_zero(r["bbox/AP"])) for r in rows if "bbox/AP" in r],
-                     "total loss", "APbox (COCO AP, 0-100)")
-        log.info("metrics (COCO AP, 0-100): APbox %.2f APmask %.2f -> %s",
-                 _nan_to_zero(last.get("bbox", {}).get("AP", math.nan)),
-                 _nan_to_zero(last.get("segm", {}).get("AP", math.nan)), path)
+        write_curves(
+            Path(out) / "curves.png",
+            [(r["iteration"], r["total_loss"]) for r in rows if "total_loss" in r],
+            [(r["iteration"], _nan_to_zero(r["bbox/AP"])) for r in rows if "bbox/AP" in r],
+            "total loss",
+            "APbox (COCO AP, 0-100)",
+        )
+        log.info(
+            "metrics (COCO AP, 0-100): APbox %.2f APmask %.2f -> %s",
+            _nan_to_zero(last.get("bbox", {}).get("AP", math.nan)),
+            _nan_to_zero(last.get("segm", {}).get("AP", math.nan)),
+            path,
+        )
         write_val_preview(cfg, getattr(model, "module", model))
     return last
 
@@ -408,38 +479,61 @@ def write_val_preview(cfg: DictConfig, model: torch.nn.Module, n: int = 4) -> No
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None,
-                        help="LazyConfig file (default: configs/det/mask_rcnn_vit_{b,l}_100ep.py by --backbone's size)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="LazyConfig file (default: configs/det/mask_rcnn_vit_{b,l}_100ep.py by --backbone's size)",
+    )
     add_backbone_args(parser)
     add_schedule_args(parser, DET_BATCH)
-    parser.add_argument("--init", default=None, choices=INITS,
-                        help="Table 4 entry: its lr / weight decay / drop path on a config that claims a published "
-                             "recipe (and BEiT's backbone needs); the recipe card shows what changed")
+    parser.add_argument(
+        "--init",
+        default=None,
+        choices=INITS,
+        help="Table 4 entry: its lr / weight decay / drop path on a config that claims a published "
+        "recipe (and BEiT's backbone needs); the recipe card shows what changed",
+    )
     parser.add_argument("--print-recipe", action="store_true", help="print the recipe card and exit")
     parser.add_argument("--output-dir", default=None)
-    parser.add_argument("--eval-only", action="store_true",
-                        help="evaluate train.init_checkpoint if set, else the output dir's last checkpoint, into "
-                             "metrics_eval.json")
+    parser.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="evaluate train.init_checkpoint if set, else the output dir's last checkpoint, into "
+        "metrics_eval.json",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
     g = parser.add_argument_group("datasets")
-    g.add_argument("--coco-root", default=None, help="COCO 2017 root (holds coco/annotations, coco/train2017, ...)")
+    g.add_argument(
+        "--coco-root", default=None, help="COCO 2017 root (holds coco/annotations, coco/train2017, ...)"
+    )
     g.add_argument("--train-json", default=None)
     g.add_argument("--train-images", default=None)
     g.add_argument("--val-json", default=None)
     g.add_argument("--val-images", default=None)
-    g.add_argument("--test-json", default=None,
-                   help="test split, evaluated once after training into metrics.json's 'test' key")
+    g.add_argument(
+        "--test-json",
+        default=None,
+        help="test split, evaluated once after training into metrics.json's 'test' key",
+    )
     g.add_argument("--test-images", default=None)
     g = parser.add_argument_group("distributed (detectron2.engine.launch)")
-    g.add_argument("--num-gpus", type=int, default=1,
-                   help="processes per machine: one per GPU (at most the GPUs present); CPU processes on a machine "
-                        "without GPUs")
+    g.add_argument(
+        "--num-gpus",
+        type=int,
+        default=1,
+        help="processes per machine: one per GPU (at most the GPUs present); CPU processes on a machine "
+        "without GPUs",
+    )
     g.add_argument("--num-machines", type=int, default=1)
     g.add_argument("--machine-rank", type=int, default=0)
     g.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine 0 for multi-machine runs")
-    g.add_argument("--dist-timeout", type=float, default=1800,
-                   help="seconds to wait for every process to join (and for any collective operation); the default "
-                        "is detectron2's launch timeout")
+    g.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=1800,
+        help="seconds to wait for every process to join (and for any collective operation); the default "
+        "is detectron2's launch timeout",
+    )
     parser.add_argument("opts", nargs="*", help="key=value LazyConfig overrides, e.g. train.max_iter=100")
 
 
@@ -454,13 +548,22 @@ def run(args: argparse.Namespace) -> None:
         print(det_card(cfg, cfg.entry.changed_by).format())
         return
     if cfg.train.device.startswith("cuda") and args.num_gpus > torch.cuda.device_count():
-        raise ConfigError(f"--num-gpus {args.num_gpus}, but this machine has {torch.cuda.device_count()} GPU(s)")
+        raise ConfigError(
+            f"--num-gpus {args.num_gpus}, but this machine has {torch.cuda.device_count()} GPU(s)"
+        )
     if args.num_gpus == 1 and args.num_machines == 1:
         main(args)
         return
     try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,), timeout=datetime.timedelta(seconds=args.dist_timeout))
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+            timeout=datetime.timedelta(seconds=args.dist_timeout),
+        )
     except ProcessRaisedException as e:
         raise _worker_error(str(e), args) from None
 
@@ -472,7 +575,9 @@ def _worker_error(text: str, args: argparse.Namespace) -> Exception:
     if kind.startswith("mae_transfer.errors."):
         return UserError(message)
     if "Dist" in kind or "timed out" in message or "Connection" in message:
-        return UserError(f"the process group at {args.dist_url} did not form within --dist-timeout "
-                         f"{args.dist_timeout:g} s ({message}); every machine must reach machine 0 there and pass "
-                         "the same --num-machines and --num-gpus")
+        return UserError(
+            f"the process group at {args.dist_url} did not form within --dist-timeout "
+            f"{args.dist_timeout:g} s ({message}); every machine must reach machine 0 there and pass "
+            "the same --num-machines and --num-gpus"
+        )
     return RuntimeError(text)

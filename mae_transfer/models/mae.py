@@ -5,6 +5,7 @@ that sees encoded visible tokens plus one shared mask token at every masked posi
 pixels of each patch. Parameter names equal the official MAE release, so its ``mae_pretrain_*`` and
 ``mae_visualize_*`` checkpoints load with ``strict=True`` and the encoder half is a timm ViT state dict.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -45,8 +46,15 @@ class MaskedAutoencoderViT(nn.Module):
     ) -> None:
         super().__init__()
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
-        self.arch = dict(img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
-                         depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio)
+        self.arch = dict(
+            img_size=img_size,
+            patch_size=patch_size,
+            in_chans=in_chans,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+        )
         self.patch_size = patch_size
         self.in_chans = in_chans
         self.norm_pix_loss = norm_pix_loss
@@ -62,7 +70,11 @@ class MaskedAutoencoderViT(nn.Module):
         # fixed sin-cos embedding; a Parameter (not a buffer) only so the official key set is kept
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim), requires_grad=False)
         self.blocks = nn.ModuleList(
-            [Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer) for _ in range(depth)])
+            [
+                Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
+                for _ in range(depth)
+            ]
+        )
         self.norm = norm_layer(embed_dim)
         if encoder_mask_tokens:
             # Table 1c / Table 2 baseline: the encoder processes mask tokens too (slow; for benchmarks)
@@ -71,18 +83,25 @@ class MaskedAutoencoderViT(nn.Module):
         # --- decoder
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim, bias=True)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
-        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, decoder_embed_dim), requires_grad=False)
+        self.decoder_pos_embed = nn.Parameter(
+            torch.zeros(1, num_patches + 1, decoder_embed_dim), requires_grad=False
+        )
         self.decoder_blocks = nn.ModuleList(
-            [Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
-             for _ in range(decoder_depth)])
+            [
+                Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
+                for _ in range(decoder_depth)
+            ]
+        )
         self.decoder_norm = norm_layer(decoder_embed_dim)
-        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size ** 2 * in_chans, bias=True)
+        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans, bias=True)
         self.initialize_weights()
 
     # ------------------------------------------------------------------ init
     def initialize_weights(self) -> None:
         self.pos_embed.data.copy_(sincos_2d(self.pos_embed.shape[-1], self.grid_size, cls_token=True))
-        self.decoder_pos_embed.data.copy_(sincos_2d(self.decoder_pos_embed.shape[-1], self.grid_size, cls_token=True))
+        self.decoder_pos_embed.data.copy_(
+            sincos_2d(self.decoder_pos_embed.shape[-1], self.grid_size, cls_token=True)
+        )
         # patch embedding initialized like a Linear layer (xavier on the flattened kernel)
         w = self.patch_embed.proj.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
@@ -120,8 +139,9 @@ class MaskedAutoencoderViT(nn.Module):
         return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], c, gh * p, gw * p)
 
     # ------------------------------------------------------------------ masking
-    def make_noise(self, batch: int, mask_ratio: float, device: torch.device,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+    def make_noise(
+        self, batch: int, mask_ratio: float, device: torch.device, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Per-patch noise whose argsort decides the mask (lowest noise = kept)."""
         return mask_noise(self.mask_strategy, batch, *self.grid_size, mask_ratio, generator, device)
 
@@ -226,22 +246,51 @@ def mae_vit_huge_patch14(**overrides: Any) -> MaskedAutoencoderViT:
     return MaskedAutoencoderViT(**{**mae_vit_huge_patch14.arch, **overrides})
 
 
-@MAE_MODELS.register(arch=dict(patch_size=16, embed_dim=384, depth=12, num_heads=6, decoder_embed_dim=256,
-                               decoder_depth=4, decoder_num_heads=8))
+@MAE_MODELS.register(
+    arch=dict(
+        patch_size=16,
+        embed_dim=384,
+        depth=12,
+        num_heads=6,
+        decoder_embed_dim=256,
+        decoder_depth=4,
+        decoder_num_heads=8,
+    )
+)
 def mae_vit_small_patch16(**overrides: Any) -> MaskedAutoencoderViT:
     """ViT-S width with a 4-block decoder (CPU work)."""
     return MaskedAutoencoderViT(**{**mae_vit_small_patch16.arch, **overrides})
 
 
-@MAE_MODELS.register(arch=dict(img_size=32, patch_size=4, embed_dim=192, depth=6, num_heads=3,
-                               decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4))
+@MAE_MODELS.register(
+    arch=dict(
+        img_size=32,
+        patch_size=4,
+        embed_dim=192,
+        depth=6,
+        num_heads=3,
+        decoder_embed_dim=128,
+        decoder_depth=2,
+        decoder_num_heads=4,
+    )
+)
 def mae_vit_tiny_patch4(**overrides: Any) -> MaskedAutoencoderViT:
     """A tiny 32x32 model for CIFAR-sized images."""
     return MaskedAutoencoderViT(**{**mae_vit_tiny_patch4.arch, **overrides})
 
 
-@MAE_MODELS.register(arch=dict(img_size=128, patch_size=8, embed_dim=192, depth=4, num_heads=3,
-                               decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4))
+@MAE_MODELS.register(
+    arch=dict(
+        img_size=128,
+        patch_size=8,
+        embed_dim=192,
+        depth=4,
+        num_heads=3,
+        decoder_embed_dim=128,
+        decoder_depth=2,
+        decoder_num_heads=4,
+    )
+)
 def mae_vit_mini_patch8(**overrides: Any) -> MaskedAutoencoderViT:
     """The miniature tables' encoder (configs/mini): 128px images, a 16x16 grid, 4 blocks."""
     return MaskedAutoencoderViT(**{**mae_vit_mini_patch8.arch, **overrides})

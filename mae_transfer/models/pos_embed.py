@@ -3,6 +3,7 @@
 Layout follows the official MAE release so embeddings built here equal the ones stored in its
 checkpoints: the first half of the channels encodes the column (x), the second half the row (y).
 """
+
 from __future__ import annotations
 
 import torch

@@ -13,6 +13,7 @@ What changes from the pretraining encoder, and why:
 Blocks are timm's ``Block`` (same parameter names as a timm / official MAE ViT); only the forward is
 changed to partition windows around the attention and pass the relative bias as an additive mask.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -40,7 +41,9 @@ def window_partition(x: torch.Tensor, ws: int) -> tuple[torch.Tensor, tuple[int,
     return x.reshape(-1, ws * ws, c), (hp, wp)
 
 
-def window_unpartition(x: torch.Tensor, ws: int, padded: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+def window_unpartition(
+    x: torch.Tensor, ws: int, padded: tuple[int, int], size: tuple[int, int]
+) -> torch.Tensor:
     """Inverse of :func:`window_partition`; crops the padding."""
     hp, wp = padded
     h, w = size
@@ -67,7 +70,9 @@ class RelativePositionBias(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros(rows, num_heads))
         self._index_cache: dict[tuple, torch.Tensor] = {}  # not state: derived from the grid alone
 
-    def _index(self, grid: tuple[int, int], table_grid: tuple[int, int], device: torch.device) -> torch.Tensor:
+    def _index(
+        self, grid: tuple[int, int], table_grid: tuple[int, int], device: torch.device
+    ) -> torch.Tensor:
         """Flat (N * N) table row of every (query, key) pair; a constant per grid, built once (N^2 indices:
         16.8M at a 64x64 grid)."""
         key = (grid, table_grid, device)
@@ -86,8 +91,12 @@ class RelativePositionBias(nn.Module):
         n_off = (2 * th - 1) * (2 * tw - 1)
         table = self.relative_position_bias_table[:n_off].t().reshape(self.num_heads, 2 * th - 1, 2 * tw - 1)
         if h > th or w > tw:
-            table = F.interpolate(table[None], size=(2 * max(h, th) - 1, 2 * max(w, tw) - 1), mode="bicubic",
-                                  align_corners=False)[0]
+            table = F.interpolate(
+                table[None],
+                size=(2 * max(h, th) - 1, 2 * max(w, tw) - 1),
+                mode="bicubic",
+                align_corners=False,
+            )[0]
             th, tw = max(h, th), max(w, tw)
         # one index_select: its backward is an index_add (a sort-free scatter; advanced indexing's is ~4x slower
         # on GPU and was a quarter of a ViT-B UperNet step)
@@ -110,7 +119,9 @@ class TransferBlock(Block):
     Windowing happens after ``norm1`` so padded positions are exact zeros (as in detectron2's ViTDet).
     """
 
-    def __init__(self, *args, window_size: int = 0, rel_pos: RelativePositionBias | None = None, **kwargs) -> None:
+    def __init__(
+        self, *args, window_size: int = 0, rel_pos: RelativePositionBias | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.window_size = window_size
         self.rel_pos = rel_pos  # only set for per-block tables; shared tables live on the ViT
@@ -183,8 +194,15 @@ class TransferViT(nn.Module):
         self.global_blocks = set(range(depth)) if window_size <= 0 else set(global_blocks)
         self.window_size = window_size
         # strict_img_size=False: any input size (padded to the patch) is accepted
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, output_fmt="NHWC",
-                                      strict_img_size=False, dynamic_img_pad=True)
+        self.patch_embed = PatchEmbed(
+            img_size,
+            patch_size,
+            in_chans,
+            embed_dim,
+            output_fmt="NHWC",
+            strict_img_size=False,
+            dynamic_img_pad=True,
+        )
         grid = (-(-img_size // patch_size),) * 2  # padded to the patch: ceil
         self.grid = grid
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if use_cls_token else None
@@ -202,11 +220,22 @@ class TransferViT(nn.Module):
             is_global = i in self.global_blocks
             own = None
             if rel_pos == "per_block":
-                own = RelativePositionBias(grid if is_global else (window_size,) * 2, num_heads,
-                                           with_cls=use_cls_token and is_global)
-            self.blocks.append(TransferBlock(
-                embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, init_values=init_values, drop_path=dpr[i],
-                norm_layer=norm_layer, window_size=0 if is_global else window_size, rel_pos=own))
+                own = RelativePositionBias(
+                    grid if is_global else (window_size,) * 2, num_heads, with_cls=use_cls_token and is_global
+                )
+            self.blocks.append(
+                TransferBlock(
+                    embed_dim,
+                    num_heads,
+                    mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    init_values=init_values,
+                    drop_path=dpr[i],
+                    norm_layer=norm_layer,
+                    window_size=0 if is_global else window_size,
+                    rel_pos=own,
+                )
+            )
         self.apply(self._init_weights)
 
     @staticmethod
@@ -223,10 +252,18 @@ class TransferViT(nn.Module):
         prefix = 1 if self.cls_token is not None else 0
         if tuple(grid) == self.grid:
             return self.pos_embed
-        return resample_abs_pos_embed(self.pos_embed, new_size=list(grid), old_size=list(self.grid),
-                                      num_prefix_tokens=prefix, interpolation="bicubic", antialias=False)
+        return resample_abs_pos_embed(
+            self.pos_embed,
+            new_size=list(grid),
+            old_size=list(self.grid),
+            num_prefix_tokens=prefix,
+            interpolation="bicubic",
+            antialias=False,
+        )
 
-    def _bias(self, blk: TransferBlock, is_global: bool, grid: tuple[int, int], cache: dict) -> torch.Tensor | None:
+    def _bias(
+        self, blk: TransferBlock, is_global: bool, grid: tuple[int, int], cache: dict
+    ) -> torch.Tensor | None:
         if self.rel_pos_mode is None:
             return None
         if blk.rel_pos is not None:
@@ -266,4 +303,3 @@ class TransferViT(nn.Module):
     def layer_id(self, name: str) -> int:
         """0 for patch/pos/cls, i + 1 for block i; shared rel-pos tables count as the last block."""
         return vit_layer_id(name, self.depth)
-

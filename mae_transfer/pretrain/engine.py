@@ -4,6 +4,7 @@ Works alone, under ``torchrun --nproc_per_node N`` (DDP, gloo on CPU / nccl on G
 submitit (see ``mae_transfer.launch``). Each epoch and rank reseeds from ``cfg.seed``, so a run resumed
 from ``checkpoint-last.pth`` ends with exactly the weights of an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,9 +46,18 @@ LAST = "checkpoint-last.pth"
 
 
 def build_model(cfg: PretrainConfig) -> MaskedAutoencoderViT:
-    return build_mae(cfg.model, **{**dict(img_size=cfg.input_size, norm_pix_loss=cfg.norm_pix_loss,
-                                          loss_on_all_patches=cfg.loss_on_all_patches,
-                                          mask_strategy=cfg.mask_strategy), **cfg.model_overrides})
+    return build_mae(
+        cfg.model,
+        **{
+            **dict(
+                img_size=cfg.input_size,
+                norm_pix_loss=cfg.norm_pix_loss,
+                loss_on_all_patches=cfg.loss_on_all_patches,
+                mask_strategy=cfg.mask_strategy,
+            ),
+            **cfg.model_overrides,
+        },
+    )
 
 
 def effective_lr(cfg: PretrainConfig, world: int) -> float:
@@ -76,12 +86,15 @@ def next_commands(cfg: PretrainConfig, encoder: Path) -> str:
     arch = encoder_arch(cfg.model) | cfg.model_overrides
     name = backbone_for(arch["embed_dim"], arch["depth"], arch["patch_size"])
     bb = f"--backbone {name}" if name else "--config YOUR_CONFIG"
-    return "\n".join([
-        "next, with this encoder:",
-        f"  python tools/train_det.py {bb} --weights {encoder} --init mae     # Mask R-CNN (Table 4)",
-        f"  python tools/train_seg.py {bb} --weights {encoder} --init mae     # UperNet (Table 5)",
-        f"  python tools/eval_cls.py --config configs/cls/linprobe_vit_base.py model={cfg.model} weights={encoder} "
-        "data_path=DATA     # linear probe (Table 10)"])
+    return "\n".join(
+        [
+            "next, with this encoder:",
+            f"  python tools/train_det.py {bb} --weights {encoder} --init mae     # Mask R-CNN (Table 4)",
+            f"  python tools/train_seg.py {bb} --weights {encoder} --init mae     # UperNet (Table 5)",
+            f"  python tools/eval_cls.py --config configs/cls/linprobe_vit_base.py model={cfg.model} weights={encoder} "
+            "data_path=DATA     # linear probe (Table 10)",
+        ]
+    )
 
 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
@@ -102,18 +115,33 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
     amp_dtype = resolve_precision(cfg.precision, device)
     MAE_MODELS.get(cfg.model)  # fail on an unknown model before scanning the data
 
-    dataset = UnlabeledImages(cfg.data_folders(), pretrain_transform(cfg.input_size), cfg.cache_short_side,
-                              keyed_seed=cfg.seed if cfg.image_keyed_rng else None)
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    dataset = UnlabeledImages(
+        cfg.data_folders(),
+        pretrain_transform(cfg.input_size),
+        cfg.cache_short_side,
+        keyed_seed=cfg.seed if cfg.image_keyed_rng else None,
+    )
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
+    )
     # Workers are started anew each epoch (not persistent): their seeds then derive from the epoch's reseed
     # below, so an epoch's augmentation does not depend on how many epochs this process has run, and a resumed
     # run repeats the interrupted epoch bit for bit.
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                        collate_fn=collate_skip_bad, drop_last=True, pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        collate_fn=collate_skip_bad,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     if len(loader) == 0:
-        raise DataError(f"data folder {cfg.data_path} has {len(dataset)} images: fewer than one batch "
-                        f"({cfg.batch_size} per process x {world} processes)")
+        raise DataError(
+            f"data folder {cfg.data_path} has {len(dataset)} images: fewer than one batch "
+            f"({cfg.batch_size} per process x {world} processes)"
+        )
 
     seed_all(cfg.seed)  # identical initial weights on every rank and in every run with this seed
     model = build_model(cfg).to(device)
@@ -134,16 +162,28 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cfg.to_dict(), out / "config.json")
         card = cfg.recipe_card(world)
-        card.notes.append(f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); "
-                          f"kernels: {cfg.kernels}" + (", torch.compile" if cfg.compile else ""))
+        card.notes.append(
+            f"precision: {precision_name(amp_dtype)} (precision={cfg.precision}); "
+            f"kernels: {cfg.kernels}" + (", torch.compile" if cfg.compile else "")
+        )
         card.write(out)
         card.log(log)
-        log.info("model %s: %.1fM params; data %s: %d images; effective batch %d; lr %.3g; %s",
-                 cfg.model, sum(p.numel() for p in model.parameters()) / 1e6, cfg.data_path, len(dataset),
-                 cfg.batch_size * cfg.accum_iter * world, lr, describe_groups(groups))
+        log.info(
+            "model %s: %.1fM params; data %s: %d images; effective batch %d; lr %.3g; %s",
+            cfg.model,
+            sum(p.numel() for p in model.parameters()) / 1e6,
+            cfg.data_path,
+            len(dataset),
+            cfg.batch_size * cfg.accum_iter * world,
+            lr,
+            describe_groups(groups),
+        )
 
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world > 1 else model
+    net = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if world > 1
+        else model
+    )
     if cfg.compile:
         net = torch.compile(net)
     logger = RunLogger(out, enabled=main)
@@ -153,15 +193,24 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
             seed_all(cfg.seed * 100_003 + epoch * 1_009 + rank)
             sampler.set_epoch(epoch)
             dataset.set_epoch(epoch)
-            stats = train_one_epoch(net, model, loader, optimizer, scaler, epoch, cfg, lr, device, amp_dtype, logger)
+            stats = train_one_epoch(
+                net, model, loader, optimizer, scaler, epoch, cfg, lr, device, amp_dtype, logger
+            )
             if main:
                 save_training_state(out, model, optimizer, scaler, epoch + 1, cfg)
-                logger.log((epoch + 1) * len(loader), epoch=epoch + 1, **{f"epoch/{k}": v for k, v in stats.items()})
+                logger.log(
+                    (epoch + 1) * len(loader), epoch=epoch + 1, **{f"epoch/{k}": v for k, v in stats.items()}
+                )
             dist.barrier()
         if main:
             export_encoder(model, out / "encoder.pth", cfg)
-            write_curves(out / "curves.png", [(r["step"], r["loss"]) for r in read_jsonl(out / "log.jsonl")
-                                              if "loss" in r], [], "MAE loss (masked patches)", "")
+            write_curves(
+                out / "curves.png",
+                [(r["step"], r["loss"]) for r in read_jsonl(out / "log.jsonl") if "loss" in r],
+                [],
+                "MAE loss (masked patches)",
+                "",
+            )
             log.info("done: encoder exported to %s", out / "encoder.pth")
             log.info("%s", next_commands(cfg, out / "encoder.pth"))
     finally:
@@ -169,18 +218,33 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
     return stats
 
 
-def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: DataLoader,
-                    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, epoch: int,
-                    cfg: PretrainConfig, base_lr: float, device: torch.device, amp_dtype: torch.dtype | None,
-                    logger: RunLogger) -> dict[str, float]:
+def train_one_epoch(
+    net: torch.nn.Module,
+    model: MaskedAutoencoderViT,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    cfg: PretrainConfig,
+    base_lr: float,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    logger: RunLogger,
+) -> dict[str, float]:
     net.train()
     n_iter = len(loader)
     skipped = SkipCounter()
     total_loss, n_seen, t0 = 0.0, 0, time.perf_counter()
     window_imgs, window_t = 0, time.perf_counter()
     # a bar on a terminal only: in a file its redraws would interleave with the log lines (which carry the ETA)
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (logger.enabled and sys.stderr.isatty()),
-               leave=False, mininterval=1.0, dynamic_ncols=True)
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not (logger.enabled and sys.stderr.isatty()),
+        leave=False,
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
     optimizer.zero_grad(set_to_none=True)
     for it, (imgs, index, bad) in enumerate(bar):
         skipped.add(bad)
@@ -189,10 +253,16 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
                 raise DataError(f"a whole batch of {len(bad)} images was unreadable (e.g. {bad[0]})")
             continue
         if it % cfg.accum_iter == 0:
-            set_lr(optimizer, cosine_lr(epoch + it / n_iter, base_lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr))
+            set_lr(
+                optimizer, cosine_lr(epoch + it / n_iter, base_lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr)
+            )
         imgs = imgs.to(device, non_blocking=True)
         step_now = (it + 1) % cfg.accum_iter == 0 or it + 1 == n_iter
-        sync = net.no_sync() if (isinstance(net, DistributedDataParallel) and not step_now) else contextlib.nullcontext()
+        sync = (
+            net.no_sync()
+            if (isinstance(net, DistributedDataParallel) and not step_now)
+            else contextlib.nullcontext()
+        )
         with sync:
             # the masks are drawn here, not inside the model: the same draws as the official forward's, and no
             # random op inside a torch.compile'd graph (whose RNG differs from eager)
@@ -203,8 +273,9 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
             if not math.isfinite(loss_value):
                 last = Path(cfg.output_dir) / LAST
                 kept = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint written yet"
-                raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch + 1}, iteration {it + 1}; "
-                                         f"stopping ({kept})")
+                raise NonFiniteLossError(
+                    f"loss is {loss_value} at epoch {epoch + 1}, iteration {it + 1}; stopping ({kept})"
+                )
             scaler.scale(loss / cfg.accum_iter).backward()
         if step_now:
             scaler.step(optimizer)
@@ -224,47 +295,81 @@ def train_one_epoch(net: torch.nn.Module, model: MaskedAutoencoderViT, loader: D
             if logger.enabled:
                 left = (cfg.epochs - epoch) * n_iter - it - 1  # iterations after this one, this run
                 eta = datetime.timedelta(seconds=round(left * (now - window_t) / max(window_imgs / n, 1)))
-                log.info("epoch %d iter %d/%d loss %.4f lr %.3e %.1f img/s eta %s", epoch + 1, it + 1, n_iter,
-                         loss_value, lr_now, ips, eta)
+                log.info(
+                    "epoch %d iter %d/%d loss %.4f lr %.3e %.1f img/s eta %s",
+                    epoch + 1,
+                    it + 1,
+                    n_iter,
+                    loss_value,
+                    lr_now,
+                    ips,
+                    eta,
+                )
             window_imgs, window_t = 0, now
     if n_seen == 0:
-        raise DataError(f"epoch {epoch + 1}: all {len(skipped.paths)} images were unreadable (e.g. "
-                        f"{skipped.paths[0] if skipped.paths else cfg.data_path}); nothing to train on")
+        raise DataError(
+            f"epoch {epoch + 1}: all {len(skipped.paths)} images were unreadable (e.g. "
+            f"{skipped.paths[0] if skipped.paths else cfg.data_path}); nothing to train on"
+        )
     skipped.report(f"epoch {epoch + 1}")
     elapsed = time.perf_counter() - t0
-    return {"loss": total_loss / max(n_seen, 1), "images_per_s": n_seen / max(elapsed, 1e-9),
-            "time_s": elapsed}
+    return {
+        "loss": total_loss / max(n_seen, 1),
+        "images_per_s": n_seen / max(elapsed, 1e-9),
+        "time_s": elapsed,
+    }
 
 
-def mask_noise_for(model: MaskedAutoencoderViT, cfg: PretrainConfig, epoch: int, index: torch.Tensor,
-                   device: torch.device) -> torch.Tensor:
+def mask_noise_for(
+    model: MaskedAutoencoderViT, cfg: PretrainConfig, epoch: int, index: torch.Tensor, device: torch.device
+) -> torch.Tensor:
     """The batch's mask noise: from this process's stream, or per image keyed like its augmentation."""
     if not cfg.image_keyed_rng:
         return model.make_noise(len(index), cfg.mask_ratio, device)
-    keyed = [model.make_noise(1, cfg.mask_ratio, torch.device("cpu"),
-                              torch.Generator().manual_seed(image_key(cfg.seed, epoch, int(i), stream=1)))
-             for i in index]
+    keyed = [
+        model.make_noise(
+            1,
+            cfg.mask_ratio,
+            torch.device("cpu"),
+            torch.Generator().manual_seed(image_key(cfg.seed, epoch, int(i), stream=1)),
+        )
+        for i in index
+    ]
     return torch.cat(keyed).to(device)
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def save_training_state(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        scaler: torch.amp.GradScaler, epoch: int, cfg: PretrainConfig) -> Path:
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-             "epoch": epoch, "config": cfg.to_dict()}
+def save_training_state(
+    out: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    cfg: PretrainConfig,
+) -> Path:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "epoch": epoch,
+        "config": cfg.to_dict(),
+    }
     path = save_atomic(state, out / LAST)
     if cfg.save_every > 0 and (epoch % cfg.save_every == 0 or epoch == cfg.epochs):
         save_atomic(state, out / f"checkpoint-{epoch:04d}.pth")
     return path
 
 
-def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        scaler: torch.amp.GradScaler) -> int:
+def load_training_state(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+) -> int:
     """Restore model/optimizer/scaler; returns the number of completed epochs."""
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "epoch" not in ckpt:
-        raise CheckpointError(f"{path} is not a pretraining checkpoint written by this tool "
-                              "(needs 'model', 'optimizer', 'epoch')")
+        raise CheckpointError(
+            f"{path} is not a pretraining checkpoint written by this tool "
+            "(needs 'model', 'optimizer', 'epoch')"
+        )
     load_mae_weights(model, ckpt["model"], str(path))
     optimizer.load_state_dict(ckpt["optimizer"])
     if "scaler" in ckpt and ckpt["scaler"]:
@@ -286,21 +391,28 @@ def load_mae_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if shapes:
             k = shapes[0]
-            parts.append(f"{len(shapes)} with wrong shape (e.g. {k}: checkpoint {tuple(state[k].shape)} "
-                         f"vs model {tuple(own[k].shape)})")
+            parts.append(
+                f"{len(shapes)} with wrong shape (e.g. {k}: checkpoint {tuple(state[k].shape)} "
+                f"vs model {tuple(own[k].shape)})"
+            )
         raise CheckpointError(f"{source} does not fit the model: " + ", ".join(parts))
     model.load_state_dict(state, strict=True)
 
 
-def export_encoder(model_or_ckpt: torch.nn.Module | str | Path, out_path: str | Path,
-                   cfg: PretrainConfig | None = None) -> Path:
+def export_encoder(
+    model_or_ckpt: torch.nn.Module | str | Path, out_path: str | Path, cfg: PretrainConfig | None = None
+) -> Path:
     """Write the encoder alone as ``{'model': state}`` in official MAE / timm key format (plus 'arch')."""
     if isinstance(model_or_ckpt, (str, Path)):
         ckpt = load_checkpoint(model_or_ckpt)
         state = extract_state_dict(ckpt, model_or_ckpt)
-        cfg = cfg or (PretrainConfig.from_dict(ckpt["config"]) if isinstance(ckpt, dict) and "config" in ckpt else None)
+        cfg = cfg or (
+            PretrainConfig.from_dict(ckpt["config"]) if isinstance(ckpt, dict) and "config" in ckpt else None
+        )
         if cfg is None:
-            raise CheckpointError(f"{model_or_ckpt}: no 'config' in the checkpoint; cannot tell its architecture")
+            raise CheckpointError(
+                f"{model_or_ckpt}: no 'config' in the checkpoint; cannot tell its architecture"
+            )
         model = build_model(cfg)
         load_mae_weights(model, state, str(model_or_ckpt))
     else:

@@ -1,7 +1,17 @@
 """Per-entry hyperparameter search (Li et al.'s protocol as data) on Optuna storages, and Tables 4 / 5."""
+
 from .config import Entry, SearchConfig
 from .protocol import Protocol, TrialSpec, next_trials
 from .runner import run_workers, work
 from .store import TrialStore
 
-__all__ = ["Entry", "SearchConfig", "Protocol", "TrialSpec", "next_trials", "run_workers", "work", "TrialStore"]
+__all__ = [
+    "Entry",
+    "SearchConfig",
+    "Protocol",
+    "TrialSpec",
+    "next_trials",
+    "run_workers",
+    "work",
+    "TrialStore",
+]

@@ -1,4 +1,5 @@
 """What a search runs: the entries (initialization x size x task), the protocol, the schedules, the storage."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,12 +13,20 @@ TOOLS = {"det": "tools/train_det.py", "seg": "tools/train_seg.py"}
 METRICS = {"det": "APbox", "seg": "mIoU"}
 # how a trial's hyperparameters reach each harness (key=value overrides)
 PARAM_KEYS = {
-    "det": {"lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
-            "drop_path": "model.backbone.bottom_up.drop_path_rate", "layer_decay": "optimizer.params.layer_decay",
-            "seed": "train.seed"},
-    "seg": {"lr": "optim_wrapper.optimizer.lr", "weight_decay": "optim_wrapper.optimizer.weight_decay",
-            "drop_path": "model.backbone.drop_path_rate", "layer_decay": "optim_wrapper.paramwise_cfg.layer_decay",
-            "seed": "randomness.seed"},
+    "det": {
+        "lr": "optimizer.lr",
+        "weight_decay": "optimizer.weight_decay",
+        "drop_path": "model.backbone.bottom_up.drop_path_rate",
+        "layer_decay": "optimizer.params.layer_decay",
+        "seed": "train.seed",
+    },
+    "seg": {
+        "lr": "optim_wrapper.optimizer.lr",
+        "weight_decay": "optim_wrapper.optimizer.weight_decay",
+        "drop_path": "model.backbone.drop_path_rate",
+        "layer_decay": "optim_wrapper.paramwise_cfg.layer_decay",
+        "seed": "randomness.seed",
+    },
 }
 
 
@@ -31,8 +40,11 @@ class Entry(ConfigBase):
     args: list = option([], "arguments for every trial of this entry (config, datasets, key=value overrides)")
     schedules: dict = option({}, "schedule name -> extra arguments, for this entry (default: the search's)")
     reuse_lr_wd_from: str = option("", "entry whose stage-1 lr / wd this one reuses (ViT-L from ViT-B)")
-    protocol: dict = option({}, "protocol fields this entry changes, e.g. {'stage2_schedule': 'short'} (random "
-                                "init, Li et al.) or {'layer_decays': (0.65, 0.75, 0.85, 0.95)}")
+    protocol: dict = option(
+        {},
+        "protocol fields this entry changes, e.g. {'stage2_schedule': 'short'} (random "
+        "init, Li et al.) or {'layer_decays': (0.65, 0.75, 0.85, 0.95)}",
+    )
 
 
 @dataclasses.dataclass
@@ -43,9 +55,12 @@ class SearchConfig(ConfigBase):
     protocol: Protocol = option(Protocol(), "the per-entry protocol")
     entries: dict = option({}, "entry name -> Entry")
     schedules: dict = option({}, "task -> {schedule name -> extra arguments}")
-    gpus_per_trial: int = option(1, "processes (GPUs) per trial, started by the harness's own launcher: "
-                                    "detectron2 launch (--num-gpus N) for det, torchrun --standalone with "
-                                    "--launcher pytorch for seg; a Slurm worker asks for N GPUs")
+    gpus_per_trial: int = option(
+        1,
+        "processes (GPUs) per trial, started by the harness's own launcher: "
+        "detectron2 launch (--num-gpus N) for det, torchrun --standalone with "
+        "--launcher pytorch for seg; a Slurm worker asks for N GPUs",
+    )
     trial_timeout_s: int = option(0, "kill a trial after this many seconds (0 = no limit)")
     heartbeat_s: float = option(30.0, "worker heartbeat period")
     stale_after_s: float = option(900.0, "a running trial with no heartbeat for this long is re-run")
@@ -66,20 +81,26 @@ class SearchConfig(ConfigBase):
             if not isinstance(e, Entry):
                 raise ConfigError(f"entry {name!r} is not an Entry(...)")
             if e.init not in INITS:
-                raise ConfigError(f"entry {name!r}: unknown initialization {e.init!r}; choose from {', '.join(INITS)}")
+                raise ConfigError(
+                    f"entry {name!r}: unknown initialization {e.init!r}; choose from {', '.join(INITS)}"
+                )
             if e.task not in TOOLS:
                 raise ConfigError(f"entry {name!r}: unknown task {e.task!r}; choose det or seg")
             launch = [a for a in e.args if a.split("=")[0] in ("--num-gpus", "--num-machines", "--launcher")]
             if launch:
-                raise ConfigError(f"entry {name!r}: {launch[0]} in its args: the search starts each trial's "
-                                  "processes itself (set gpus_per_trial)")
+                raise ConfigError(
+                    f"entry {name!r}: {launch[0]} in its args: the search starts each trial's "
+                    "processes itself (set gpus_per_trial)"
+                )
             if e.reuse_lr_wd_from and e.reuse_lr_wd_from not in self.entries:
                 raise ConfigError(f"entry {name!r} reuses lr / wd from unknown entry {e.reuse_lr_wd_from!r}")
             self.protocol_for(name).validate()
             missing = [s for s in self.protocol_for(name).schedules if s not in self.schedules_for(name)]
             if missing:
-                raise ConfigError(f"entry {name!r}: schedule(s) {missing} of protocol {self.protocol.name!r} "
-                                  f"are not defined for task {e.task!r}")
+                raise ConfigError(
+                    f"entry {name!r}: schedule(s) {missing} of protocol {self.protocol.name!r} "
+                    f"are not defined for task {e.task!r}"
+                )
 
     def schedules_for(self, entry: str) -> dict:
         e = self.entries[entry]

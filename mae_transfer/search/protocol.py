@@ -16,6 +16,7 @@ al.), a layer-decay axis in stage 1 (``layer_decays``) where no source fixes it.
 ``next_trials(protocol, finished)`` is a pure function of the finished trials, so any number of workers
 can call it; the store deduplicates what they enqueue.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,10 +40,17 @@ class Protocol(ConfigBase):
     max_extensions: int = option(2, "extensions per axis at most")
     drop_paths: tuple[float, ...] = option((0.0, 0.1, 0.2, 0.3), "stage-2 drop path values")
     stage2_schedule: str = option("medium", "schedule name for stage 2")
-    schedules: tuple[str, ...] = option(("short", "medium", "long"), "stage-3 schedule names (best of them counts)")
-    layer_decays: tuple[float, ...] = option((), "stage-1 layer decays searched with lr x wd (empty: the config's)")
-    seeds: int = option(1, "runs of the selected configuration the result averages (1: the selected run itself; "
-                           "N > 1: N re-runs with seeds 1..N)")
+    schedules: tuple[str, ...] = option(
+        ("short", "medium", "long"), "stage-3 schedule names (best of them counts)"
+    )
+    layer_decays: tuple[float, ...] = option(
+        (), "stage-1 layer decays searched with lr x wd (empty: the config's)"
+    )
+    seeds: int = option(
+        1,
+        "runs of the selected configuration the result averages (1: the selected run itself; "
+        "N > 1: N re-runs with seeds 1..N)",
+    )
 
     def fingerprint(self) -> str:
         """Stable hash of everything that decides which trials run (fields at their defaults that were added
@@ -56,10 +64,14 @@ class Protocol(ConfigBase):
 
     def validate(self) -> None:
         if len(self.lrs) < 1 or len(self.weight_decays) < 1 or not self.drop_paths or not self.schedules:
-            raise ConfigError(f"protocol {self.name!r}: lrs, weight_decays, drop_paths and schedules must be non-empty")
+            raise ConfigError(
+                f"protocol {self.name!r}: lrs, weight_decays, drop_paths and schedules must be non-empty"
+            )
         for name in (self.stage1_schedule, self.stage2_schedule):
             if name not in self.schedules:
-                raise ConfigError(f"protocol {self.name!r}: schedule {name!r} is not in schedules {self.schedules}")
+                raise ConfigError(
+                    f"protocol {self.name!r}: schedule {name!r} is not in schedules {self.schedules}"
+                )
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"protocol {self.name!r}: seeds must be a positive integer, not {self.seeds!r}")
 
@@ -83,8 +95,16 @@ class TrialSpec:
         return f"lr={self.lr:.6g}|wd={self.weight_decay:.6g}|dp={self.drop_path:.6g}|sched={self.schedule}{ld}{seed}"
 
     def params(self) -> dict[str, Any]:
-        out = {"lr": self.lr, "weight_decay": self.weight_decay, "drop_path": self.drop_path, "schedule": self.schedule}
-        return {**out, **{k: v for k, v in (("layer_decay", self.layer_decay), ("seed", self.seed)) if v is not None}}
+        out = {
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "drop_path": self.drop_path,
+            "schedule": self.schedule,
+        }
+        return {
+            **out,
+            **{k: v for k, v in (("layer_decay", self.layer_decay), ("seed", self.seed)) if v is not None},
+        }
 
 
 @dataclasses.dataclass
@@ -145,8 +165,12 @@ def _grid(protocol: Protocol, finished: list[Finished]) -> tuple[list[float], li
 
 def _stage1_specs(protocol: Protocol, lrs: Sequence[float], wds: Sequence[float]) -> list[TrialSpec]:
     lds = protocol.layer_decays or (None,)
-    return [TrialSpec(1, lr, wd, protocol.stage1_drop_path, protocol.stage1_schedule, ld)
-            for lr in lrs for wd in wds for ld in lds]
+    return [
+        TrialSpec(1, lr, wd, protocol.stage1_drop_path, protocol.stage1_schedule, ld)
+        for lr in lrs
+        for wd in wds
+        for ld in lds
+    ]
 
 
 def stage1_best(protocol: Protocol, finished: list[Finished]) -> tuple[list[TrialSpec], Finished | None]:
@@ -160,8 +184,9 @@ def stage1_best(protocol: Protocol, finished: list[Finished]) -> tuple[list[Tria
     return [], _best([by_key[s.key()] for s in specs])
 
 
-def next_trials(protocol: Protocol, finished: list[Finished],
-                reused: tuple[float, float] | None = None) -> tuple[list[TrialSpec], Finished | None]:
+def next_trials(
+    protocol: Protocol, finished: list[Finished], reused: tuple[float, float] | None = None
+) -> tuple[list[TrialSpec], Finished | None]:
     """(trials to run now, the entry's selected run or None while the protocol is not done).
 
     The selected run is the best of stage 3; with ``protocol.seeds`` > 1 the entry is done once its seed
@@ -202,8 +227,18 @@ def seed_specs(protocol: Protocol, selected: Finished) -> list[TrialSpec]:
     """Stage 4: the selected configuration with seeds 1..N (none when ``protocol.seeds`` is 1)."""
     if protocol.seeds == 1:
         return []
-    return [TrialSpec(4, selected.lr, selected.weight_decay, selected.drop_path, selected.schedule,
-                      selected.layer_decay, seed) for seed in range(1, protocol.seeds + 1)]
+    return [
+        TrialSpec(
+            4,
+            selected.lr,
+            selected.weight_decay,
+            selected.drop_path,
+            selected.schedule,
+            selected.layer_decay,
+            seed,
+        )
+        for seed in range(1, protocol.seeds + 1)
+    ]
 
 
 def seed_runs(protocol: Protocol, finished: list[Finished], selected: Finished) -> list[Finished]:

@@ -2,6 +2,7 @@
 the mean ± std over seeds, a Δ column against a reference entry with its 95% interval; every seed's value in
 seeds.csv / results.json; plots: each entry's stage-1 lr x wd grid as a heat map, the metric against the
 schedule length, and the results with error bars."""
+
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,13 @@ from .runner import entry_status
 from .stats import Summary, welch_difference
 from .store import TrialStore
 
-INIT_LABELS = {"random": "random init", "supervised": "supervised", "mocov3": "MoCo v3", "beit": "BEiT", "mae": "MAE"}
+INIT_LABELS = {
+    "random": "random init",
+    "supervised": "supervised",
+    "mocov3": "MoCo v3",
+    "beit": "BEiT",
+    "mae": "MAE",
+}
 SECOND = {"det": "APmask", "seg": "aAcc"}  # the table's second measured column
 
 
@@ -47,22 +54,44 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
             if "spec" not in t.user_attrs or t.user_attrs.get("duplicate_of") is not None:
                 continue
             spec = TrialSpec(**json.loads(t.user_attrs["spec"]))
-            trials.append({"number": t.number, "state": t.state.name, "value": t.value, "key": spec.key(),
-                           **spec.__dict__,
-                           **{k: t.user_attrs.get(k) for k in ("APmask", "aAcc", "error", "log", "output_dir",
-                                                               f"test_{METRICS[e.task]}")}})
+            trials.append(
+                {
+                    "number": t.number,
+                    "state": t.state.name,
+                    "value": t.value,
+                    "key": spec.key(),
+                    **spec.__dict__,
+                    **{
+                        k: t.user_attrs.get(k)
+                        for k in ("APmask", "aAcc", "error", "log", "output_dir", f"test_{METRICS[e.task]}")
+                    },
+                }
+            )
         best_trial, seeds = None, []
         if best is not None:
             best_trial = next(t for t in trials if t["state"] == "COMPLETE" and t["key"] == best.key)
             runs = {r.key for r in seed_runs(cfg.protocol_for(name), store.finished(name), best)}
-            seeds = sorted((t for t in trials if t["key"] in runs and t["state"] in ("COMPLETE", "FAIL")),
-                           key=lambda t: -1 if t["seed"] is None else t["seed"])
+            seeds = sorted(
+                (t for t in trials if t["key"] in runs and t["state"] in ("COMPLETE", "FAIL")),
+                key=lambda t: -1 if t["seed"] is None else t["seed"],
+            )
         ok = [t for t in seeds if t["state"] == "COMPLETE"]
-        rows.append({"entry": name, "init": e.init, "size": e.size, "task": e.task, "done": done,
-                     "best": best_trial, "trials": trials, "pending": len(specs), "seeds": seeds,
-                     "result": Summary.of([t["value"] for t in ok]),
-                     "result_" + SECOND[e.task]: Summary.of([t.get(SECOND[e.task]) for t in ok]),
-                     "result_test": Summary.of([t.get(f"test_{METRICS[e.task]}") for t in ok])})
+        rows.append(
+            {
+                "entry": name,
+                "init": e.init,
+                "size": e.size,
+                "task": e.task,
+                "done": done,
+                "best": best_trial,
+                "trials": trials,
+                "pending": len(specs),
+                "seeds": seeds,
+                "result": Summary.of([t["value"] for t in ok]),
+                "result_" + SECOND[e.task]: Summary.of([t.get(SECOND[e.task]) for t in ok]),
+                "result_test": Summary.of([t.get(f"test_{METRICS[e.task]}") for t in ok]),
+            }
+        )
     return rows
 
 
@@ -74,8 +103,14 @@ def reference_rows(rows: list[dict[str, Any]], reference: str) -> dict[str, dict
     for r in rows:
         ref = by_name.get(reference)
         if ref is None or ref["task"] != r["task"]:
-            ref = next((o for o in rows if o["init"] == reference and o["task"] == r["task"]
-                        and o["size"] == r["size"]), None)
+            ref = next(
+                (
+                    o
+                    for o in rows
+                    if o["init"] == reference and o["task"] == r["task"] and o["size"] == r["size"]
+                ),
+                None,
+            )
         out[r["entry"]] = None if ref is None or ref is r else ref
     return out
 
@@ -116,15 +151,23 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
     out: dict[str, list[list[str]]] = {}
     refs = reference_rows(rows, reference)
     # the tables of the paper; the datasets are the entries' (COCO / ADE20K at full size, the miniature's own)
-    for task, title in (("det", "Table 4 (detection: Mask R-CNN)"), ("seg", "Table 5 (segmentation: UperNet)")):
+    for task, title in (
+        ("det", "Table 4 (detection: Mask R-CNN)"),
+        ("seg", "Table 5 (segmentation: UperNet)"),
+    ):
         task_rows = [r for r in rows if r["task"] == task]
         if not task_rows:
             continue
         metric, second = METRICS[task], SECOND[task]
         delta = f"Δ {metric} vs {_reference_label(reference)} [95% CI]"
-        with_test = any(r["result_test"] for r in task_rows)  # runs evaluated a test split once after training
-        measured = [f"val {metric}", f"val {delta}", f"val {second}", f"test {metric}", f"test {delta}"] \
-            if with_test else [metric, delta, second]
+        with_test = any(
+            r["result_test"] for r in task_rows
+        )  # runs evaluated a test split once after training
+        measured = (
+            [f"val {metric}", f"val {delta}", f"val {second}", f"test {metric}", f"test {delta}"]
+            if with_test
+            else [metric, delta, second]
+        )
         paper = ["paper APbox", "paper APmask"] if task == "det" else ["paper mIoU"]
         header = ["init", "size", *measured, *paper, "lr", "wd", "drop path", "schedule", "seeds", "trials"]
         with_ld = any((r["best"] or {}).get("layer_decay") is not None for r in task_rows)
@@ -136,9 +179,18 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
         for r in task_rows:
             b = r["best"] or {}
             paper = _paper(task, r["init"], r["size"])
-            n = sum(1 for t in r["trials"] if t["state"] in ("COMPLETE", "FAIL") and t.get("error") != "interrupted (worker gone)")
+            n = sum(
+                1
+                for t in r["trials"]
+                if t["state"] in ("COMPLETE", "FAIL") and t.get("error") != "interrupted (worker gone)"
+            )
             if b:
-                common = [f"{b['lr']:.3g}", f"{b['weight_decay']:.3g}", f"{b['drop_path']:.2g}", b["schedule"]]
+                common = [
+                    f"{b['lr']:.3g}",
+                    f"{b['weight_decay']:.3g}",
+                    f"{b['drop_path']:.2g}",
+                    b["schedule"],
+                ]
                 ld = b.get("layer_decay")
             else:
                 common = ["-", "-", "-", "(no result)" if r["done"] else "(in progress)"]
@@ -147,8 +199,13 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
                 common.insert(3, "config" if ld is None else f"{ld:.2g}")
             failed = sum(1 for t in r["seeds"] if t["state"] == "FAIL")
             seeds = str(r["result"].n if r["result"] else 0) + (f" ({failed} failed)" if failed else "")
-            measured = [INIT_LABELS.get(r["init"], r["init"]), r["size"], _cell(r["result"], d1),
-                        _delta_cell(r, refs[r["entry"]], d1), _cell(r["result_" + second], d2)]
+            measured = [
+                INIT_LABELS.get(r["init"], r["init"]),
+                r["size"],
+                _cell(r["result"], d1),
+                _delta_cell(r, refs[r["entry"]], d1),
+                _cell(r["result_" + second], d2),
+            ]
             if with_test:
                 measured += [_cell(r["result_test"], d1), _delta_cell(r, refs[r["entry"]], d1, "result_test")]
             body.append([*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common, seeds, str(n)])
@@ -171,14 +228,21 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
     paths = []
     for r in rows:
         metric = METRICS[r["task"]]
-        s1 = [t for t in r["trials"] if t["schedule"] == cfg.protocol.stage1_schedule
-              and math.isclose(t["drop_path"], cfg.protocol.stage1_drop_path) and t["state"] in ("COMPLETE", "FAIL")]
+        s1 = [
+            t
+            for t in r["trials"]
+            if t["schedule"] == cfg.protocol.stage1_schedule
+            and math.isclose(t["drop_path"], cfg.protocol.stage1_drop_path)
+            and t["state"] in ("COMPLETE", "FAIL")
+        ]
         if s1:
             lrs = sorted({t["lr"] for t in s1})
             wds = sorted({t["weight_decay"] for t in s1})
             grid = np.full((len(wds), len(lrs)), np.nan)
             for t in s1:
-                grid[wds.index(t["weight_decay"]), lrs.index(t["lr"])] = t["value"] if t["value"] is not None else np.nan
+                grid[wds.index(t["weight_decay"]), lrs.index(t["lr"])] = (
+                    t["value"] if t["value"] is not None else np.nan
+                )
             fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(lrs), 1.2 + 0.8 * len(wds)))
             im = ax.imshow(grid, cmap="viridis", origin="lower")
             ax.set_xticks(range(len(lrs)), [f"{v:.2g}" for v in lrs])
@@ -186,7 +250,15 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
             ax.set_xlabel("learning rate")
             ax.set_ylabel("weight decay")
             for (i, j), v in np.ndenumerate(grid):
-                ax.text(j, i, "failed" if math.isnan(v) else f"{v:.3g}", ha="center", va="center", color="w", fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    "failed" if math.isnan(v) else f"{v:.3g}",
+                    ha="center",
+                    va="center",
+                    color="w",
+                    fontsize=8,
+                )
             ax.set_title(f"{r['entry']}: stage 1 {metric}")
             fig.colorbar(im, ax=ax)
             fig.tight_layout()
@@ -200,10 +272,16 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
         b = r["best"]
         if not b:
             continue
-        pts = sorted((cfg.protocol.schedules.index(t["schedule"]), t["value"]) for t in r["trials"]
-                     if t["state"] == "COMPLETE" and t["seed"] is None
-                     and t["lr"] == b["lr"] and t["weight_decay"] == b["weight_decay"]
-                     and t["drop_path"] == b["drop_path"] and t["schedule"] in cfg.protocol.schedules)
+        pts = sorted(
+            (cfg.protocol.schedules.index(t["schedule"]), t["value"])
+            for t in r["trials"]
+            if t["state"] == "COMPLETE"
+            and t["seed"] is None
+            and t["lr"] == b["lr"]
+            and t["weight_decay"] == b["weight_decay"]
+            and t["drop_path"] == b["drop_path"]
+            and t["schedule"] in cfg.protocol.schedules
+        )
         if pts:
             curves.setdefault(r["task"], []).append((r["entry"], pts))
     if curves:
@@ -238,7 +316,9 @@ def plot_results(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
             ax.errorbar([i], [r["result"].mean], yerr=[r["result"].std], fmt="o", capsize=6, markersize=8)
             vals = [t["value"] for t in r["seeds"] if t["state"] == "COMPLETE"]
             ax.scatter([i + 0.12] * len(vals), vals, s=14, color="k", alpha=0.6, zorder=3)
-        ax.set_xticks(range(len(done)), [f"{INIT_LABELS.get(r['init'], r['init'])}\n{r['size']}" for r in done])
+        ax.set_xticks(
+            range(len(done)), [f"{INIT_LABELS.get(r['init'], r['init'])}\n{r['size']}" for r in done]
+        )
         ax.set_xlim(-0.6, len(done) - 0.4)
         ax.set_ylabel(METRICS[task])
         ax.set_title(f"{task}: mean ± std over seeds (dots: seeds)", fontsize=9)
@@ -253,28 +333,80 @@ def write_seed_values(rows: list[dict[str, Any]], out: Path) -> None:
     """seeds.csv (one line per seed run) and results.json (every entry's summary and seed values)."""
     with open(out / "seeds.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["entry", "task", "init", "size", "seed", "state", "metric", "value", "second_metric",
-                    "second_value", "test_value", "lr", "weight_decay", "drop_path", "layer_decay", "schedule",
-                    "output_dir"])
+        w.writerow(
+            [
+                "entry",
+                "task",
+                "init",
+                "size",
+                "seed",
+                "state",
+                "metric",
+                "value",
+                "second_metric",
+                "second_value",
+                "test_value",
+                "lr",
+                "weight_decay",
+                "drop_path",
+                "layer_decay",
+                "schedule",
+                "output_dir",
+            ]
+        )
         for r in rows:
             metric = METRICS[r["task"]]
             for t in r["seeds"]:
-                w.writerow([r["entry"], r["task"], r["init"], r["size"], "config" if t["seed"] is None else t["seed"],
-                            t["state"], metric, t["value"], SECOND[r["task"]], t.get(SECOND[r["task"]]),
-                            t.get(f"test_{metric}"), t["lr"], t["weight_decay"], t["drop_path"], t["layer_decay"],
-                            t["schedule"], t.get("output_dir")])
-    data = {r["entry"]: {"task": r["task"], "init": r["init"], "size": r["size"], "done": r["done"],
-                         "metric": METRICS[r["task"]],
-                         "summary": r["result"] and vars(r["result"]),
-                         "summary_" + SECOND[r["task"]]: r["result_" + SECOND[r["task"]]]
-                         and vars(r["result_" + SECOND[r["task"]]]),
-                         "summary_test": r["result_test"] and vars(r["result_test"]),
-                         "selected": r["best"] and {k: r["best"][k] for k in ("lr", "weight_decay", "drop_path",
-                                                                              "layer_decay", "schedule", "value")},
-                         "seeds": [{"seed": t["seed"], "state": t["state"], "value": t["value"],
-                                    SECOND[r["task"]]: t.get(SECOND[r["task"]]),
-                                    "test": t.get(f"test_{METRICS[r['task']]}")} for t in r["seeds"]]}
-            for r in rows}
+                w.writerow(
+                    [
+                        r["entry"],
+                        r["task"],
+                        r["init"],
+                        r["size"],
+                        "config" if t["seed"] is None else t["seed"],
+                        t["state"],
+                        metric,
+                        t["value"],
+                        SECOND[r["task"]],
+                        t.get(SECOND[r["task"]]),
+                        t.get(f"test_{metric}"),
+                        t["lr"],
+                        t["weight_decay"],
+                        t["drop_path"],
+                        t["layer_decay"],
+                        t["schedule"],
+                        t.get("output_dir"),
+                    ]
+                )
+    data = {
+        r["entry"]: {
+            "task": r["task"],
+            "init": r["init"],
+            "size": r["size"],
+            "done": r["done"],
+            "metric": METRICS[r["task"]],
+            "summary": r["result"] and vars(r["result"]),
+            "summary_" + SECOND[r["task"]]: r["result_" + SECOND[r["task"]]]
+            and vars(r["result_" + SECOND[r["task"]]]),
+            "summary_test": r["result_test"] and vars(r["result_test"]),
+            "selected": r["best"]
+            and {
+                k: r["best"][k]
+                for k in ("lr", "weight_decay", "drop_path", "layer_decay", "schedule", "value")
+            },
+            "seeds": [
+                {
+                    "seed": t["seed"],
+                    "state": t["state"],
+                    "value": t["value"],
+                    SECOND[r["task"]]: t.get(SECOND[r["task"]]),
+                    "test": t.get(f"test_{METRICS[r['task']]}"),
+                }
+                for t in r["seeds"]
+            ],
+        }
+        for r in rows
+    }
     (out / "results.json").write_text(json.dumps(data, indent=1))
 
 
@@ -286,26 +418,44 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
     rows = collect(cfg)
     tabs = tables(rows, reference)
     seeds = {cfg.protocol_for(name).seeds for name in cfg.entries}
-    md = [f"# {cfg.name}: search report", "", f"Protocol `{cfg.protocol.name}` ({cfg.protocol.fingerprint()}), "
-          f"storage `{cfg.storage}`.", ""]
+    md = [
+        f"# {cfg.name}: search report",
+        "",
+        f"Protocol `{cfg.protocol.name}` ({cfg.protocol.fingerprint()}), storage `{cfg.storage}`.",
+        "",
+    ]
     for title, table in tabs.items():
         md += [f"## {title}", "", markdown(table), ""]
-        md += [f"Cells: mean ± sample std over the selected configuration's seed runs (column `seeds`; "
-               f"{'the selected run itself' if seeds == {1} else 'seeds 1..N re-run after selection'}). "
-               f"Δ: difference of means to {_reference_label(reference)} with its 95% confidence interval by "
-               f"Welch's t (unequal variances); ≈ marks an interval that contains 0, i.e. a difference within "
-               f"seed noise." + (" val: the split the protocol selects on; test: evaluated once after each "
-                                 "run, never used for selection." if table[0][2].startswith("val ") else ""), ""]
+        md += [
+            f"Cells: mean ± sample std over the selected configuration's seed runs (column `seeds`; "
+            f"{'the selected run itself' if seeds == {1} else 'seeds 1..N re-run after selection'}). "
+            f"Δ: difference of means to {_reference_label(reference)} with its 95% confidence interval by "
+            f"Welch's t (unequal variances); ≈ marks an interval that contains 0, i.e. a difference within "
+            f"seed noise."
+            + (
+                " val: the split the protocol selects on; test: evaluated once after each "
+                "run, never used for selection."
+                if table[0][2].startswith("val ")
+                else ""
+            ),
+            "",
+        ]
         if any(r["size"] not in ("B", "L") for r in rows):
-            md += ["Paper columns: the full-scale ViT-B numbers (ImageNet pretraining, COCO / ADE20K), for reference "
-                   "only; this run's entries are miniature.", ""]
+            md += [
+                "Paper columns: the full-scale ViT-B numbers (ImageNet pretraining, COCO / ADE20K), for reference "
+                "only; this run's entries are miniature.",
+                "",
+            ]
         with open(out / f"{'table4' if 'Table 4' in title else 'table5'}.csv", "w", newline="") as f:
             csv.writer(f).writerows(table)
     write_seed_values(rows, out)
     plots = plot_grids(cfg, rows, out)
     md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
-    previews = [(r["entry"], Path(r["best"]["output_dir"]) / "val_preview.png") for r in rows
-                if r["best"] and r["best"].get("output_dir")]
+    previews = [
+        (r["entry"], Path(r["best"]["output_dir"]) / "val_preview.png")
+        for r in rows
+        if r["best"] and r["best"].get("output_dir")
+    ]
     previews = [(name, p) for name, p in previews if p.is_file()]
     if previews:  # the same validation images for every entry's selected run, to compare by eye
         md += ["## Predictions of each entry's selected run (validation: ground truth | prediction)", ""]
@@ -321,8 +471,10 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
             if t["state"] == "FAIL" and t.get("log"):
                 note += f" (log: {t['log']})"
             seed = "config" if t["seed"] is None else t["seed"]
-            md.append(f"| {t['number']} | {t['stage']} | {t['state']} | {_fmt(t['value'], 3)} | {t['lr']:.3g} "
-                      f"| {t['weight_decay']:.3g} | {t['drop_path']:.2g} | {t['schedule']} | {seed} | {note.strip()} |")
+            md.append(
+                f"| {t['number']} | {t['stage']} | {t['state']} | {_fmt(t['value'], 3)} | {t['lr']:.3g} "
+                f"| {t['weight_decay']:.3g} | {t['drop_path']:.2g} | {t['schedule']} | {seed} | {note.strip()} |"
+            )
         md.append("")
     path = out / "report.md"
     path.write_text("\n".join(md))

@@ -6,6 +6,7 @@ never trains anything itself. Workers are plain processes: ``--workers N`` on on
 a Slurm job array through submitit, or any number of ``tools/search.py run`` on machines that share the
 storage (RDB URL).
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,7 +29,9 @@ from .store import Claimed, TrialStore
 log = logging.getLogger("mae_transfer.search")
 
 
-def entry_status(cfg: SearchConfig, store: TrialStore, name: str) -> tuple[list[TrialSpec], Finished | None, bool]:
+def entry_status(
+    cfg: SearchConfig, store: TrialStore, name: str
+) -> tuple[list[TrialSpec], Finished | None, bool]:
     """(trials to enqueue, final best, done). Done: a final best, or nothing left to try (all failed)."""
     entry = cfg.entries[name]
     reused = None
@@ -37,7 +40,11 @@ def entry_status(cfg: SearchConfig, store: TrialStore, name: str) -> tuple[list[
         src_todo, src_best = stage1_best(cfg.protocol_for(src), store.finished(src))
         if src_todo or src_best is None:
             src_done = entry_status(cfg, store, entry.reuse_lr_wd_from)[2]
-            return [], None, src_done and src_best is None  # wait for the source entry (dead end if it failed)
+            return (
+                [],
+                None,
+                src_done and src_best is None,
+            )  # wait for the source entry (dead end if it failed)
         reused = (src_best.lr, src_best.weight_decay)
     specs, best = next_trials(cfg.protocol_for(name), store.finished(name), reused)
     if best is not None:
@@ -55,12 +62,27 @@ def trial_command(cfg: SearchConfig, name: str, spec: TrialSpec, out_dir: Path) 
     flags = [a for a in args if "=" not in a or a.startswith("--")]
     kv = [a for a in args if "=" in a and not a.startswith("--")] + overrides
     n = cfg.gpus_per_trial
-    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n)] \
-        if e.task == "seg" and n > 1 else []
+    launcher = (
+        ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n)]
+        if e.task == "seg" and n > 1
+        else []
+    )
     processes = (["--launcher", "pytorch"] if e.task == "seg" else ["--num-gpus", str(n)]) if n > 1 else []
-    cmd = [sys.executable, *launcher, str(REPO_ROOT / TOOLS[e.task]), *flags, *processes, "--init", e.init,
-           "--weights", e.weights, "--source", e.source, "--work-dir" if e.task == "seg" else "--output-dir",
-           str(out_dir)]
+    cmd = [
+        sys.executable,
+        *launcher,
+        str(REPO_ROOT / TOOLS[e.task]),
+        *flags,
+        *processes,
+        "--init",
+        e.init,
+        "--weights",
+        e.weights,
+        "--source",
+        e.source,
+        "--work-dir" if e.task == "seg" else "--output-dir",
+        str(out_dir),
+    ]
     if (out_dir / "last_checkpoint").exists():  # an interrupted run continues where it stopped
         cmd.append("--resume")
     return cmd + (["--cfg-options", *kv] if e.task == "seg" else kv)
@@ -72,8 +94,12 @@ def _read_metric(task: str, out_dir: Path) -> tuple[float | None, dict[str, Any]
         return None, {}
     value = data.get(METRICS[task])
     extra = {k: data.get(k) for k in ("APbox", "APmask", "mIoU", "aAcc", "mAcc") if k in data}
-    test = data.get("test") if isinstance(data.get("test"), dict) else {}  # a test split evaluated once at the end
-    extra.update({f"test_{k}": test[k] for k in ("APbox", "APmask", "mIoU", "aAcc") if test.get(k) is not None})
+    test = (
+        data.get("test") if isinstance(data.get("test"), dict) else {}
+    )  # a test split evaluated once at the end
+    extra.update(
+        {f"test_{k}": test[k] for k in ("APbox", "APmask", "mIoU", "aAcc") if test.get(k) is not None}
+    )
     if value is None and task == "det" and data.get("iteration", 0) > 0:
         value = 0.0  # COCOeval gives NaN when a trained model predicts nothing: that is AP 0
     return value, extra
@@ -81,8 +107,11 @@ def _read_metric(task: str, out_dir: Path) -> tuple[float | None, dict[str, Any]
 
 def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float | None:
     spec, name = claimed.spec, claimed.entry
-    out_dir = Path(cfg.output_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", name) / \
-        re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.key())
+    out_dir = (
+        Path(cfg.output_dir)
+        / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        / re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.key())
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "trial.log"
     cmd = trial_command(cfg, name, spec, out_dir)
@@ -112,8 +141,14 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
         log.warning("trial %s #%d failed (%s); log: %s", name, claimed.number, reason, log_path)
         return None
     store.complete(claimed, float(value), {**attrs, **extra})
-    log.info("trial %s #%d: %s = %.3f (%.0f s)", name, claimed.number, METRICS[cfg.entries[name].task], value,
-             attrs["seconds"])
+    log.info(
+        "trial %s #%d: %s = %.3f (%.0f s)",
+        name,
+        claimed.number,
+        METRICS[cfg.entries[name].task],
+        value,
+        attrs["seconds"],
+    )
     return float(value)
 
 
@@ -156,7 +191,9 @@ def _work_in_subprocess(config_path: str, overrides: list[str], index: int) -> i
     return work(cfg, worker=f"worker{index}")
 
 
-def _local_worker(config_path: str, overrides: list[str], index: int, results: Any, devices: str | None) -> None:
+def _local_worker(
+    config_path: str, overrides: list[str], index: int, results: Any, devices: str | None
+) -> None:
     if devices is not None:  # this worker's trials see only its own GPUs
         os.environ["CUDA_VISIBLE_DEVICES"] = devices
     results.put((index, _work_in_subprocess(config_path, overrides, index)))
@@ -167,10 +204,17 @@ def worker_devices(workers: int, gpus_per_worker: int, gpus: int) -> list[str | 
     machine has enough, else None (every worker sees every GPU; a warning says so when it has some)."""
     if gpus < workers * gpus_per_worker:
         if gpus:
-            log.warning("%d workers x %d GPUs per trial > the %d GPUs here: the workers' trials will share GPUs",
-                        workers, gpus_per_worker, gpus)
+            log.warning(
+                "%d workers x %d GPUs per trial > the %d GPUs here: the workers' trials will share GPUs",
+                workers,
+                gpus_per_worker,
+                gpus,
+            )
         return [None] * workers
-    return [",".join(str(d) for d in range(i * gpus_per_worker, (i + 1) * gpus_per_worker)) for i in range(workers)]
+    return [
+        ",".join(str(d) for d in range(i * gpus_per_worker, (i + 1) * gpus_per_worker))
+        for i in range(workers)
+    ]
 
 
 def run_workers(config_path: str, overrides: list[str], workers: int, gpus_per_worker: int = 1) -> list[int]:
@@ -185,8 +229,10 @@ def run_workers(config_path: str, overrides: list[str], workers: int, gpus_per_w
     devices = worker_devices(workers, gpus_per_worker, torch.cuda.device_count())
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    procs = [ctx.Process(target=_local_worker, args=(config_path, overrides, i, results, devices[i]))
-             for i in range(workers)]
+    procs = [
+        ctx.Process(target=_local_worker, args=(config_path, overrides, i, results, devices[i]))
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -194,21 +240,35 @@ def run_workers(config_path: str, overrides: list[str], workers: int, gpus_per_w
     ran = dict(results.get() for p in procs if p.exitcode == 0)
     for i, p in enumerate(procs):
         if p.exitcode != 0:
-            log.warning("worker%d ended with exit code %s; the trial it was running was re-queued", i, p.exitcode)
+            log.warning(
+                "worker%d ended with exit code %s; the trial it was running was re-queued", i, p.exitcode
+            )
     return [ran.get(i, 0) for i in range(workers)]
 
 
-def submit_slurm_array(config_path: str, overrides: list[str], workers: int, folder: str, partition: str | None,
-                       timeout_min: int, gpus_per_worker: int = 1, cluster: str | None = None) -> list[Any]:
+def submit_slurm_array(
+    config_path: str,
+    overrides: list[str],
+    workers: int,
+    folder: str,
+    partition: str | None,
+    timeout_min: int,
+    gpus_per_worker: int = 1,
+    cluster: str | None = None,
+) -> list[Any]:
     """A Slurm job array of ``workers`` search workers (each ``gpus_per_worker`` GPUs: the search config's
     ``gpus_per_trial``) sharing the storage."""
     import submitit
 
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    params: dict[str, Any] = dict(timeout_min=timeout_min, tasks_per_node=1, nodes=1, name="mae_transfer_search")
+    params: dict[str, Any] = dict(
+        timeout_min=timeout_min, tasks_per_node=1, nodes=1, name="mae_transfer_search"
+    )
     if executor.cluster == "slurm":
         params.update(gpus_per_node=gpus_per_worker, slurm_array_parallelism=workers)
         if partition:
             params["slurm_partition"] = partition
     executor.update_parameters(**params)
-    return executor.map_array(_work_in_subprocess, [config_path] * workers, [overrides] * workers, list(range(workers)))
+    return executor.map_array(
+        _work_in_subprocess, [config_path] * workers, [overrides] * workers, list(range(workers))
+    )

@@ -1,6 +1,7 @@
 """Seed statistics of a table cell: mean and spread over seeds, and the difference of two cells with its
 confidence interval (Welch's t: two independent samples, unequal variances, no normal approximation for
 the 3-5 seeds a table affords). scipy comes with mmsegmentation (a requirement of the seg harness)."""
+
 from __future__ import annotations
 
 import math
@@ -47,10 +48,10 @@ def welch_difference(a: Summary, b: Summary, level: float = 0.95) -> Difference:
     delta = a.mean - b.mean
     if a.n < 2 or b.n < 2:
         return Difference(delta, None, None, level)
-    va, vb = a.std ** 2 / a.n, b.std ** 2 / b.n
+    va, vb = a.std**2 / a.n, b.std**2 / b.n
     se = math.sqrt(va + vb)
     if se == 0.0:  # every seed gave the same value on both sides: nothing to spread
         return Difference(delta, delta, delta, level)
-    df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
+    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
     half = float(_scipy.t.ppf(0.5 + level / 2, df)) * se
     return Difference(delta, delta - half, delta + half, level)

@@ -7,6 +7,7 @@ from WAITING to RUNNING (atomic in both storages), runs it, and records COMPLETE
 with the error and the log path. A trial whose worker died is marked ``interrupted`` and enqueued again;
 a trial that crashed or produced NaN stays failed (its log path is recorded) and the search goes on.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,6 @@ from ..rundir import HOST, pid_alive
 from .protocol import Finished, Protocol, TrialSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -50,8 +50,13 @@ class Claimed:
 class TrialStore:
     """``protocol``: the search's; ``entry_protocols``: entries whose protocol differs (``Entry.protocol``)."""
 
-    def __init__(self, url: str, protocol: Protocol, entry_protocols: dict[str, Protocol] | None = None,
-                 max_retries: int = 2) -> None:
+    def __init__(
+        self,
+        url: str,
+        protocol: Protocol,
+        entry_protocols: dict[str, Protocol] | None = None,
+        max_retries: int = 2,
+    ) -> None:
         self.url = url
         self.protocol = protocol
         self.entry_protocols = dict(entry_protocols or {})
@@ -62,8 +67,9 @@ class TrialStore:
     @classmethod
     def for_search(cls, cfg: Any) -> TrialStore:
         """The store of a ``SearchConfig``: its storage, per-entry protocols and retry bound."""
-        return cls(cfg.storage, cfg.protocol, {name: cfg.protocol_for(name) for name in cfg.entries},
-                   cfg.max_retries)
+        return cls(
+            cfg.storage, cfg.protocol, {name: cfg.protocol_for(name) for name in cfg.entries}, cfg.max_retries
+        )
 
     def _exhausted(self, entry: str) -> dict[str, TrialSpec]:
         """Runs interrupted more than ``max_retries`` times (and never completed): they count as failed."""
@@ -84,8 +90,9 @@ class TrialStore:
     # ------------------------------------------------------------------ studies
     def study(self, entry: str) -> optuna.Study:
         if entry not in self._studies:
-            study = optuna.create_study(study_name=entry, storage=self.storage, direction="maximize",
-                                        load_if_exists=True)
+            study = optuna.create_study(
+                study_name=entry, storage=self.storage, direction="maximize", load_if_exists=True
+            )
             attrs = study.user_attrs
             protocol = self.protocol_of(entry)
             fp = protocol.fingerprint()
@@ -93,9 +100,11 @@ class TrialStore:
                 study.set_user_attr("protocol_fingerprint", fp)
                 study.set_user_attr("protocol", protocol.to_dict())
             elif attrs["protocol_fingerprint"] != fp:
-                raise ConfigError(f"storage {self.url} holds entry {entry!r} from protocol "
-                                  f"{attrs.get('protocol', {}).get('name', '?')} ({attrs['protocol_fingerprint']}), "
-                                  f"not this protocol {protocol.name} ({fp}); use another storage")
+                raise ConfigError(
+                    f"storage {self.url} holds entry {entry!r} from protocol "
+                    f"{attrs.get('protocol', {}).get('name', '?')} ({attrs['protocol_fingerprint']}), "
+                    f"not this protocol {protocol.name} ({fp}); use another storage"
+                )
             self._studies[entry] = study
         return self._studies[entry]
 
@@ -110,26 +119,45 @@ class TrialStore:
         """Completed runs and failed ones (value None); interrupted / duplicate claims are not results."""
         out = []
         for t in self.trials(entry):
-            if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and t.user_attrs.get("retry") is False):
+            if t.state == TrialState.COMPLETE or (
+                t.state == TrialState.FAIL and t.user_attrs.get("retry") is False
+            ):
                 s = self._spec(t)
-                out.append(Finished(t.user_attrs["key"], t.value if t.state == TrialState.COMPLETE else None,
-                                    s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay, s.seed))
+                out.append(
+                    Finished(
+                        t.user_attrs["key"],
+                        t.value if t.state == TrialState.COMPLETE else None,
+                        s.lr,
+                        s.weight_decay,
+                        s.drop_path,
+                        s.schedule,
+                        s.layer_decay,
+                        s.seed,
+                    )
+                )
         for key, s in self._exhausted(entry).items():
-            out.append(Finished(key, None, s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay, s.seed))
+            out.append(
+                Finished(key, None, s.lr, s.weight_decay, s.drop_path, s.schedule, s.layer_decay, s.seed)
+            )
         return out
 
     def enqueue(self, entry: str, specs: list[TrialSpec]) -> int:
         """Add the specs no trial of this entry covers yet (finished, waiting or running)."""
-        covered = {t.user_attrs.get("key") for t in self.trials(entry)
-                   if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
-                   or (t.state == TrialState.FAIL and t.user_attrs.get("retry") is False)}
+        covered = {
+            t.user_attrs.get("key")
+            for t in self.trials(entry)
+            if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+            or (t.state == TrialState.FAIL and t.user_attrs.get("retry") is False)
+        }
         covered |= set(self._exhausted(entry))
         added = 0
         for spec in specs:
             if spec.key() in covered:
                 continue
-            self.study(entry).enqueue_trial(params={}, user_attrs={"key": spec.key(), "stage": spec.stage,
-                                                                    "spec": json.dumps(spec.__dict__)})
+            self.study(entry).enqueue_trial(
+                params={},
+                user_attrs={"key": spec.key(), "stage": spec.stage, "spec": json.dumps(spec.__dict__)},
+            )
             covered.add(spec.key())
             added += 1
         return added
@@ -147,19 +175,30 @@ class TrialStore:
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
             key = t.user_attrs["key"]
-            older = [o for o in study.get_trials(deepcopy=False) if o.user_attrs.get("key") == key
-                     and o.number < t.number and (o.state in (TrialState.COMPLETE, TrialState.RUNNING)
-                                                  or (o.state == TrialState.FAIL and o.user_attrs.get("retry") is False))]
+            older = [
+                o
+                for o in study.get_trials(deepcopy=False)
+                if o.user_attrs.get("key") == key
+                and o.number < t.number
+                and (
+                    o.state in (TrialState.COMPLETE, TrialState.RUNNING)
+                    or (o.state == TrialState.FAIL and o.user_attrs.get("retry") is False)
+                )
+            ]
             if older:  # another worker enqueued the same run first: leave it to that trial
                 self.storage.set_trial_user_attr(tid, "duplicate_of", older[0].number)
                 self.storage.set_trial_user_attr(tid, "retry", None)
                 self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
                 continue
             spec = self._spec(t)
-            dists = {"lr": FloatDistribution(1e-9, 10.0, log=True), "weight_decay": FloatDistribution(0.0, 10.0),
-                     "drop_path": FloatDistribution(0.0, 1.0), "layer_decay": FloatDistribution(0.0, 1.0),
-                     "seed": IntDistribution(0, 2**31 - 1),
-                     "schedule": CategoricalDistribution(self.protocol_of(entry).schedules)}
+            dists = {
+                "lr": FloatDistribution(1e-9, 10.0, log=True),
+                "weight_decay": FloatDistribution(0.0, 10.0),
+                "drop_path": FloatDistribution(0.0, 1.0),
+                "layer_decay": FloatDistribution(0.0, 1.0),
+                "seed": IntDistribution(0, 2**31 - 1),
+                "schedule": CategoricalDistribution(self.protocol_of(entry).schedules),
+            }
             for name, value in spec.params().items():
                 self.storage.set_trial_param(tid, name, dists[name].to_internal_repr(value), dists[name])
             for k, v in (("host", HOST), ("pid", os.getpid()), ("heartbeat", time.time())):

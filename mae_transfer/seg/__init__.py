@@ -13,6 +13,7 @@ mmengine's checkpoint reading and writing are patched only by ``compat.patch_mme
 ``tools/train_seg.py`` calls at the start of a run (a script of one's own running mmengine's Runner on
 these types calls it too, for weights_only resume and atomic checkpoints).
 """
+
 from . import compat
 
 compat.provide_mmcv_ops()
@@ -22,5 +23,11 @@ from .hooks import MetricsJSONHook, NonFiniteLossHook  # noqa: E402
 from .metrics import IoUMetricPerClass  # noqa: E402
 from .modeling import ContractLayerDecayConstructor, MMSegBackbone  # noqa: E402
 
-__all__ = ["MMSegBackbone", "ContractLayerDecayConstructor", "LabelFolderDataset", "IoUMetricPerClass",
-           "MetricsJSONHook", "NonFiniteLossHook"]
+__all__ = [
+    "MMSegBackbone",
+    "ContractLayerDecayConstructor",
+    "LabelFolderDataset",
+    "IoUMetricPerClass",
+    "MetricsJSONHook",
+    "NonFiniteLossHook",
+]

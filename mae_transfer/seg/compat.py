@@ -17,6 +17,7 @@ imported: mmseg cannot be imported without it), and mmengine's checkpoints safe 
    torn, foreign or refused file is a one-line error naming it, never a traceback. Its Runner writes local
    checkpoints through the project's atomic writer, so a kill mid-save leaves no torn ``iter_N.pth``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,7 +29,9 @@ import torch.nn.functional as F
 _PATCHED = False
 
 
-def point_sample(input: torch.Tensor, points: torch.Tensor, align_corners: bool = False, **kwargs) -> torch.Tensor:
+def point_sample(
+    input: torch.Tensor, points: torch.Tensor, align_corners: bool = False, **kwargs
+) -> torch.Tensor:
     """mmcv.ops.point_sample: sample ``input`` (N, C, H, W) at ``points`` (N, P, 2) in [0, 1] (x, y)."""
     add_dim = points.dim() == 3
     grid = 2.0 * points - 1.0
@@ -83,7 +86,9 @@ def provide_mmcv_ops() -> None:
         ops.point_sample = point_sample
         ops.sigmoid_focal_loss = sigmoid_focal_loss
         ops.__getattr__ = _missing_op
-        ops.__doc__ = "pure-torch stand-ins installed by mae_transfer.seg.compat (mmcv-lite has no compiled ops)"
+        ops.__doc__ = (
+            "pure-torch stand-ins installed by mae_transfer.seg.compat (mmcv-lite has no compiled ops)"
+        )
         sys.modules["mmcv.ops"] = ops
         import mmcv
 
@@ -114,8 +119,9 @@ def patch_mmengine() -> None:
 
     save_remote = mm_runner.save_checkpoint
 
-    def save_checkpoint(checkpoint: dict, filename: str, file_client_args: object = None,
-                        backend_args: object = None) -> None:
+    def save_checkpoint(
+        checkpoint: dict, filename: str, file_client_args: object = None, backend_args: object = None
+    ) -> None:
         if "://" in str(filename):
             save_remote(checkpoint, filename, file_client_args, backend_args)
         else:

@@ -1,4 +1,5 @@
 """A segmentation dataset from any "images + label PNGs + classes.txt" folder, validated up front."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 def _image_suffix(img_dir: str) -> str:
     """The most common image suffix in ``img_dir`` (as spelled there); .jpg when it holds none."""
-    counts = Counter(os.path.splitext(f)[1] for f in (os.listdir(img_dir) if os.path.isdir(img_dir) else ())
-                     if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
+    counts = Counter(
+        os.path.splitext(f)[1]
+        for f in (os.listdir(img_dir) if os.path.isdir(img_dir) else ())
+        if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES
+    )
     return counts.most_common(1)[0][0] if counts else ".jpg"
 
 
@@ -47,16 +51,30 @@ class LabelFolderDataset(BaseSegDataset):
 
     METAINFO: dict = dict()  # classes come from classes_file; a palette is generated
 
-    def __init__(self, classes_file: str, reduce_zero_label: bool = True, img_suffix: str = "auto",
-                 seg_map_suffix: str = ".png", validate: bool = True, **kwargs) -> None:
+    def __init__(
+        self,
+        classes_file: str,
+        reduce_zero_label: bool = True,
+        img_suffix: str = "auto",
+        seg_map_suffix: str = ".png",
+        validate: bool = True,
+        **kwargs,
+    ) -> None:
         classes = read_classes(classes_file)
         self.classes_file = classes_file
         self.validate = validate
         if img_suffix == "auto":
-            img_dir = os.path.join(kwargs.get("data_root") or "", kwargs.get("data_prefix", {}).get("img_path", ""))
+            img_dir = os.path.join(
+                kwargs.get("data_root") or "", kwargs.get("data_prefix", {}).get("img_path", "")
+            )
             img_suffix = _image_suffix(img_dir)
-        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, reduce_zero_label=reduce_zero_label,
-                         metainfo=dict(classes=classes), **kwargs)
+        super().__init__(
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            reduce_zero_label=reduce_zero_label,
+            metainfo=dict(classes=classes),
+            **kwargs,
+        )
 
     def load_data_list(self) -> list[dict]:
         img_dir = self.data_prefix.get("img_path", "")
@@ -79,11 +97,15 @@ class LabelFolderDataset(BaseSegDataset):
                 raise DataError(f"label file missing for {img}: {seg}")
             with Image.open(img) as im, Image.open(seg) as lb:
                 if im.size != lb.size:
-                    raise DataError(f"label {seg} is {lb.size[0]}x{lb.size[1]} but its image {img} is "
-                                    f"{im.size[0]}x{im.size[1]}")
+                    raise DataError(
+                        f"label {seg} is {lb.size[0]}x{lb.size[1]} but its image {img} is "
+                        f"{im.size[0]}x{im.size[1]}"
+                    )
                 if lb.mode not in ("L", "P", "I", "I;16"):
-                    raise DataError(f"label maps must be single-channel class indices: {seg} is {lb.mode} "
-                                    "(a colour rendering?)")
+                    raise DataError(
+                        f"label maps must be single-channel class indices: {seg} is {lb.mode} "
+                        "(a colour rendering?)"
+                    )
                 try:
                     im.load()  # a truncated or corrupt image fails here, not in a loader worker mid-training
                 except OSError as e:
@@ -91,8 +113,10 @@ class LabelFolderDataset(BaseSegDataset):
                 values = np.unique(np.asarray(lb))
             bad = values[(values > max_label) & (values != 255)]
             if bad.size:
-                raise DataError(f"label {seg} holds value {int(bad.max())} above the class count "
-                                f"({n_classes} classes in {self.classes_file})")
+                raise DataError(
+                    f"label {seg} holds value {int(bad.max())} above the class count "
+                    f"({n_classes} classes in {self.classes_file})"
+                )
 
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             list(pool.map(check, data_list))

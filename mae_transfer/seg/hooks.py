@@ -1,4 +1,5 @@
 """Runner hooks: ``metrics.json`` after every evaluation, and a stop on a non-finite loss."""
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,20 @@ class MetricsJSONHook(Hook):
             return
         summary = {k.split("/", 1)[-1]: clean_number(round(float(v), 4)) for k, v in metrics.items()}
         per_class = next((m.per_class_iou for m in loop.evaluator.metrics if hasattr(m, "per_class_iou")), {})
-        data = {"mIoU": summary.get("mIoU"), "aAcc": summary.get("aAcc"), "mAcc": summary.get("mAcc"),
-                "per_class_IoU": per_class, "iteration": runner.iter, "phase": phase}
+        data = {
+            "mIoU": summary.get("mIoU"),
+            "aAcc": summary.get("aAcc"),
+            "mAcc": summary.get("mAcc"),
+            "per_class_IoU": per_class,
+            "iteration": runner.iter,
+            "phase": phase,
+        }
         path = Path(runner.work_dir) / "metrics.json"
         if phase == "test" and self.eval_only_checkpoint is not None:
-            path, data = path.with_name("metrics_eval.json"), {**data, "checkpoint": self.eval_only_checkpoint}
+            path, data = (
+                path.with_name("metrics_eval.json"),
+                {**data, "checkpoint": self.eval_only_checkpoint},
+            )
         elif phase == "test" and self.test_after_training:
             data = {**json.loads(path.read_text()), "test": data}
         write_json_atomic(data, path)
@@ -57,5 +67,7 @@ class NonFiniteLossHook(Hook):
         loss = (outputs or {}).get("loss")
         value = float(loss.detach()) if isinstance(loss, torch.Tensor) else loss
         if value is not None and not math.isfinite(value):
-            raise NonFiniteLossError(f"loss is {value} at iteration {runner.iter + 1}; stopping "
-                                     f"(checkpoints kept in {runner.work_dir})")
+            raise NonFiniteLossError(
+                f"loss is {value} at iteration {runner.iter + 1}; stopping "
+                f"(checkpoints kept in {runner.work_dir})"
+            )

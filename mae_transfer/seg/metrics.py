@@ -1,4 +1,5 @@
 """mmseg's IoUMetric, also keeping the per-class IoU for ``metrics.json``."""
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,9 @@ class IoUMetricPerClass(IoUMetric):
         intersect, union = sum(stacked[0]), sum(stacked[1])
         with np.errstate(invalid="ignore", divide="ignore"):
             iou = (intersect / union).numpy() * 100
-        self.per_class_iou = {name: clean_number(round(float(v), 2)) for name, v in zip(self.dataset_meta["classes"], iou)}
+        self.per_class_iou = {
+            name: clean_number(round(float(v), 2)) for name, v in zip(self.dataset_meta["classes"], iou)
+        }
         return summary
 
 

@@ -1,4 +1,5 @@
 """The contract backbone in mmseg's MODELS registry, and the shared layer-decay optimizer constructor."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,15 +31,23 @@ class MMSegBackbone(BaseModule):
 
     forwards_kwargs = True  # extra keywords go to the backbone factory, which validates them
 
-    def __init__(self, name: str, weights: str = "", source: str = "auto",
-                 out_levels: tuple[str, ...] = ("s4", "s8", "s16", "s32"), **overrides) -> None:
+    def __init__(
+        self,
+        name: str,
+        weights: str = "",
+        source: str = "auto",
+        out_levels: tuple[str, ...] = ("s4", "s8", "s16", "s32"),
+        **overrides,
+    ) -> None:
         super().__init__(init_cfg=None)
         self.net = contract.build_backbone(name, **overrides)
         self.weights, self.source, self.out_levels = weights, source, tuple(out_levels)
         self.load_report = None
         missing = [lvl for lvl in self.out_levels if lvl not in self.net.out_channels]
         if missing:
-            raise ValueError(f"backbone {name} has no level(s) {missing}; it has {list(self.net.out_channels)}")
+            raise ValueError(
+                f"backbone {name} has no level(s) {missing}; it has {list(self.net.out_channels)}"
+            )
 
     @property
     def out_channels(self) -> list[int]:
@@ -67,8 +76,13 @@ class ContractLayerDecayConstructor(DefaultOptimWrapperConstructor):
         backbone = next((m for m in model.modules() if isinstance(m, contract.Backbone)), None)
         if backbone is None:
             raise ValueError("ContractLayerDecayConstructor needs a model holding a contract backbone")
-        groups = param_groups(model, lr=optimizer_cfg["lr"], weight_decay=optimizer_cfg.get("weight_decay", 0.0),
-                              layer_decay=self.paramwise_cfg.get("layer_decay", 1.0), backbone=backbone)
+        groups = param_groups(
+            model,
+            lr=optimizer_cfg["lr"],
+            weight_decay=optimizer_cfg.get("weight_decay", 0.0),
+            layer_decay=self.paramwise_cfg.get("layer_decay", 1.0),
+            backbone=backbone,
+        )
         # undecayed groups first: mmengine logs the first group's lr as the run's `lr`
         optimizer_cfg["params"] = sorted(groups, key=lambda g: -g.get("lr_scale", 1.0))
         optimizer = OPTIMIZERS.build(optimizer_cfg)

@@ -4,6 +4,7 @@ Additions over mmseg's own train script: the per-entry table (``--init``), ``--b
 dataset flags for any "images + label PNGs + classes.txt" folder, ``--cfg-options`` key checking,
 CPU fallbacks (SyncBN -> BN, no AMP wrapper), weights_only-safe resume, and ``metrics.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,21 @@ from .recipe import seg_card, seg_values
 
 log = logging.getLogger("mae_transfer.seg")
 
-_REGISTRY_NAMES = ("MODELS", "DATASETS", "TRANSFORMS", "OPTIMIZERS", "OPTIM_WRAPPERS", "OPTIM_WRAPPER_CONSTRUCTORS",
-                   "PARAM_SCHEDULERS", "HOOKS", "METRICS", "LOOPS", "VISUALIZERS", "VISBACKENDS", "DATA_SAMPLERS")
+_REGISTRY_NAMES = (
+    "MODELS",
+    "DATASETS",
+    "TRANSFORMS",
+    "OPTIMIZERS",
+    "OPTIM_WRAPPERS",
+    "OPTIM_WRAPPER_CONSTRUCTORS",
+    "PARAM_SCHEDULERS",
+    "HOOKS",
+    "METRICS",
+    "LOOPS",
+    "VISUALIZERS",
+    "VISBACKENDS",
+    "DATA_SAMPLERS",
+)
 
 
 def _locate_type(type_name: Any) -> Any:
@@ -75,7 +89,7 @@ def check_option_key(cfg: Any, key: str) -> None:
             if accepts_kwarg(target, part):
                 return
             raise ConfigError(f"unknown config key {key!r}: {node['type']} takes no argument {part!r}")
-        raise ConfigError(f"unknown config key {key!r} ({'.'.join(parts[:i + 1])} not found)")
+        raise ConfigError(f"unknown config key {key!r} ({'.'.join(parts[: i + 1])} not found)")
 
 
 def _lookup(cfg: Any, key: str) -> Any:
@@ -118,8 +132,13 @@ def apply_entry(cfg: Any, init: str) -> None:
 
 
 def _folder_dataset(images: str, labels: str, classes: str, pipeline: list) -> dict:
-    return dict(type="LabelFolderDataset", classes_file=classes, data_root="",
-                data_prefix=dict(img_path=images, seg_map_path=labels), pipeline=pipeline)
+    return dict(
+        type="LabelFolderDataset",
+        classes_file=classes,
+        data_root="",
+        data_prefix=dict(img_path=images, seg_map_path=labels),
+        pipeline=pipeline,
+    )
 
 
 def load_config(args: argparse.Namespace) -> Any:
@@ -127,8 +146,9 @@ def load_config(args: argparse.Namespace) -> Any:
     changed in the recipe's numbers is kept in ``cfg.entry.changed_by`` for the recipe card."""
     from mmengine.config import Config
 
-    args.config = config_for_backbone(args.config, "configs/seg/upernet_vit_{size}_512x512_160k_ade20k.py",
-                                      args.backbone)
+    args.config = config_for_backbone(
+        args.config, "configs/seg/upernet_vit_{size}_512x512_160k_ade20k.py", args.backbone
+    )
     if not Path(args.config).is_file():
         raise ConfigError(f"config file not found: {args.config}")
     cfg = Config.fromfile(args.config)
@@ -144,8 +164,10 @@ def load_config(args: argparse.Namespace) -> Any:
     if args.backbone:  # the heads take the maps' widths of the backbone asked for
         from ..backbone import backbone_channels
 
-        widths = backbone_channels(bb.name, **{k: v for k, v in bb.items()
-                                               if k not in ("type", "name", "weights", "source", "out_levels")})
+        widths = backbone_channels(
+            bb.name,
+            **{k: v for k, v in bb.items() if k not in ("type", "name", "weights", "source", "out_levels")},
+        )
         cfg.model.decode_head.in_channels = widths
         cfg.model.auxiliary_head.in_channels = widths[cfg.model.auxiliary_head.in_index]
     if not args.init and not cfg.get("entry", {}).get("recipe") and not bb.get("weights"):
@@ -159,9 +181,11 @@ def load_config(args: argparse.Namespace) -> Any:
             cfg[loader].dataset.data_root = args.data_root
     if (args.train_images or args.val_images or args.test_images) and not args.classes:
         raise ConfigError("--classes CLASSES.txt is required with --train-images/--val-images/--test-images")
-    for split, images, labels in (("train", args.train_images, args.train_labels),
-                                  ("val", args.val_images, args.val_labels),
-                                  ("test", args.test_images, args.test_labels)):
+    for split, images, labels in (
+        ("train", args.train_images, args.train_labels),
+        ("val", args.val_images, args.val_labels),
+        ("test", args.test_images, args.test_labels),
+    ):
         if images or labels:
             if not (images and labels):
                 raise ConfigError(f"--{split}-images and --{split}-labels go together")
@@ -193,9 +217,18 @@ def load_config(args: argparse.Namespace) -> Any:
     world = launcher_rank_world(args.launcher)[1]
     per_process = cfg.train_dataloader.batch_size
     recipe = cfg.get("entry", {}).get("recipe", "")
-    factor, batch_note = batch_rule(world * per_process, world, str(per_process), recipe, SEG_BATCH,
-                                    args.batch_scaling, args.print_recipe, args.iters is not None)
+    factor, batch_note = batch_rule(
+        world * per_process,
+        world,
+        str(per_process),
+        recipe,
+        SEG_BATCH,
+        args.batch_scaling,
+        args.print_recipe,
+        args.iters is not None,
+    )
     if factor != 1.0:
+
         def scale() -> None:
             cfg.optim_wrapper.optimizer.lr = cfg.optim_wrapper.optimizer.lr * factor
             if args.iters is None:  # --iters is the run length asked for
@@ -204,8 +237,10 @@ def load_config(args: argparse.Namespace) -> Any:
         track("--batch-scaling linear", scale)
     for i, sched in enumerate(cfg.get("param_scheduler") or []):
         if "begin" in sched and "end" in sched and sched["end"] <= sched["begin"]:
-            raise ConfigError(f"param_scheduler.{i} ({sched.get('type')}): end {sched['end']} must be larger than "
-                              f"begin {sched['begin']}")
+            raise ConfigError(
+                f"param_scheduler.{i} ({sched.get('type')}): end {sched['end']} must be larger than "
+                f"begin {sched['begin']}"
+            )
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or f"output/seg/{Path(args.config).stem}"
     cfg.launcher = args.launcher
     if args.launcher == "none":  # one process: SyncBN has no peers (and refuses CPU tensors)
@@ -229,6 +264,7 @@ def launcher_rank_world(launcher: str) -> tuple[int, int]:
 
 def scale_iterations(cfg: Any, ratio: float) -> None:
     """Every iteration count x ratio: the run length, evaluation and checkpoint intervals, lr schedule."""
+
     def iters(n: int) -> int:
         return max(1, round(n * ratio))
 
@@ -254,8 +290,12 @@ def cpu_processes(cfg: Any) -> None:
     joins the gloo process group itself (mmengine's init_dist selects a CUDA device first)."""
     _replace_value(cfg.model, "SyncBN", "SyncBNCPU", keys=("type", "pyramid_norm"))
     cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
-    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
-                                 find_unused_parameters=cfg.get("find_unused_parameters", False))
+    cfg.model_wrapper_cfg = dict(
+        type="MMDistributedDataParallel",
+        device_ids=None,
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get("find_unused_parameters", False),
+    )
 
 
 def cpu_amp(cfg: Any, track: Callable[[str, Callable[[], None]], None]) -> None:
@@ -331,10 +371,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runner.test()
     if main:
         write_val_preview(runner)
-        rows = [json.loads(line) for f in sorted(Path(cfg.work_dir).glob("*/vis_data/scalars.json"))
-                for line in f.read_text().splitlines()]  # one folder per start of the run (resumes)
-        write_curves(Path(cfg.work_dir) / "curves.png", [(r["step"], r["loss"]) for r in rows if "loss" in r],
-                     [(r["step"], r["mIoU"]) for r in rows if "mIoU" in r], "loss", "mIoU (%)")
+        rows = [
+            json.loads(line)
+            for f in sorted(Path(cfg.work_dir).glob("*/vis_data/scalars.json"))
+            for line in f.read_text().splitlines()
+        ]  # one folder per start of the run (resumes)
+        write_curves(
+            Path(cfg.work_dir) / "curves.png",
+            [(r["step"], r["loss"]) for r in rows if "loss" in r],
+            [(r["step"], r["mIoU"]) for r in rows if "mIoU" in r],
+            "loss",
+            "mIoU (%)",
+        )
     return {"metrics_file": str(metrics_file)}
 
 
@@ -343,9 +391,15 @@ def _shows_on_console(record: logging.LogRecord) -> bool:
 
 
 # mmengine log lines (start of the message) for the log file only: long tables, notes on its internals
-_FILE_ONLY_LINES = ("Hooks will be executed", "per class results", "+---", "The prefix is not set in metric class",
-                    '"FileClient" will be deprecated', '"HardDiskBackend" is the alias',
-                    "Distributed training is not used")
+_FILE_ONLY_LINES = (
+    "Hooks will be executed",
+    "per class results",
+    "+---",
+    "The prefix is not set in metric class",
+    '"FileClient" will be deprecated',
+    '"HardDiskBackend" is the alias',
+    "Distributed training is not used",
+)
 
 
 def _folder(loader: Any) -> str:
@@ -364,7 +418,9 @@ def _precision(optim_wrapper: Any) -> str:
     if kind == "CPUAmpOptimWrapper":
         return "bf16 autocast (CPU); fp32 weights and optimizer"
     if kind == "AmpOptimWrapper":
-        return f"{optim_wrapper.get('dtype') or 'fp16'} autocast (AmpOptimWrapper); fp32 weights and optimizer"
+        return (
+            f"{optim_wrapper.get('dtype') or 'fp16'} autocast (AmpOptimWrapper); fp32 weights and optimizer"
+        )
     return "fp32"
 
 
@@ -375,10 +431,18 @@ def write_val_preview(runner: Any, n: int = 4) -> None:
     try:
         dataset = runner.val_dataloader.dataset
         infos = [dataset.get_data_info(i) for i in range(min(n, len(dataset)))]
-        predictor = SegPredictor(runner.cfg, getattr(runner.model, "module", runner.model),
-                                 dataset.metainfo["classes"], dataset.metainfo.get("palette"))
-        path = seg_val_preview(predictor, runner.work_dir, [(d["img_path"], d["seg_map_path"]) for d in infos],
-                               dataset.reduce_zero_label)
+        predictor = SegPredictor(
+            runner.cfg,
+            getattr(runner.model, "module", runner.model),
+            dataset.metainfo["classes"],
+            dataset.metainfo.get("palette"),
+        )
+        path = seg_val_preview(
+            predictor,
+            runner.work_dir,
+            [(d["img_path"], d["seg_map_path"]) for d in infos],
+            dataset.reduce_zero_label,
+        )
     except Exception as e:  # noqa: BLE001 - a picture is not worth failing a finished run; tests check it
         log.warning("no val_preview.png: %s: %s", type(e).__name__, e)
         return
@@ -391,32 +455,56 @@ def _last_checkpoint(work_dir: str) -> str | None:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None,
-                        help="mmengine config (default: configs/seg/upernet_vit_{b,l}_512x512_160k_ade20k.py by "
-                             "--backbone's size)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="mmengine config (default: configs/seg/upernet_vit_{b,l}_512x512_160k_ade20k.py by "
+        "--backbone's size)",
+    )
     add_backbone_args(parser)
     add_schedule_args(parser, SEG_BATCH)
-    parser.add_argument("--init", default=None, choices=INITS,
-                        help="Table 5 entry: its lr / drop path / layer decay on a config that claims a published "
-                             "recipe (and BEiT's backbone needs); the recipe card shows what changed")
+    parser.add_argument(
+        "--init",
+        default=None,
+        choices=INITS,
+        help="Table 5 entry: its lr / drop path / layer decay on a config that claims a published "
+        "recipe (and BEiT's backbone needs); the recipe card shows what changed",
+    )
     parser.add_argument("--print-recipe", action="store_true", help="print the recipe card and exit")
     parser.add_argument("--work-dir", default=None)
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
-    parser.add_argument("--eval-only", action="store_true",
-                        help="evaluate a checkpoint (default: the work dir's last) into metrics_eval.json")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in the work dir"
+    )
+    parser.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="evaluate a checkpoint (default: the work dir's last) into metrics_eval.json",
+    )
     parser.add_argument("--checkpoint", default=None, help="checkpoint for --eval-only")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none",
-                        help="mmengine launcher (pytorch: under torchrun; slurm: under srun)")
+    parser.add_argument(
+        "--launcher",
+        choices=["none", "pytorch", "slurm"],
+        default="none",
+        help="mmengine launcher (pytorch: under torchrun; slurm: under srun)",
+    )
     g = parser.add_argument_group("datasets")
     g.add_argument("--data-root", default=None, help="ADE20K root (ADEChallengeData2016)")
     g.add_argument("--train-images", default=None)
     g.add_argument("--train-labels", default=None)
     g.add_argument("--val-images", default=None)
     g.add_argument("--val-labels", default=None)
-    g.add_argument("--test-images", default=None,
-                   help="test split, evaluated once after training into metrics.json's 'test' key (configs may set "
-                        "test_after_training=True for their own test_dataloader)")
+    g.add_argument(
+        "--test-images",
+        default=None,
+        help="test split, evaluated once after training into metrics.json's 'test' key (configs may set "
+        "test_after_training=True for their own test_dataloader)",
+    )
     g.add_argument("--test-labels", default=None)
     g.add_argument("--classes", default=None, help="classes.txt (one name per line; label 0 = ignore)")
-    parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE",
-                        help="config overrides, e.g. train_cfg.max_iters=1000 optim_wrapper.optimizer.lr=2e-4")
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        default=None,
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. train_cfg.max_iters=1000 optim_wrapper.optimizer.lr=2e-4",
+    )

@@ -19,10 +19,13 @@ dataloader.train.mapper._target_ = SkipUnreadableMapper  # DatasetMapper that sk
 dataloader.train.mapper.image_format = "RGB"
 dataloader.train.mapper.recompute_boxes = True
 dataloader.train.total_batch_size = 64
-dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=image_size, max_size=image_size)]
+dataloader.test.mapper.augmentations = [
+    L(T.ResizeShortestEdge)(short_edge_length=image_size, max_size=image_size)
+]
 # the pure-Python COCOeval: detectron2's fast C++ evaluator is not in the pure-Python wheel
-dataloader.evaluator = L(COCOEvaluator)(dataset_name="${..test.dataset.names}", use_fast_impl=False,
-                                        tasks=("bbox", "segm"))
+dataloader.evaluator = L(COCOEvaluator)(
+    dataset_name="${..test.dataset.names}", use_fast_impl=False, tasks=("bbox", "segm")
+)
 
 # COCO-format datasets to validate and register before training: name -> {json, images}.
 # The standard COCO 2017 split is found under $DETECTRON2_DATASETS/coco (or --coco-root).

@@ -13,9 +13,9 @@ image_size = 1024
 model = model_zoo.get_config("common/models/mask_rcnn_fpn.py").model
 model.backbone = L(FPN)(
     bottom_up=L(Detectron2Backbone)(
-        name="mae_vit_b",      # any registered backbone (--backbone)
-        weights="",            # any supported checkpoint (--weights); empty = random init
-        source="auto",         # checkpoint format: auto | vit | mae | supervised | mocov3 | beit
+        name="mae_vit_b",  # any registered backbone (--backbone)
+        weights="",  # any supported checkpoint (--weights); empty = random init
+        source="auto",  # checkpoint format: auto | vit | mae | supervised | mocov3 | beit
         img_size=image_size,
         drop_path_rate=0.1,
     ),

@@ -12,8 +12,9 @@ from mae_transfer.det.modeling import det_param_groups
 epochs = 100
 
 optimizer = L(torch.optim.AdamW)(
-    params=L(det_param_groups)(lr="${..lr}", weight_decay="${..weight_decay}", layer_decay=1.0,
-                               weight_decay_rule="li"),
+    params=L(det_param_groups)(
+        lr="${..lr}", weight_decay="${..weight_decay}", layer_decay=1.0, weight_decay_rule="li"
+    ),
     lr=8e-5,
     betas=(0.9, 0.999),
     weight_decay=0.1,
@@ -25,8 +26,8 @@ lr_multiplier = L(WarmupParamScheduler)(
 )
 train = dict(
     output_dir="output/det/mask_rcnn_vit_b_100ep",
-    init_checkpoint="",     # a whole-detector checkpoint (detectron2 format); backbone weights go in --weights
-    max_iter=184_375,       # 100 epochs of COCO train2017 at batch 64
+    init_checkpoint="",  # a whole-detector checkpoint (detectron2 format); backbone weights go in --weights
+    max_iter=184_375,  # 100 epochs of COCO train2017 at batch 64
     amp=dict(enabled=True),  # GPU: bf16 where supported, else fp16; CPU: bf16 if native, else fp32
     ddp=dict(broadcast_buffers=False, find_unused_parameters=False, fp16_compression=True),
     checkpointer=dict(period=5000, max_to_keep=3),

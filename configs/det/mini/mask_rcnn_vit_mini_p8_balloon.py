@@ -7,10 +7,12 @@ from mae_transfer.paths import shared_data
 from .mask_rcnn_vit_tiny_p4_coco128 import dataloader, datasets, entry, lr_multiplier, model, optimizer, train
 
 root = shared_data("balloon")
-datasets.update({
-    "balloon_train": {"json": f"{root}/annotations/instances_train.json", "images": f"{root}/train"},
-    "balloon_val": {"json": f"{root}/annotations/instances_val.json", "images": f"{root}/val"},
-})
+datasets.update(
+    {
+        "balloon_train": {"json": f"{root}/annotations/instances_train.json", "images": f"{root}/train"},
+        "balloon_val": {"json": f"{root}/annotations/instances_val.json", "images": f"{root}/val"},
+    }
+)
 dataloader.train.dataset.names = "balloon_train"
 dataloader.test.dataset.names = "balloon_val"
 dataloader.train.total_batch_size = 2

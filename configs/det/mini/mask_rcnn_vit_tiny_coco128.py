@@ -10,10 +10,15 @@ from ..mask_rcnn_vit_b_100ep import dataloader, datasets, lr_multiplier, model, 
 
 image_size = 256
 root = shared_data("coco128")
-datasets.update({
-    "coco128_train": {"json": f"{root}/annotations/instances_train2017.json", "images": f"{root}/train2017"},
-    "coco128_val": {"json": f"{root}/annotations/instances_val2017.json", "images": f"{root}/val2017"},
-})
+datasets.update(
+    {
+        "coco128_train": {
+            "json": f"{root}/annotations/instances_train2017.json",
+            "images": f"{root}/train2017",
+        },
+        "coco128_val": {"json": f"{root}/annotations/instances_val2017.json", "images": f"{root}/val2017"},
+    }
+)
 dataloader.train.dataset.names = "coco128_train"
 dataloader.test.dataset.names = "coco128_val"
 dataloader.train.total_batch_size = 2
@@ -24,7 +29,9 @@ dataloader.train.mapper.augmentations = [
     L(T.ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=image_size, target_width=image_size),
     L(T.FixedSizeCrop)(crop_size=(image_size, image_size), pad=False),
 ]
-dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=image_size, max_size=image_size)]
+dataloader.test.mapper.augmentations = [
+    L(T.ResizeShortestEdge)(short_edge_length=image_size, max_size=image_size)
+]
 
 bu = model.backbone.bottom_up
 bu.name = "mae_vit_tiny_p16"

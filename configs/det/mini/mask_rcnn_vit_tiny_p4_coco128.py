@@ -16,7 +16,9 @@ dataloader.train.mapper.augmentations = [
     L(T.ResizeScale)(min_scale=0.5, max_scale=2.0, target_height=image_size, target_width=image_size),
     L(T.FixedSizeCrop)(crop_size=(image_size, image_size), pad=False),
 ]
-dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=image_size, max_size=image_size)]
+dataloader.test.mapper.augmentations = [
+    L(T.ResizeShortestEdge)(short_edge_length=image_size, max_size=image_size)
+]
 dataloader.train.total_batch_size = 4
 optimizer.lr = 8e-5
 optimizer.weight_decay = 0.1

@@ -19,12 +19,12 @@ model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type="MMSegBackbone",
-        name="mae_vit_b",          # any registered backbone (--backbone)
-        weights="",                # any supported checkpoint (--weights); empty = random init
+        name="mae_vit_b",  # any registered backbone (--backbone)
+        weights="",  # any supported checkpoint (--weights); empty = random init
         source="auto",
         img_size=512,
         taps=(3, 5, 7, 11),
-        window_size=0,             # global attention everywhere (BEiT / MAE segmentation setup)
+        window_size=0,  # global attention everywhere (BEiT / MAE segmentation setup)
         rel_pos="per_block",
         use_cls_token=True,
         drop_path_rate=0.1,

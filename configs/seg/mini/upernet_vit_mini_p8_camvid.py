@@ -7,23 +7,43 @@ _base_ = ["upernet_vit_tiny_coco128.py"]
 
 root = "{{ $MAE_TRANSFER_DATA:../shared/data }}/camvid"
 model = dict(
-    backbone=dict(_delete_=True, type="MMSegBackbone", name="mae_vit_mini_p8", weights="", source="auto",
-                  img_size=128, taps=(0, 1, 2, 3), window_size=0, rel_pos="per_block", use_cls_token=True,
-                  drop_path_rate=0.1, pyramid_norm="BN"),
+    backbone=dict(
+        _delete_=True,
+        type="MMSegBackbone",
+        name="mae_vit_mini_p8",
+        weights="",
+        source="auto",
+        img_size=128,
+        taps=(0, 1, 2, 3),
+        window_size=0,
+        rel_pos="per_block",
+        use_cls_token=True,
+        drop_path_rate=0.1,
+        pyramid_norm="BN",
+    ),
     decode_head=dict(num_classes=11),
     auxiliary_head=dict(num_classes=11),
     test_cfg=dict(_delete_=True, mode="whole"),  # a 171x128 frame fits one forward
 )
 dataset = dict(type="LabelFolderDataset", classes_file=f"{root}/classes.txt", data_root="")
-train_dataloader = dict(dataset=dict(data_prefix=dict(img_path=f"{root}/images/training",
-                                                      seg_map_path=f"{root}/annotations/training"),
-                                     classes_file=f"{root}/classes.txt"))
-val_dataloader = dict(dataset=dict(data_prefix=dict(img_path=f"{root}/images/validation",
-                                                    seg_map_path=f"{root}/annotations/validation"),
-                                   classes_file=f"{root}/classes.txt"))
-test_dataloader = dict(dataset=dict(data_prefix=dict(img_path=f"{root}/images/test",
-                                                     seg_map_path=f"{root}/annotations/test"),
-                                    classes_file=f"{root}/classes.txt"))
+train_dataloader = dict(
+    dataset=dict(
+        data_prefix=dict(img_path=f"{root}/images/training", seg_map_path=f"{root}/annotations/training"),
+        classes_file=f"{root}/classes.txt",
+    )
+)
+val_dataloader = dict(
+    dataset=dict(
+        data_prefix=dict(img_path=f"{root}/images/validation", seg_map_path=f"{root}/annotations/validation"),
+        classes_file=f"{root}/classes.txt",
+    )
+)
+test_dataloader = dict(
+    dataset=dict(
+        data_prefix=dict(img_path=f"{root}/images/test", seg_map_path=f"{root}/annotations/test"),
+        classes_file=f"{root}/classes.txt",
+    )
+)
 test_after_training = True  # the 233 test frames, evaluated once after training (metrics.json's "test")
 param_scheduler = [
     dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=50),

@@ -29,16 +29,25 @@ test_pipeline = [
 ]
 dataset = dict(type="LabelFolderDataset", classes_file=f"{root}/semantic/classes.txt", data_root="")
 train_dataloader = dict(
-    batch_size=2, num_workers=1, persistent_workers=False,
-    dataset=dict(_delete_=True, **dataset, data_prefix=dict(img_path=f"{root}/train2017",
-                                                             seg_map_path=f"{root}/semantic/training"),
-                 pipeline=train_pipeline),
+    batch_size=2,
+    num_workers=1,
+    persistent_workers=False,
+    dataset=dict(
+        _delete_=True,
+        **dataset,
+        data_prefix=dict(img_path=f"{root}/train2017", seg_map_path=f"{root}/semantic/training"),
+        pipeline=train_pipeline,
+    ),
 )
 val_dataloader = dict(
-    num_workers=1, persistent_workers=False,
-    dataset=dict(_delete_=True, **dataset, data_prefix=dict(img_path=f"{root}/val2017",
-                                                             seg_map_path=f"{root}/semantic/validation"),
-                 pipeline=test_pipeline),
+    num_workers=1,
+    persistent_workers=False,
+    dataset=dict(
+        _delete_=True,
+        **dataset,
+        data_prefix=dict(img_path=f"{root}/val2017", seg_map_path=f"{root}/semantic/validation"),
+        pipeline=test_pipeline,
+    ),
 )
 test_dataloader = val_dataloader
 param_scheduler = [
