@@ -46,7 +46,8 @@ def mae_vit_s(**overrides: Any) -> ViTPyramidBackbone:
 
 @register_backbone(arch=dict(patch_size=16, embed_dim=192, depth=4, num_heads=3))
 def mae_vit_tiny_p16(**overrides: Any) -> ViTPyramidBackbone:
-    """4-block ViT-Tiny/16: the coco128 smoke configs' encoder (configs/{det,seg}/mini/*_vit_tiny_coco128.py)."""
+    """4-block ViT-Tiny/16: the coco128 smoke configs' encoder
+    (configs/{det,seg}/mini/*_vit_tiny_coco128.py)."""
     return _build(mae_vit_tiny_p16, overrides)
 
 

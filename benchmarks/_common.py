@@ -35,9 +35,8 @@ def compare_isolated(
     p.add_argument("--json", default=None, help="write the rows here too")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    missing = [
-        c for c in args.configs if ":" not in c and not (REPO_ROOT / c).is_file()
-    ]  # "pkg:path" = a reference
+    # "pkg:path" = a reference
+    missing = [c for c in args.configs if ":" not in c and not (REPO_ROOT / c).is_file()]
     if missing:
         p.error(f"config file not found: {missing[0]}")
     if args.steps < 1 or (args.image_size is not None and args.image_size < 32):

@@ -90,7 +90,8 @@ def main() -> None:
         print(f"{name:<56}{r['step_s']:>10.2f}{r['peak_mib']:>12.0f}")
     win, glob = rows.values()
     print(
-        f"all-global / windowed: time x{glob['step_s'] / win['step_s']:.2f}, memory x{glob['peak_mib'] / win['peak_mib']:.2f}"
+        f"all-global / windowed: time x{glob['step_s'] / win['step_s']:.2f}, memory "
+        f"x{glob['peak_mib'] / win['peak_mib']:.2f}"
     )
 
 

@@ -6,7 +6,8 @@ Each model runs in its own subprocess (clean peak-RSS on CPU; allocator peak on 
 coco128 image through the same LSJ mapper, batch 1. Prints step time, peak memory, their ratios.
 
   python benchmarks/bench_det.py                                   # ViT-B (ours, Li et al.) vs ViTDet-B
-  python benchmarks/bench_det.py --configs configs/det/mask_rcnn_vit_b_100ep.py configs/det/mask_rcnn_vit_l_100ep.py
+  python benchmarks/bench_det.py --configs configs/det/mask_rcnn_vit_b_100ep.py \
+      configs/det/mask_rcnn_vit_l_100ep.py
 """
 
 from __future__ import annotations
@@ -55,15 +56,15 @@ def _batch(image_size: int = 1024) -> list[dict]:
 def one_iteration(
     config: str, device: str | None = None, steps: int = 1, image_size: int | None = None
 ) -> dict[str, Any]:
-    """Build the detector of ``config`` (or VITDET_REF), run ``steps`` training iterations, report time/memory."""
+    """Build the detector of ``config`` (or VITDET_REF), run ``steps`` training iterations, report
+    time/memory."""
     from detectron2 import model_zoo
     from detectron2.config import LazyConfig, instantiate
     from detectron2.utils.events import EventStorage
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    amp_dtype = resolve_precision(
-        "auto", torch.device(device)
-    )  # what the harness runs: bf16 on GPU / AMX CPU
+    # what the harness runs: bf16 on GPU / AMX CPU
+    amp_dtype = resolve_precision("auto", torch.device(device))
     if config == VITDET_REF:
         model_cfg = model_zoo.get_config("common/models/mask_rcnn_vitdet.py").model
         lr, wd, name = 1e-4, 0.1, "detectron2 ViTDet-B (model_zoo common/models/mask_rcnn_vitdet.py)"
@@ -72,9 +73,8 @@ def one_iteration(
         model_cfg, lr, wd, name = cfg.model, cfg.optimizer.lr, cfg.optimizer.weight_decay, config
     torch.manual_seed(0)
     model = instantiate(model_cfg).to(device).train()
-    set_attention_kernel(
-        model, torch.device(device), "fast"
-    )  # as the harness does (no-op for detectron2 ViT)
+    # as the harness does (no-op for detectron2 ViT)
+    set_attention_kernel(model, torch.device(device), "fast")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     batch = _batch(image_size or 1024)
     rss_built = peak_mib(device)

@@ -131,7 +131,8 @@ def main() -> None:
         else f"CPU ({torch.get_num_threads()} threads)"
     )
     print(
-        f"{args.model}, {args.decoder_depth}-block decoder, batch {args.batch}, 224px, mask ratio 0.75, on {name}"
+        f"{args.model}, {args.decoder_depth}-block decoder, batch {args.batch}, 224px, mask ratio 0.75, on "
+        f"{name}"
     )
     print(f"{'variant':<36}{'img/s':>10}{'step s':>10}{'peak MiB':>12}{'train GFLOPs':>15}")
     for r in results:
@@ -143,7 +144,8 @@ def main() -> None:
     print(
         f"speedup (img/s ratio): {fast['images_per_s'] / slow['images_per_s']:.2f}x   "
         f"FLOPs ratio: {slow['train_gflops_per_step'] / fast['train_gflops_per_step']:.2f}x   "
-        f"peak memory ratio: {slow['peak_mem_mib'] / fast['peak_mem_mib']:.2f}x   (paper, ViT-L on TPU: 2.8x faster, 3.3x fewer FLOPs)"
+        f"peak memory ratio: {slow['peak_mem_mib'] / fast['peak_mem_mib']:.2f}x   (paper, ViT-L on TPU: 2.8x "
+        "faster, 3.3x fewer FLOPs)"
     )
 
 

@@ -165,13 +165,13 @@ def _device_name(device: torch.device) -> str:
 
 def print_table(res: dict[str, Any]) -> None:
     print(
-        f"MAE {res['model']} pretraining step, batch {res['batch']}, {res['image_size']}px, fwd + bwd + AdamW; "
-        f"{res['device']}; {res['step_gflop']:.0f} GFLOP/step; bf16 matmul peak {res['bf16_matmul_peak_tflops']:.2f} "
-        f"TFLOP/s"
+        f"MAE {res['model']} pretraining step, batch {res['batch']}, {res['image_size']}px, fwd + bwd + "
+        f"AdamW; {res['device']}; {res['step_gflop']:.0f} GFLOP/step; "
+        f"bf16 matmul peak {res['bf16_matmul_peak_tflops']:.2f} TFLOP/s"
     )
     print(
-        f"{'precision':<10}{'variant':<11}{'step s':>9}{'img/s':>9}{'x ref':>7}{'TFLOP/s':>9}{'% bf16 peak':>12}"
-        f"{'loss':>9}{'max |dw|':>10}"
+        f"{'precision':<10}{'variant':<11}{'step s':>9}{'img/s':>9}{'x ref':>7}{'TFLOP/s':>9}"
+        f"{'% bf16 peak':>12}{'loss':>9}{'max |dw|':>10}"
     )
     for r in res["rows"]:
         dw = r.get("max_abs_weight_diff_vs_reference")

@@ -87,9 +87,8 @@ def one_iteration(
     from mmseg.registry import MODELS
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    amp_dtype = resolve_precision(
-        "auto", torch.device(device)
-    )  # what the harness runs: bf16 on GPU / AMX CPU
+    # what the harness runs: bf16 on GPU / AMX CPU
+    amp_dtype = resolve_precision("auto", torch.device(device))
     cfg = _config(config)
     init_default_scope("mmseg")
     torch.manual_seed(0)

@@ -56,7 +56,8 @@ def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
         "## MAE pretraining step (forward + backward + AdamW)",
         "",
-        "| model | batch | precision | variant | img/s | x reference | peak GiB | TFLOP/s | % of bf16 matmul peak |",
+        "| model | batch | precision | variant | img/s | x reference | peak GiB | TFLOP/s | % of bf16 matmul "
+        "peak |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results["pretrain"]:

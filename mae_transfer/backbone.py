@@ -126,7 +126,8 @@ def build_backbone(name: str, **overrides: Any) -> Backbone:
 
 def _check_keywords(name: str, factory: Callable, overrides: dict[str, Any]) -> None:
     """A key the backbone does not take is the user's error (one line); a TypeError raised while building
-    is a bug and keeps its traceback. A factory taking ``**kwargs`` (without an ``arch``) is checked when called."""
+    is a bug and keeps its traceback. A factory taking ``**kwargs`` (without an ``arch``) is checked when
+    called."""
     if getattr(factory, "arch", None) is not None:
         factory = ViTPyramidBackbone
     params = inspect.signature(factory).parameters.values()

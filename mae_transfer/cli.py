@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from .errors import ConfigError, UserError
 from .paths import REPO_ROOT
-from .recipes import VIT_SIZES
+from .recipes import INITS, VIT_SIZES
 
 
 def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
@@ -125,6 +125,30 @@ def add_schedule_args(parser: argparse.ArgumentParser, recipe_batch: int) -> Non
     )
 
 
+def add_entry_args(
+    parser: argparse.ArgumentParser, config_help: str, table: str, init_sets: str, recipe_batch: int
+) -> None:
+    """The arguments both transfer harnesses share: the config, the backbone, the run length, the table
+    entry (``--init``) and the recipe card."""
+    parser.add_argument("--config", default=None, help=config_help)
+    add_backbone_args(parser)
+    add_schedule_args(parser, recipe_batch)
+    parser.add_argument(
+        "--init",
+        default=None,
+        choices=INITS,
+        help=f"{table} entry: its {init_sets} on a config that claims a published recipe (and BEiT's "
+        "backbone needs); the recipe card shows what changed",
+    )
+    parser.add_argument(
+        "--print-recipe",
+        nargs="?",
+        const="text",
+        choices=["text", "json"],
+        help="print the recipe card (json: its rows as recipe.json holds them) and exit",
+    )
+
+
 def batch_rule(
     global_batch: int,
     world: int,
@@ -137,8 +161,8 @@ def batch_rule(
 ) -> tuple[float, str]:
     """The global batch against the recipe's: (lr factor, the note for the recipe card). A config claiming no
     recipe (``recipe`` empty) keeps its numbers; one claiming a recipe at another batch is refused unless
-    ``scaling`` is 'linear' (lr x factor, iteration counts / factor unless ``iters_given``: --iters sets them);
-    ``print_only`` (--print-recipe) puts the refusal in the note instead."""
+    ``scaling`` is 'linear' (lr x factor, iteration counts / factor unless ``iters_given``: --iters sets
+    them); ``print_only`` (--print-recipe) puts the refusal in the note instead."""
     note = f"global batch {global_batch} = {world} process(es) x {per_process}"
     if not recipe:
         return 1.0, f"{note} (this config's own: it claims no recipe)"

@@ -4,7 +4,8 @@ A config file is a Python file that defines ``config`` (a dataclass instance). A
 base and changes a few fields::
 
     from mae_transfer.config import load_config
-    config = load_config("mae_vit_large_1600ep.py", relative_to=__file__).replace(model="mae_vit_huge_patch14")
+    config = load_config("mae_vit_large_1600ep.py",
+    relative_to=__file__).replace(model="mae_vit_huge_patch14")
 
 ``key=value`` overrides on the command line are parsed against the dataclass field types; an unknown
 key is an error that names it (with the closest known keys).

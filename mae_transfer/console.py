@@ -21,16 +21,16 @@ HARMLESS_WARNINGS = {
     "``build_loss`` would be deprecated soon": "mmseg's own head calls its own builder",
     "Default ``avg_non_ignore`` is False": "the recipe's loss (mmseg's MAE config) averages over all pixels",
     "The draw is False": "the visualization hook is kept for --show; drawing stays off in training",
-    "`reduce_zero_label` will be deprecated": "label 0 = ignore is the dataset contract (ADE20K's convention)",
-    "`torch.jit.script` is deprecated": "detectron2 scripts a few helpers at import; nothing here is scripted",
+    "`reduce_zero_label` will be deprecated": "label 0 = ignore is the dataset contract (ADE20K's)",
+    "`torch.jit.script` is deprecated": "detectron2 scripts helpers at import; nothing here is scripted",
     "pkg_resources is deprecated": "detectron2's / fvcore's imports; no behaviour depends on it",
     "torch.meshgrid: in an upcoming release": "detectron2's anchor generator; the result is the same",
-    "The given NumPy array is not writable": "detectron2 makes tensors of read-only mask arrays it never writes",
+    "The given NumPy array is not writable": "detectron2 wraps read-only mask arrays it never writes",
 }
 # torch loggers whose warnings are about paths these runs never take
 QUIET_LOGGERS = {
     "torch.fx._symbolic_trace": "detectron2 asks is_fx_tracing() (its alias note); no model here is traced",
-    "torch.utils.cpp_extension": "'No CUDA runtime is found' on CPU machines; no extension is built at run time",
+    "torch.utils.cpp_extension": "'No CUDA runtime is found' on CPU; no extension is built at run time",
 }
 
 

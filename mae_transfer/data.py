@@ -62,8 +62,8 @@ class UnlabeledImages(Dataset):
             pixels, and keep it in memory (small datasets of large photos, where decoding dominates a step;
             data-loader workers share the cache); 0: decode from disk at every access.
         keyed_seed: not None: each image's transform draws from a generator keyed by (this seed, the epoch set
-            by :meth:`set_epoch`, the image index), so an image's augmentation does not depend on which process
-            or worker loads it; None: the loading process's random stream.
+            by :meth:`set_epoch`, the image index), so an image's augmentation does not depend on which
+            process or worker loads it; None: the loading process's random stream.
     """
 
     def __init__(
@@ -176,7 +176,8 @@ def pretrain_transform(input_size: int) -> transforms.Compose:
 
 
 def describe_augmentation(transform: transforms.Compose) -> str:
-    """The crop / flip of a training transform in a few words (a recipe card's row), read from the transform."""
+    """The crop / flip of a training transform in a few words (a recipe card's row), read from the
+    transform."""
     parts = []
     for t in transform.transforms:
         if isinstance(t, transforms.RandomResizedCrop):

@@ -6,8 +6,8 @@
   (flash) backward is the slowest op of a bf16 MAE step (~3x the explicit path's); on GPU, SDPA (flash).
 
 ``reference`` keeps the kernels of the official code run with this environment's timm (SDPA attention,
-torch's default AdamW): bit-exact with models_mae.py + main_pretrain.py. In fp32 the fast path agrees with it to
-rounding (tests/test_mae.py states the tolerance); benchmarks/bench_pretrain.py measures the difference.
+torch's default AdamW): bit-exact with models_mae.py + main_pretrain.py. In fp32 the fast path agrees with
+it to rounding (tests/test_mae.py states the tolerance); benchmarks/bench_pretrain.py measures the difference.
 """
 
 from __future__ import annotations

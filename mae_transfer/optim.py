@@ -4,7 +4,8 @@ Used by MAE pretraining, classification fine-tuning, detectron2 and mmseg alike,
 differ from another only by its initialization, never by its optimizer grouping.
 
 Layer ids (BEiT/MAE convention): patch embedding, position embedding, cls token = 0; block i = i + 1;
-everything after the blocks (pyramid, neck, heads) = num_layers + 1. lr scale = decay ** (num_layers + 1 - id).
+everything after the blocks (pyramid, neck, heads) = num_layers + 1.
+lr scale = decay ** (num_layers + 1 - id).
 """
 
 from __future__ import annotations

@@ -91,9 +91,8 @@ class DetPredictor:
         self.model = model.eval()
         self.augs = [instantiate(a) for a in cfg.dataloader.test.mapper.augmentations]
         self.classes = det_classes(cfg)
-        self.metadata = Metadata(
-            thing_classes=list(self.classes)
-        )  # what the Visualizer reads; no catalog entry
+        # what the Visualizer reads; no catalog entry
+        self.metadata = Metadata(thing_classes=list(self.classes))
         self.score_thresh = score_thresh
 
     @classmethod
@@ -170,13 +169,13 @@ class SegPredictor:
 
     @classmethod
     def from_run(cls, run: Path, checkpoint: Path) -> SegPredictor:
-        from mmengine.config import Config
-        from mmseg.apis import init_model
-
-        from .seg.compat import patch_mmengine
+        from .seg.compat import patch_mmengine  # first: the package provides mmcv.ops that mmseg imports
         from .seg.train import _replace_value
 
         patch_mmengine()  # init_model reads the checkpoint through the weights_only loader
+        from mmengine.config import Config
+        from mmseg.apis import init_model
+
         configs = list(run.glob("*.py"))
         if len(configs) != 1:
             raise ConfigError(f"{run} should hold exactly one config dump (*.py), found {len(configs)}")

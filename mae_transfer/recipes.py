@@ -274,8 +274,8 @@ def same_value(a: Any, b: Any) -> bool:
 def track_changes(
     values: Callable[[], Mapping[str, Any]], changed_by: dict[str, str], step: str, change: Callable[[], Any]
 ) -> None:
-    """Run ``change`` and record ``step`` (e.g. ``--init random``) for every quantity of ``values()`` it moved,
-    so the recipe card names what changed each number."""
+    """Run ``change`` and record ``step`` (e.g. ``--init random``) for every quantity of ``values()`` it
+    moved, so the recipe card names what changed each number."""
     before = values()
     change()
     changed_by.update({k: step for k, v in values().items() if not same_value(v, before.get(k))})
@@ -335,6 +335,10 @@ class RecipeCard:
         logger.info("%s", self.format(), extra=FILE_ONLY)
         logger.info("%s", self.format_compact(), extra=CONSOLE_ONLY)
 
+    def render(self, fmt: str = "text") -> str:
+        """``format()`` (text) or the rows as recipe.json holds them (json)."""
+        return self.format() if fmt == "text" else json.dumps(self.to_dict(), default=str, sort_keys=True)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "task": self.task,
@@ -369,8 +373,8 @@ def make_card(
     notes: list[str] | None = None,
 ) -> RecipeCard:
     """Source of each value: the reference's source key (see ``SOURCES``) when equal; a declared deviation's
-    reason; else ``CHANGED from SOURCE VALUE`` — or, with no reference for the quantity, this project's choice.
-    ``changed_by``: quantity -> what set it (``--init random``, an override), named on the card."""
+    reason; else ``CHANGED from SOURCE VALUE`` — or, with no reference for the quantity, this project's
+    choice. ``changed_by``: quantity -> what set it (``--init random``, an override), named on the card."""
     rows = []
     for name, value in values.items():
         by = (changed_by or {}).get(name)

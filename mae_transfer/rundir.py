@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from .errors import ConfigError
 
@@ -81,9 +81,10 @@ class RunDirLock:
                     self.path.unlink(missing_ok=True)
                     continue
                 raise ConfigError(
-                    f"output dir {self.dir} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
-                    f"(since {holder.get('started', '?')}); choose another output dir, or delete {self.path} if "
-                    "that run is gone"
+                    f"output dir {self.dir} is in use by pid {holder.get('pid', '?')} on "
+                    f"{holder.get('host', '?')} "
+                    f"(since {holder.get('started', '?')}); choose another output dir, "
+                    f"or delete {self.path} if that run is gone"
                 ) from None
             except OSError as e:
                 raise ConfigError(
@@ -134,3 +135,21 @@ def locked_output_dir(out_dir: str | Path, main: bool = True) -> Iterator[None]:
     finally:
         if lock is not None:
             lock.release()
+
+
+T = TypeVar("T")
+
+
+def run_in_output_dir(cfg: Any, body: Callable[[Any, Any, int, int], T]) -> T:
+    """Validate ``cfg``, join the launcher's process group, hold ``cfg.output_dir``'s lock (rank 0) and run
+    ``body(cfg, device, rank, world)``; the process group is destroyed on the way out (a caller may start
+    another run in this process)."""
+    from . import dist
+
+    cfg.validate()
+    device, rank, world = dist.init_distributed(cfg.device)
+    try:
+        with locked_output_dir(cfg.output_dir, rank == 0):  # before anything is written there
+            return body(cfg, device, rank, world)
+    finally:
+        dist.cleanup()

@@ -5,8 +5,8 @@ it is taken as is (the last level of that stride); a plain ViT has every block a
 blocks spread over its depth (the taps of ``default_taps``) are resampled to strides 4-32 without parameters
 (bilinear up, max-pool down). Layer ids for layer decay come from the model's own ``group_matcher``; its
 ``no_weight_decay()`` names are exempt from weight decay; ``--weights`` goes through the model family's own
-``checkpoint_filter_fn`` (position embeddings resized, original key layouts converted) and the reporting loader.
-"""
+``checkpoint_filter_fn`` (position embeddings resized, original key layouts converted) and the reporting
+loader."""
 
 from __future__ import annotations
 

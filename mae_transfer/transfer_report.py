@@ -93,9 +93,8 @@ def transfer_report(
 ) -> Path:
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    extract_state_dict(
-        load_checkpoint(weights), weights
-    )  # a missing, torn or refused file: one line, up front
+    # a missing, torn or refused file: one line, up front
+    extract_state_dict(load_checkpoint(weights), weights)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     evals = {k: v for k, v in PRESETS[preset].items() if not only or k in only}

@@ -63,7 +63,8 @@ def _images(source: str, n: int, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruct(net: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float, seed: int = 0):
-    """Returns (masked, reconstruction, reconstruction with visible patches pasted, original), each in [0, 1]."""
+    """Returns (masked, reconstruction, reconstruction with visible patches pasted, original), each in [0,
+    1]."""
     gen = torch.Generator().manual_seed(seed)
     noise = net.make_noise(imgs.shape[0], mask_ratio, torch.device("cpu"), generator=gen)
     _, pred, mask = net(imgs, mask_ratio=mask_ratio, noise=noise)

@@ -68,8 +68,8 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 
 def assert_seed_decides_the_run(runs: dict[str, tuple[list[float], dict]]) -> None:
-    """``runs``: name -> (logged losses, final weights) of runs "a" and "b" (same seed) and "c" (another seed):
-    a and b equal bit for bit, c differs."""
+    """``runs``: name -> (logged losses, final weights) of runs "a" and "b" (same seed) and "c" (another
+    seed): a and b equal bit for bit, c differs."""
     (loss_a, w_a), (loss_b, w_b), (loss_c, w_c) = runs["a"], runs["b"], runs["c"]
     assert len(loss_a) >= 4 and loss_a == loss_b and loss_a != loss_c
     assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)

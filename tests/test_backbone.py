@@ -1,4 +1,5 @@
-"""The backbone contract: reference parity (timm ViT, timm BEiT, detectron2 ViTDet), shapes, conversions, lr decay."""
+"""The backbone contract: reference parity (timm ViT, timm BEiT, detectron2 ViTDet), shapes, conversions, lr
+decay."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def close_fp32(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal up to float32 round-off of differently-ordered attention math (fused SDPA vs explicit softmax)."""
+    """Equal up to float32 round-off of differently-ordered attention math (fused SDPA vs explicit
+    softmax)."""
     return (a - b).abs().max().item() <= 1e-5 * max(1.0, b.abs().max().item())
 
 
@@ -222,7 +224,8 @@ def test_vit_l_and_h_layouts_without_running():
 
 
 def test_vit_h14_checkpoint_patch_kernel_resampled(tmp_path):
-    """Official ViT-H is /14: its patch kernel is resampled to the backbone's 16 and its 16x16 grid resized."""
+    """Official ViT-H is /14: its patch kernel is resampled to the backbone's 16 and its 16x16 grid
+    resized."""
     src = VisionTransformer(img_size=224, patch_size=14, embed_dim=64, depth=4, num_heads=2, num_classes=0)
     report = _small_backbone().load_pretrained(save(tmp_path, {"model": src.state_dict()}))
     assert "vit.patch_embed.proj.weight (64, 3, 14, 14)->(64, 3, 16, 16)" in report.resized
@@ -308,9 +311,8 @@ def test_distilled_deit_checkpoint_drops_the_distillation_position(tmp_path):
     sd = deit.state_dict()
     bb = build_backbone("mae_vit_b", **SMALL, img_size=224, window_size=14, global_blocks=(3,))
     report = bb.load_pretrained(save(tmp_path, {"model": sd}))
-    assert torch.equal(
-        bb.vit.pos_embed, sd["pos_embed"][:, 2:]
-    )  # same grid: the patch positions as they were
+    # same grid: the patch positions as they were
+    assert torch.equal(bb.vit.pos_embed, sd["pos_embed"][:, 2:])
     assert {"dist_token", "head_dist.weight"} <= set(report.ignored) and "distillation" in report.format()
 
 

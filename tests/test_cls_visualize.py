@@ -121,9 +121,8 @@ def test_linear_probe_on_cached_and_streamed_features(two_classes, tiny_pretrain
     assert all(
         torch.equal(trained[k], v) for k, v in encoder.items() if k in trained and not k.startswith("norm.")
     )
-    assert (
-        sum(k in trained for k in encoder) >= len(encoder) - 2
-    )  # all but the final norm (avg-pool: fc_norm)
+    # all but the final norm (avg-pool: fc_norm)
+    assert sum(k in trained for k in encoder) >= len(encoder) - 2
     assert not torch.equal(trained["head.1.weight"], torch.zeros_like(trained["head.1.weight"]))
 
 

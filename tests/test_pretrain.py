@@ -283,9 +283,8 @@ def test_torchrun_two_processes_match_one_process_global_batch(cifar_small, tmp_
         timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    assert (
-        "\r" not in res.stdout + res.stderr and " eta 0:00:" in res.stdout
-    )  # a file gets plain lines, with ETA
+    # a file gets plain lines, with ETA
+    assert "\r" not in res.stdout + res.stderr and " eta 0:00:" in res.stdout
     assert (
         "global batch 16 = 2 process(es) x 8 x 1 accumulation; lr 6.25e-05 = blr x 16 / 256"
         in json.loads((tmp_path / "two" / "recipe.json").read_text())["notes"]
@@ -303,7 +302,8 @@ def test_torchrun_two_processes_match_one_process_global_batch(cifar_small, tmp_
             )
         diff = max((weights[name][k] - weights["one"][k]).abs().max().item() for k in weights["one"])
         assert diff < 1e-5, (name, diff)
-    # measured: 1.6e-6 (two, accum); a run with per-process draws differs by 3.8e-4, so the check is not vacuous
+    # measured: 1.6e-6 (two, accum); a run with per-process draws differs by 3.8e-4, so the check is not
+    # vacuous
     pretrain(cfgs["one"].replace(image_keyed_rng=False, output_dir=str(tmp_path / "stream")))
     stream = load_checkpoint(tmp_path / "stream" / "checkpoint-last.pth")["model"]
     assert max((stream[k] - weights["one"][k]).abs().max().item() for k in stream) > 1e-4
@@ -344,7 +344,8 @@ def test_compiled_fast_path_trains_like_eager(cifar_small, tmp_path):
 
 
 def test_same_seed_repeats_bit_for_bit_another_seed_differs(cifar_small, tmp_path):
-    """seed decides init, masks, augmentation and data order: seed 0 twice gives the same weights, seed 1 others."""
+    """seed decides init, masks, augmentation and data order: seed 0 twice gives the same weights, seed 1
+    others."""
     weights = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         pretrain(tiny_cfg(cifar_small / "train", tmp_path / name, epochs=1, seed=seed))

@@ -98,7 +98,8 @@ def test_segmentation_reference_is_mmseg_and_beit_configs_themselves():
 
 
 def test_vitdet_model_pieces_equal_detectron2_mask_rcnn_vitdet():
-    """Our ViTDet variant's backbone shape, neck and heads equal detectron2's common/models/mask_rcnn_vitdet.py."""
+    """Our ViTDet variant's backbone shape, neck and heads equal detectron2's
+    common/models/mask_rcnn_vitdet.py."""
     from detectron2 import model_zoo
     from detectron2.config import LazyConfig
 
@@ -226,7 +227,8 @@ def test_vitdet_weight_decay_rule_and_layer_decay():
 
 
 def test_pretraining_decays_the_tokens_as_the_official_code():
-    """main_pretrain.py (timm add_weight_decay) decays cls / mask tokens; wd_exempt_tokens=True exempts them."""
+    """main_pretrain.py (timm add_weight_decay) decays cls / mask tokens; wd_exempt_tokens=True exempts
+    them."""
     from mae_transfer.models import build_mae
     from mae_transfer.pretrain import PretrainConfig
     from mae_transfer.pretrain.engine import pretrain_param_groups

@@ -1,4 +1,5 @@
-"""Per-entry search: protocol logic, the Optuna-backed store, two workers on real tiny runs, resume, report."""
+"""Per-entry search: protocol logic, the Optuna-backed store, two workers on real tiny runs, resume,
+report."""
 
 from __future__ import annotations
 
@@ -79,9 +80,8 @@ def test_li_protocol_interior_optimum_needs_no_extension():
 
 def test_grid_extends_toward_an_edge_optimum():
     p = Protocol(max_extensions=2)
-    history, best = run_protocol(
-        p, lambda s: s.lr * 1e4 - s.weight_decay
-    )  # bigger lr, smaller wd always better
+    # bigger lr, smaller wd always better
+    history, best = run_protocol(p, lambda s: s.lr * 1e4 - s.weight_decay)
     lrs = sorted({s.lr for s in history if s.stage == 1})
     wds = sorted({s.weight_decay for s in history if s.stage == 1})
     assert lrs == pytest.approx([8e-5, 1.6e-4, 3.2e-4, 6.4e-4, 1.28e-3])
@@ -164,7 +164,8 @@ def test_report_cells_are_seed_means_with_welch_intervals(tmp_path):
 from mae_transfer.search import Entry, Protocol, SearchConfig
 config = SearchConfig(
     name="seeded", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
-    protocol=Protocol(name="seeded", lrs=(1e-4,), weight_decays=(0.05,), extend_edges=False, drop_paths=(0.0,),
+    protocol=Protocol(name="seeded", lrs=(1e-4,), weight_decays=(0.05,), extend_edges=False,
+    drop_paths=(0.0,),
                       stage1_schedule="s", stage2_schedule="s", schedules=("s",), seeds=3),
     schedules={{"seg": {{"s": []}}}},
     entries={{name: Entry(init=name, task="seg") for name in ("random", "mae", "supervised")}},
@@ -178,12 +179,10 @@ config = SearchConfig(
             specs, _ = next_trials(cfg.protocol, store.finished(name))
             store.enqueue(name, specs)
             while (c := store.claim(name)) is not None:
-                v = (
-                    99.0 if c.spec.seed is None else values[c.spec.seed - 1]
-                )  # the selecting run is not a cell
-                store.complete(
-                    c, v, {"aAcc": v + 50, "test_mIoU": v - 1}
-                )  # test: evaluated once, after training
+                # the selecting run is not a cell
+                v = 99.0 if c.spec.seed is None else values[c.spec.seed - 1]
+                # test: evaluated once, after training
+                store.complete(c, v, {"aAcc": v + 50, "test_mIoU": v - 1})
     report = write_report(cfg, tmp_path / "report").read_text()
     rows = {
         line.split(" | ")[0].strip("| "): line.split(" | ")
@@ -231,8 +230,9 @@ def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):
 
 
 def test_multi_process_trials_go_through_each_harness_launcher(tmp_path):
-    """gpus_per_trial=2: a seg trial is torchrun --standalone x 2 with mmengine's pytorch launcher, a det trial
-    detectron2 launch with --num-gpus 2. The seg command runs for real (2 CPU processes, global batch 4)."""
+    """gpus_per_trial=2: a seg trial is torchrun --standalone x 2 with mmengine's pytorch launcher, a det
+    trial detectron2 launch with --num-gpus 2. The seg command runs for real (2 CPU processes, global batch
+    4)."""
     import dataclasses
     import json
     import subprocess
@@ -348,7 +348,8 @@ def test_interrupted_run_counts_as_failed_after_max_retries(tmp_path):
 def test_config_errors(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(
-        "from mae_transfer.search import Protocol, SearchConfig\nconfig = SearchConfig(protocol=Protocol(lrz=1))\n"
+        "from mae_transfer.search import Protocol, SearchConfig\nconfig = "
+        "SearchConfig(protocol=Protocol(lrz=1))\n"
     )
     with pytest.raises(ConfigError, match="lrz"):
         load_config(bad)

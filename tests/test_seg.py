@@ -85,14 +85,14 @@ def test_train_and_evaluate_end_to_end(tmp_path, folders):
     )
     assert "System environment" in next(tmp_path.glob("*/*.log")).read_text()
     lrs = [r["lr"] for r in scalars(tmp_path) if "lr" in r]
-    assert lrs[-1] < 0.05 * max(
-        lrs
-    )  # --iters 150: the poly decay ends with the run, not at the config's 1000
+    # --iters 150: the poly decay ends with the run, not at the config's 1000
+    assert lrs[-1] < 0.05 * max(lrs)
     assert 0.8 * 2e-4 < max(lrs) <= 2e-4  # the logged lr is the base lr (2e-4), not the most decayed group's
+    # two panels: loss, mIoU (an evaluation ran)
     assert Image.open(tmp_path / "curves.png").size == (
         1000,
         340,
-    )  # two panels: loss, mIoU (an evaluation ran)
+    )
     losses = [r["loss"] for r in scalars(tmp_path) if "loss" in r]  # each a 10-iteration mean, batch 2
     assert len(losses) == 15 and np.mean(losses[-4:]) < np.mean(losses[:4]), losses
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -579,10 +579,13 @@ def test_importing_the_harness_patches_nothing_until_a_run_asks():
         "import torch, mae_transfer.seg, mmseg.models\n"
         "from mmengine.logging.history_buffer import HistoryBuffer\n"
         "import mmengine.runner.runner as r\n"
-        "before = (HistoryBuffer.__getstate__, r.save_checkpoint, len(torch.serialization.get_safe_globals()))\n"
+        "before = (HistoryBuffer.__getstate__, r.save_checkpoint, "
+        "len(torch.serialization.get_safe_globals()))\n"
         "mae_transfer.seg.compat.patch_mmengine()\n"
-        "after = (HistoryBuffer.__getstate__, r.save_checkpoint, len(torch.serialization.get_safe_globals()))\n"
-        "print([a is b if not isinstance(a, int) else a == b for a, b in zip(before, after)], before[2], after[2])\n"
+        "after = (HistoryBuffer.__getstate__, r.save_checkpoint, "
+        "len(torch.serialization.get_safe_globals()))\n"
+        "print([a is b if not isinstance(a, int) else a == b for a, b in zip(before, after)], before[2], "
+        "after[2])\n"
     )
     res = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300

@@ -20,8 +20,10 @@ def test_one_command_report(tiny_pretrained, two_classes, tmp_path):  # noqa: F8
         str(tmp_path / "report"),
         "--extra",
         f"det=--val-json {val} --val-images {COCO128 / 'val2017'} train.max_iter=2 train.eval_period=2 "
-        "model.backbone.bottom_up.depth=2 model.backbone.bottom_up.embed_dim=64 model.backbone.bottom_up.num_heads=2",
-        "seg=train_cfg.max_iters=2 model.backbone.depth=2 model.backbone.embed_dim=64 model.backbone.num_heads=2 "
+        "model.backbone.bottom_up.depth=2 model.backbone.bottom_up.embed_dim=64 "
+        "model.backbone.bottom_up.num_heads=2",
+        "seg=train_cfg.max_iters=2 model.backbone.depth=2 model.backbone.embed_dim=64 "
+        "model.backbone.num_heads=2 "
         "model.decode_head.in_channels=[64,64,64,64] model.auxiliary_head.in_channels=64",
         f"linprobe=data_path={two_classes} epochs=2 num_workers=0 model=",
         f"finetune=data_path={two_classes} epochs=1 num_workers=0 model= batch_size=64",

@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     setup_logging()
     result = predict(args.run, args.images, args.out, args.score_thresh)
     print(
-        f"{result['written']} image(s) drawn ({result['task']}, {result['checkpoint']}) -> {result['out_dir']}"
+        f"{result['written']} image(s) drawn ({result['task']}, {result['checkpoint']}) -> "
+        f"{result['out_dir']}"
         + (f"; {result['skipped']} skipped (do not decode)" if result["skipped"] else "")
     )
 

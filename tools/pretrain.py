@@ -5,7 +5,8 @@ Examples:
   python tools/pretrain.py --config configs/pretrain/cifar10_tiny.py
   python tools/pretrain.py --config configs/pretrain/cifar10_tiny.py epochs=10 batch_size=64
   torchrun --nproc_per_node 8 tools/pretrain.py --config configs/pretrain/mae_vit_large_1600ep.py
-  python tools/pretrain.py --config configs/pretrain/mae_vit_large_1600ep.py --slurm --nodes 8 --partition learn
+  python tools/pretrain.py --config configs/pretrain/mae_vit_large_1600ep.py \\
+      --slurm --nodes 8 --partition learn
   python tools/pretrain.py --config ... --resume auto       # continue from OUTPUT_DIR/checkpoint-last.pth
 """
 

@@ -4,8 +4,8 @@
 Examples:
   python tools/train_det.py --config configs/det/mask_rcnn_vit_b_100ep.py --backbone mae_vit_b \\
       --weights mae_pretrain_vit_base.pth --init mae --coco-root /datasets --num-gpus 8
-  python tools/train_det.py --config configs/det/mask_rcnn_vit_l_50ep.py --backbone mae_vit_l --weights W.pth \\
-      --num-gpus 8 --num-machines 8 --machine-rank $RANK --dist-url tcp://HOST:29500
+  python tools/train_det.py --config configs/det/mask_rcnn_vit_l_50ep.py --backbone mae_vit_l \\
+      --weights W.pth --num-gpus 8 --num-machines 8 --machine-rank $RANK --dist-url tcp://HOST:29500
   python tools/train_det.py --config configs/det/mini/mask_rcnn_vit_tiny_coco128.py       # CPU, coco128
   python tools/train_det.py --config ... --eval-only train.init_checkpoint=output/det/run/model_final.pth
   python tools/train_det.py --config ... --resume                                          # after a kill

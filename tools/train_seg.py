@@ -3,8 +3,8 @@
 
 Examples:
   torchrun --nproc_per_node 8 tools/train_seg.py --config configs/seg/upernet_vit_b_512x512_160k_ade20k.py \\
-      --backbone mae_vit_b --weights mae_pretrain_vit_base.pth --init mae --data-root data/ade/ADEChallengeData2016 \\
-      --launcher pytorch
+      --backbone mae_vit_b --weights mae_pretrain_vit_base.pth --init mae \\
+      --data-root data/ade/ADEChallengeData2016 --launcher pytorch
   python tools/train_seg.py --config configs/seg/mini/upernet_vit_tiny_coco128.py          # CPU, coco128
   python tools/train_seg.py --config ... --cfg-options train_cfg.max_iters=200 optim_wrapper.optimizer.lr=2e-4
   python tools/train_seg.py --config ... --resume                                           # after a kill

@@ -2,8 +2,10 @@
 """MAE reconstructions (paper Figure 2): rows of masked | reconstruction | original.
 
 Examples:
-  python tools/visualize.py output/pretrain/cifar10_tiny/checkpoint-last.pth ../shared/data/cifar10/test -o recon.png
-  python tools/visualize.py mae_visualize_vit_large.pth val_images/ --model mae_vit_large_patch16 --no-norm-pix --paste
+  python tools/visualize.py output/pretrain/cifar10_tiny/checkpoint-last.pth ../shared/data/cifar10/test \\
+      -o recon.png
+  python tools/visualize.py mae_visualize_vit_large.pth val_images/ --model mae_vit_large_patch16 \\
+      --no-norm-pix --paste
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ TASKS = {
     "seg": ["--config", "configs/seg/mini/upernet_vit_mini_p8_camvid.py"],
 }
 
+# the configs' own lengths: det 600, seg 2000 iterations
 config = SearchConfig(
     name="mini_camvid_balloon",
     storage=f"journal:{MINI}/search/study.journal",
@@ -38,7 +39,7 @@ config = SearchConfig(
     schedules={
         "det": {"config": []},
         "seg": {"config": []},
-    },  # the configs' own lengths: det 600, seg 2000 iterations
+    },
     entries={
         f"{task}/{init}/mini": Entry(init=init, size="mini", task=task, weights=weights, args=args)
         for task, args in TASKS.items()

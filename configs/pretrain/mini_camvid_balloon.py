@@ -2,8 +2,8 @@
 # pretrained on the unlabeled training images of both transfer tasks -- CamVid's 367 training frames and
 # balloon's 61 training photos (in-domain, as ImageNet is for COCO / ADE20K at full scale; no validation or
 # test image). Table 8's recipe otherwise, on images shrunk once to a 256px short side (the smallest crop,
-# 20% of the area, is still >= 114px before its resize to 128); the schedule length and the larger base lr (a short schedule on
-# 428 images) are this project's choice.
+# 20% of the area, is still >= 114px before its resize to 128); the schedule length and the larger base lr
+# (a short schedule on 428 images) are this project's choice.
 from mae_transfer.paths import shared_data
 from mae_transfer.pretrain import PretrainConfig
 
@@ -18,7 +18,8 @@ config = PretrainConfig(
     batch_size=64,
     blr=1.5e-3,
     weight_decay=0.05,
-    num_workers=0,  # the cached images are cropped in the training process: cheaper than starting a worker per epoch
+    # the cached images are cropped in the training process: cheaper than starting a worker per epoch
+    num_workers=0,
     cache_short_side=256,  # 428 images, balloon's up to 2048px: decoding them every step would dominate it
     save_every=50,
     log_every=20,

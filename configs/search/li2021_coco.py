@@ -51,5 +51,6 @@ config = SearchConfig(
     output_dir="output/search/li2021_coco",
     protocol=Protocol(),  # 3x3 lr x wd grid with edge extension, drop path {0, .1, .2, .3}, 3 schedules
     entries=entries,
-    gpus_per_trial=8,  # batch 64 = 8 GPUs x 8 images (this project's choice; Li et al. trained on 64 GPUs x 1)
+    # batch 64 = 8 GPUs x 8 images (this project's choice; Li et al. trained on 64 GPUs x 1)
+    gpus_per_trial=8,
 )

@@ -46,7 +46,8 @@ class LoadReport:
 
     def summary(self) -> str:
         return (
-            f"{self.path or 'checkpoint'} [{self.source}]: loaded {len(self.loaded)}, resized {len(self.resized)}, "
+            f"{self.path or 'checkpoint'} [{self.source}]: loaded {len(self.loaded)}, resized "
+            f"{len(self.resized)}, "
             f"newly initialized {len(self.new)}, ignored {len(self.ignored)}"
         )
 
@@ -215,7 +216,8 @@ def resize_pos_embed(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def resize_rel_pos_table(src: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """A BEiT-layout relative position bias table (rows (2h-1)(2w-1) [+3 cls rows], heads) resized (bicubic,
-    timm) to ``target``'s square window; the 3 cls rows are kept, dropped or zero-filled as the target has them."""
+    timm) to ``target``'s square window; the 3 cls rows are kept, dropped or zero-filled as the target has
+    them."""
     from timm.layers.pos_embed_rel import resize_rel_pos_bias_table_simple
 
     def split(rows: int) -> tuple[int, int]:  # (table side, cls rows)

@@ -95,7 +95,8 @@ def _container(raw: Any, state: dict[str, torch.Tensor]) -> str:
     if isinstance(raw.get("args") if isinstance(raw, dict) else None, argparse.Namespace):
         kind = "pretraining" if source == "mae" else "fine-tuning"
         return (
-            f"official MAE {kind} training checkpoint (main_{'pretrain' if source == 'mae' else 'finetune'}.py "
+            f"official MAE {kind} training checkpoint "
+            f"(main_{'pretrain' if source == 'mae' else 'finetune'}.py "
             f"checkpoint-N.pth, epoch {raw.get('epoch', '?')})"
         )
     if "arch" in keys and isinstance(raw["arch"], dict):

@@ -39,7 +39,7 @@ from ..errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
 from ..kernels import adamw, set_attention_kernel
 from ..models.mae import encoder_arch
 from ..optim import cosine_lr, param_groups, set_lr, vit_layer_id
-from ..rundir import locked_output_dir
+from ..rundir import run_in_output_dir
 from ..runlog import RunLogger, setup_logging
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .config import ClsConfig
@@ -176,13 +176,7 @@ def evaluate(
 # ----------------------------------------------------------------------------- main
 def run_cls(cfg: ClsConfig) -> dict[str, Any]:
     """Fine-tune or linear-probe; writes metrics.json and returns it."""
-    cfg.validate()
-    device, rank, world = dist.init_distributed(cfg.device)
-    try:
-        with locked_output_dir(cfg.output_dir, rank == 0):  # before anything is written there
-            return _run_cls(cfg, device, rank, world)
-    finally:
-        dist.cleanup()  # leave no process group behind (a caller may start another run in this process)
+    return run_in_output_dir(cfg, _run_cls)
 
 
 def _run_cls(cfg: ClsConfig, device: torch.device, rank: int, world: int) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""A detection run's recipe card: the numbers of a resolved LazyConfig that decide its result, with sources."""
+"""A detection run's recipe card: the numbers of a resolved LazyConfig that decide its result, with
+sources."""
 
 from __future__ import annotations
 
@@ -80,8 +81,8 @@ def det_card(cfg: DictConfig, changed_by: Mapping[str, str] | None = None) -> Re
     if recipe:
         reference = det_reference(entry.get("init", "mae"), entry.size, recipe, entry.epochs)
         claims = (
-            f"{'ViTDet' if recipe == 'vitdet' else 'Li et al. 2021'}, ViT-{entry.size}, {entry.epochs} epochs, "
-            f"init {entry.get('init', 'mae')}"
+            f"{'ViTDet' if recipe == 'vitdet' else 'Li et al. 2021'}, ViT-{entry.size}, {entry.epochs} "
+            f"epochs, init {entry.get('init', 'mae')}"
         )
         if recipe == "vitdet":
             notes.append(

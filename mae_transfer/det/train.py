@@ -21,8 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..cli import (
-    add_backbone_args,
-    add_schedule_args,
+    add_entry_args,
     apply_backbone_args,
     batch_rule,
     check_backbone_size,
@@ -32,7 +31,7 @@ from ..config import accepts_kwarg, check_override_type
 from ..console import console_to_log_files_only, log_printed
 from ..errors import ConfigError, NonFiniteLossError, UserError
 from ..kernels import set_attention_kernel
-from ..recipes import DET_BATCH, INIT_BACKBONE, INITS, det_entry_values, track_changes
+from ..recipes import DET_BATCH, INIT_BACKBONE, det_entry_values, track_changes
 from ..rundir import lock_output_dir
 from ..runlog import read_jsonl, setup_logging, truncate_jsonl, write_curves
 from ..utils import autocast_training_forward, cpu_has_native_bf16, precision_name, write_json_atomic
@@ -153,9 +152,8 @@ def load_config(args: argparse.Namespace) -> DictConfig:
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         cfg.train.device = "cpu"
     if cfg.train.device == "cpu" and cfg.train.amp.enabled and not cpu_has_native_bf16():
-        track(
-            "CPU without native bf16", lambda: setattr(cfg.train.amp, "enabled", False)
-        )  # emulated bf16 is slower
+        # emulated bf16 is slower
+        track("CPU without native bf16", lambda: setattr(cfg.train.amp, "enabled", False))
     cfg.entry.changed_by = changed_by
     return cfg
 
@@ -176,7 +174,8 @@ def scale_iterations(cfg: DictConfig, ratio: float) -> None:
 
 
 def set_run_length(cfg: DictConfig, n: int) -> None:
-    """--iters: the run ends at iteration n, every other iteration count in proportion (progress lines too)."""
+    """--iters: the run ends at iteration n, every other iteration count in proportion (progress lines
+    too)."""
     ratio = n / cfg.train.max_iter
     scale_iterations(cfg, ratio)
     cfg.train.max_iter = n
@@ -248,7 +247,8 @@ def _sanitize(obj: Any) -> Any:
 
 
 def do_test(cfg: DictConfig, model: torch.nn.Module, dataset: str | None = None) -> dict[str, Any]:
-    """COCOEvaluator on the validation split, or on ``dataset`` (a registered name) through the same loader."""
+    """COCOEvaluator on the validation split, or on ``dataset`` (a registered name) through the same
+    loader."""
     import copy
 
     from detectron2.config import instantiate
@@ -280,7 +280,8 @@ def _ap(results: dict[str, Any], dataset: str) -> dict[str, Any]:
 def write_metrics(
     cfg: DictConfig, results: dict[str, Any], iteration: int, name: str = "metrics.json", **extra: Any
 ) -> Path:
-    """``name`` in the output dir: APbox / APmask and the AP breakdown, the run's backbone and entry, ``extra``."""
+    """``name`` in the output dir: APbox / APmask and the AP breakdown, the run's backbone and entry,
+    ``extra``."""
     bu = bottom_up(cfg)
     metrics = {
         **_ap(results, cfg.dataloader.test.dataset.names),
@@ -293,12 +294,13 @@ def write_metrics(
     return write_json_atomic(_sanitize(metrics), Path(cfg.train.output_dir) / name)
 
 
+# progress with ETA, training time, inference progress
 _CONSOLE_LOGGERS = {
     "detectron2.utils.events",
     "detectron2.engine.train_loop",
     "detectron2.engine.hooks",
     "detectron2.evaluation.evaluator",
-}  # progress with ETA, training time, inference progress
+}
 
 
 def _shows_on_console(record: logging.LogRecord) -> bool:
@@ -364,9 +366,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     set_attention_kernel(model, torch.device(cfg.train.device), "fast")
     out = cfg.train.output_dir
     if args.eval_only:  # train.init_checkpoint if set, else the output dir's last checkpoint; into
-        checkpointer = SafeDetectionCheckpointer(
-            model, save_dir=out
-        )  # metrics_eval.json (metrics.json stays)
+        # metrics_eval.json (metrics.json stays)
+        checkpointer = SafeDetectionCheckpointer(model, save_dir=out)
         last = not cfg.train.init_checkpoint and checkpointer.has_checkpoint()
         evaluated = (
             checkpointer.get_checkpoint_file()
@@ -382,9 +383,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     train_loader = instantiate(cfg.dataloader.train)
-    cpu = (
-        {"device_ids": None} if cfg.train.device == "cpu" else {}
-    )  # detectron2 names the local GPU otherwise
+    # detectron2 names the local GPU otherwise
+    cpu = {"device_ids": None} if cfg.train.device == "cpu" else {}
     model = create_ddp_model(model, **cfg.train.ddp, **cpu)
     if cfg.train.amp.enabled and cfg.train.device.startswith("cuda"):
         trainer: SimpleTrainer = AMPTrainer(model, train_loader, optimizer, precision=_amp_dtype(cfg))
@@ -479,21 +479,13 @@ def write_val_preview(cfg: DictConfig, model: torch.nn.Module, n: int = 4) -> No
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        default=None,
-        help="LazyConfig file (default: configs/det/mask_rcnn_vit_{b,l}_100ep.py by --backbone's size)",
+    add_entry_args(
+        parser,
+        "LazyConfig file (default: configs/det/mask_rcnn_vit_{b,l}_100ep.py by --backbone's size)",
+        "Table 4",
+        "lr / weight decay / drop path",
+        DET_BATCH,
     )
-    add_backbone_args(parser)
-    add_schedule_args(parser, DET_BATCH)
-    parser.add_argument(
-        "--init",
-        default=None,
-        choices=INITS,
-        help="Table 4 entry: its lr / weight decay / drop path on a config that claims a published "
-        "recipe (and BEiT's backbone needs); the recipe card shows what changed",
-    )
-    parser.add_argument("--print-recipe", action="store_true", help="print the recipe card and exit")
     parser.add_argument("--output-dir", default=None)
     parser.add_argument(
         "--eval-only",
@@ -545,7 +537,7 @@ def run(args: argparse.Namespace) -> None:
 
     cfg = load_config(args)  # bad input fails here, as one line, before any process starts
     if args.print_recipe:
-        print(det_card(cfg, cfg.entry.changed_by).format())
+        print(det_card(cfg, cfg.entry.changed_by).render(args.print_recipe))
         return
     if cfg.train.device.startswith("cuda") and args.num_gpus > torch.cuda.device_count():
         raise ConfigError(

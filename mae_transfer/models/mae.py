@@ -194,7 +194,8 @@ class MaskedAutoencoderViT(nn.Module):
         return self.decoder_pred(x)[:, 1:, :]
 
     def patch_targets(self, imgs: torch.Tensor) -> torch.Tensor:
-        """Per-patch regression targets: raw pixels, or (norm-pix) each patch normalized by its own mean/std."""
+        """Per-patch regression targets: raw pixels, or (norm-pix) each patch normalized by its own
+        mean/std."""
         target = self.patchify(imgs)
         if self.norm_pix_loss:
             mean = target.mean(dim=-1, keepdim=True)
@@ -226,8 +227,10 @@ class MaskedAutoencoderViT(nn.Module):
         return {k: v.detach().clone() for k, v in self.state_dict().items() if k.startswith(ENCODER_PREFIXES)}
 
 
-# Named factories; ``arch`` holds each one's constructor arguments (read by ``encoder_arch`` without building).
-# The paper's variants keep the default decoder (8 blocks, 512 wide, 16 heads); the small ones are for CPU work.
+# Named factories; ``arch`` holds each one's constructor arguments (read by ``encoder_arch`` without
+# building).
+# The paper's variants keep the default decoder (8 blocks, 512 wide, 16 heads); the small ones are for CPU
+# work.
 @MAE_MODELS.register(arch=dict(patch_size=16, embed_dim=768, depth=12, num_heads=12))
 def mae_vit_base_patch16(**overrides: Any) -> MaskedAutoencoderViT:
     """MAE ViT-B/16 (Table 8 recipe, the released base model)."""

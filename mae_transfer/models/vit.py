@@ -55,10 +55,11 @@ def window_unpartition(
 class RelativePositionBias(nn.Module):
     """A learned bias per (relative offset, head) for an ``h x w`` token grid, BEiT table layout.
 
-    The table has ``(2h - 1) * (2w - 1)`` rows (offset (dy, dx) at row ``(dy + h - 1) * (2w - 1) + dx + w - 1``),
-    plus 3 rows (cls->token, token->cls, cls->cls) when ``with_cls``. Zero-initialized: adding it at transfer
-    changes nothing until training moves it. Grids smaller than the table's are served by cropping the
-    offsets they need; larger ones by bicubic resampling of the table.
+    The table has ``(2h - 1) * (2w - 1)`` rows (offset (dy, dx) at row
+    ``(dy + h - 1) * (2w - 1) + dx + w - 1``), plus 3 rows (cls->token, token->cls, cls->cls) when
+    ``with_cls``. Zero-initialized: adding it at transfer changes nothing until training moves it. Grids
+    smaller than the table's are served by cropping the offsets they need; larger ones by bicubic resampling
+    of the table.
     """
 
     def __init__(self, grid: tuple[int, int], num_heads: int, with_cls: bool = False) -> None:
@@ -98,8 +99,8 @@ class RelativePositionBias(nn.Module):
                 align_corners=False,
             )[0]
             th, tw = max(h, th), max(w, tw)
-        # one index_select: its backward is an index_add (a sort-free scatter; advanced indexing's is ~4x slower
-        # on GPU and was a quarter of a ViT-B UperNet step)
+        # one index_select: its backward is an index_add (a sort-free scatter; advanced indexing's is ~4x
+        # slower on GPU and was a quarter of a ViT-B UperNet step)
         bias = table.reshape(self.num_heads, -1).index_select(1, self._index((h, w), (th, tw), table.device))
         bias = bias.view(self.num_heads, h * w, h * w)
         if self.with_cls:

@@ -35,7 +35,7 @@ from ..optim import (
     takes_weight_decay,
     takes_weight_decay_official_mae,
 )
-from ..rundir import locked_output_dir
+from ..rundir import run_in_output_dir
 from ..runlog import RunLogger, read_jsonl, setup_logging, truncate_jsonl, write_curves
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .config import PretrainConfig
@@ -91,7 +91,8 @@ def next_commands(cfg: PretrainConfig, encoder: Path) -> str:
             "next, with this encoder:",
             f"  python tools/train_det.py {bb} --weights {encoder} --init mae     # Mask R-CNN (Table 4)",
             f"  python tools/train_seg.py {bb} --weights {encoder} --init mae     # UperNet (Table 5)",
-            f"  python tools/eval_cls.py --config configs/cls/linprobe_vit_base.py model={cfg.model} weights={encoder} "
+            f"  python tools/eval_cls.py --config configs/cls/linprobe_vit_base.py model={cfg.model} "
+            f"weights={encoder} "
             "data_path=DATA     # linear probe (Table 10)",
         ]
     )
@@ -99,13 +100,7 @@ def next_commands(cfg: PretrainConfig, encoder: Path) -> str:
 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Run MAE pretraining; returns the last epoch's stats. Writes into ``cfg.output_dir``."""
-    cfg.validate()
-    device, rank, world = dist.init_distributed(cfg.device)
-    try:
-        with locked_output_dir(cfg.output_dir, rank == 0):  # before anything is written there
-            return _pretrain(cfg, device, rank, world)
-    finally:
-        dist.cleanup()  # leave no process group behind (a caller may start another run in this process)
+    return run_in_output_dir(cfg, _pretrain)
 
 
 def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) -> dict[str, Any]:
@@ -236,7 +231,8 @@ def train_one_epoch(
     skipped = SkipCounter()
     total_loss, n_seen, t0 = 0.0, 0, time.perf_counter()
     window_imgs, window_t = 0, time.perf_counter()
-    # a bar on a terminal only: in a file its redraws would interleave with the log lines (which carry the ETA)
+    # a bar on a terminal only: in a file its redraws would interleave with the log lines (which carry the
+    # ETA)
     bar = tqdm(
         loader,
         desc=f"epoch {epoch + 1}/{cfg.epochs}",

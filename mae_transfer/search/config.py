@@ -1,4 +1,5 @@
-"""What a search runs: the entries (initialization x size x task), the protocol, the schedules, the storage."""
+"""What a search runs: the entries (initialization x size x task), the protocol, the schedules, the
+storage."""
 
 from __future__ import annotations
 

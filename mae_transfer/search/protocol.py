@@ -6,10 +6,10 @@ Default = Li et al. (2021), the protocol behind MAE's Table 4:
   stage 2  drop path in {0, 0.1, 0.2, 0.3} at the stage-1 best, medium schedule;
   stage 3  every schedule length at the best (lr, wd, drop path); the entry's result is the best of them.
   ViT-L reuses ViT-B's stage-1 lr / wd (the entry's ``reuse_lr_wd_from``) and re-tunes drop path only.
-  seeds    with ``seeds`` = N > 1, the selected configuration runs again with seeds 1..N (stage 4) and the entry's
-           result is their mean and spread; the selecting run (the config's own seed) is left out of it, so
-           the reported value carries no winner's-curse bias from picking the best of stage 3. N = 1 (the
-           paper's practice, one run per cell): the selected run is the result.
+  seeds    with ``seeds`` = N > 1, the selected configuration runs again with seeds 1..N (stage 4) and
+           the entry's result is their mean and spread; the selecting run (the config's own seed) is left
+           out of it, so the reported value carries no winner's-curse bias from picking the best of stage 3.
+           N = 1 (the paper's practice, one run per cell): the selected run is the result.
 An entry may change protocol fields (``Entry.protocol``): random init's stage 2 at its short schedule (Li et
 al.), a layer-decay axis in stage 1 (``layer_decays``) where no source fixes it.
 
@@ -54,7 +54,8 @@ class Protocol(ConfigBase):
 
     def fingerprint(self) -> str:
         """Stable hash of everything that decides which trials run (fields at their defaults that were added
-        later -- an empty layer-decay axis, one seed -- are left out, so older stores keep their fingerprint)."""
+        later -- an empty layer-decay axis, one seed -- are left out, so older stores keep their
+        fingerprint)."""
         d = self.to_dict()
         if not d["layer_decays"]:
             del d["layer_decays"]
@@ -92,7 +93,8 @@ class TrialSpec:
         """Identity of the run (stage excluded: the same run serves every stage that needs it)."""
         ld = "" if self.layer_decay is None else f"|ld={self.layer_decay:.6g}"
         seed = "" if self.seed is None else f"|seed={self.seed}"
-        return f"lr={self.lr:.6g}|wd={self.weight_decay:.6g}|dp={self.drop_path:.6g}|sched={self.schedule}{ld}{seed}"
+        base = f"lr={self.lr:.6g}|wd={self.weight_decay:.6g}|dp={self.drop_path:.6g}|sched={self.schedule}"
+        return base + ld + seed
 
     def params(self) -> dict[str, Any]:
         out = {

@@ -37,7 +37,8 @@ def _fmt(v: Any, digits: int = 1) -> str:
 
 
 def _column_digits(values: list[Any]) -> int:
-    """1 decimal as in the paper, 3 when a column holds values under 1 (miniature runs: APbox 0.014 is not 0.0)."""
+    """1 decimal as in the paper, 3 when a column holds values under 1 (miniature runs: APbox 0.014 is not
+    0.0)."""
     small = any(isinstance(v, float) and math.isfinite(v) and abs(v) < 1 for v in values)
     return 3 if small else 1
 
@@ -160,9 +161,8 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
             continue
         metric, second = METRICS[task], SECOND[task]
         delta = f"Δ {metric} vs {_reference_label(reference)} [95% CI]"
-        with_test = any(
-            r["result_test"] for r in task_rows
-        )  # runs evaluated a test split once after training
+        # runs evaluated a test split once after training
+        with_test = any(r["result_test"] for r in task_rows)
         measured = (
             [f"val {metric}", f"val {delta}", f"val {second}", f"test {metric}", f"test {delta}"]
             if with_test
@@ -442,8 +442,8 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
         ]
         if any(r["size"] not in ("B", "L") for r in rows):
             md += [
-                "Paper columns: the full-scale ViT-B numbers (ImageNet pretraining, COCO / ADE20K), for reference "
-                "only; this run's entries are miniature.",
+                "Paper columns: the full-scale ViT-B numbers (ImageNet pretraining, COCO / ADE20K), for "
+                "reference only; this run's entries are miniature.",
                 "",
             ]
         with open(out / f"{'table4' if 'Table 4' in title else 'table5'}.csv", "w", newline="") as f:
@@ -473,7 +473,8 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
             seed = "config" if t["seed"] is None else t["seed"]
             md.append(
                 f"| {t['number']} | {t['stage']} | {t['state']} | {_fmt(t['value'], 3)} | {t['lr']:.3g} "
-                f"| {t['weight_decay']:.3g} | {t['drop_path']:.2g} | {t['schedule']} | {seed} | {note.strip()} |"
+                f"| {t['weight_decay']:.3g} | {t['drop_path']:.2g} | {t['schedule']} | {seed} | "
+                f"{note.strip()} |"
             )
         md.append("")
     path = out / "report.md"

@@ -40,11 +40,12 @@ def entry_status(
         src_todo, src_best = stage1_best(cfg.protocol_for(src), store.finished(src))
         if src_todo or src_best is None:
             src_done = entry_status(cfg, store, entry.reuse_lr_wd_from)[2]
+            # wait for the source entry (dead end if it failed)
             return (
                 [],
                 None,
                 src_done and src_best is None,
-            )  # wait for the source entry (dead end if it failed)
+            )
         reused = (src_best.lr, src_best.weight_decay)
     specs, best = next_trials(cfg.protocol_for(name), store.finished(name), reused)
     if best is not None:
@@ -94,9 +95,8 @@ def _read_metric(task: str, out_dir: Path) -> tuple[float | None, dict[str, Any]
         return None, {}
     value = data.get(METRICS[task])
     extra = {k: data.get(k) for k in ("APbox", "APmask", "mIoU", "aAcc", "mAcc") if k in data}
-    test = (
-        data.get("test") if isinstance(data.get("test"), dict) else {}
-    )  # a test split evaluated once at the end
+    # a test split evaluated once at the end
+    test = data.get("test") if isinstance(data.get("test"), dict) else {}
     extra.update(
         {f"test_{k}": test[k] for k in ("APbox", "APmask", "mIoU", "aAcc") if test.get(k) is not None}
     )
@@ -135,7 +135,7 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
         error = last_error(log_path)
         if error:
             reason += f": {error}"
-        # another process still holds the trial's folder (an orphan of a worker on another machine): run it later
+        # another process (an orphan of a worker on another machine) holds the trial's folder: run it later
         busy = error is not None and "is in use by" in error
         store.fail(claimed, reason, attrs, retry=busy)
         log.warning("trial %s #%d failed (%s); log: %s", name, claimed.number, reason, log_path)

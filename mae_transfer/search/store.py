@@ -48,7 +48,8 @@ class Claimed:
 
 
 class TrialStore:
-    """``protocol``: the search's; ``entry_protocols``: entries whose protocol differs (``Entry.protocol``)."""
+    """``protocol``: the search's; ``entry_protocols``: entries whose protocol differs
+    (``Entry.protocol``)."""
 
     def __init__(
         self,

@@ -40,12 +40,13 @@ def _image_suffix(img_dir: str) -> str:
 
 @DATASETS.register_module()
 class LabelFolderDataset(BaseSegDataset):
-    """Images ``<img_path>/<stem><img_suffix>`` with labels ``<seg_map_path>/<stem>.png`` (class index per pixel).
-    ``img_suffix="auto"`` (default) takes the most common image suffix in the image folder (.jpg, .png, ...).
+    """Images ``<img_path>/<stem><img_suffix>`` with labels ``<seg_map_path>/<stem>.png`` (class index per
+    pixel). ``img_suffix="auto"`` (default) takes the most common image suffix in the image folder (.jpg,
+    .png, ...).
 
     ``classes_file``: one class name per line. With ``reduce_zero_label`` (default, as ADE20K), label 0 means
-    "unlabeled" (ignored) and label i is class line i; 255 is ignored too (mmseg's ignore index). Every pair is
-    checked before training: the image decodes, the label exists, is single-channel, has the image's size,
+    "unlabeled" (ignored) and label i is class line i; 255 is ignored too (mmseg's ignore index). Every pair
+    is checked before training: the image decodes, the label exists, is single-channel, has the image's size,
     and holds no value above the class count except 255.
     """
 

@@ -22,8 +22,8 @@ class MetricsJSONHook(Hook):
 
     ``test_after_training`` (set by the harness for the test split's one evaluation after training): the test
     results go under a ``test`` key of the training run's metrics.json instead of replacing its validation
-    results. ``eval_only_checkpoint`` (set by ``--eval-only``): the results go to ``metrics_eval.json`` with the
-    checkpoint evaluated, and a training run's metrics.json is left as it is."""
+    results. ``eval_only_checkpoint`` (set by ``--eval-only``): the results go to ``metrics_eval.json`` with
+    the checkpoint evaluated, and a training run's metrics.json is left as it is."""
 
     priority = "LOW"
     test_after_training = False

@@ -18,8 +18,7 @@ from typing import Any, Callable
 import torch
 
 from ..cli import (
-    add_backbone_args,
-    add_schedule_args,
+    add_entry_args,
     apply_backbone_args,
     batch_rule,
     check_backbone_size,
@@ -30,7 +29,7 @@ from ..console import console_to_log_files_only
 from ..dist import barrier, init_distributed
 from ..errors import ConfigError
 from ..kernels import set_attention_kernel
-from ..recipes import INIT_BACKBONE, INITS, SEG_BATCH, seg_entry_values, track_changes
+from ..recipes import INIT_BACKBONE, SEG_BATCH, seg_entry_values, track_changes
 from ..rundir import lock_output_dir
 from ..runlog import setup_logging, write_curves
 from ..utils import cpu_has_native_bf16
@@ -119,7 +118,8 @@ def _replace_value(node: Any, old: str, new: str, keys: tuple[str, ...]) -> None
 
 def apply_entry(cfg: Any, init: str) -> None:
     """``--init``: the entry's initialization; on a config that claims a published recipe, also the entry
-    table's lr / drop path / layer decay at the config's size (a config that claims none keeps its numbers)."""
+    table's lr / drop path / layer decay at the config's size (a config that claims none keeps its
+    numbers)."""
     entry = cfg.get("entry", {})
     if entry.get("recipe"):
         values = seg_entry_values(init, entry.get("size", "B"))
@@ -277,7 +277,8 @@ def scale_iterations(cfg: Any, ratio: float) -> None:
 
 
 def set_run_length(cfg: Any, n: int) -> None:
-    """--iters: the run ends at iteration n, every other iteration count in proportion (progress lines too)."""
+    """--iters: the run ends at iteration n, every other iteration count in proportion (progress lines
+    too)."""
     ratio = n / cfg.train_cfg.max_iters
     scale_iterations(cfg, ratio)
     cfg.train_cfg.max_iters = n
@@ -327,7 +328,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_config(args)
     card = seg_card(cfg, cfg.entry["changed_by"])
     if args.print_recipe:
-        print(card.format())
+        print(card.render(args.print_recipe))
         return {}
     main = launcher_rank_world(args.launcher)[0] == 0
     lock_output_dir(cfg.work_dir, main)  # before anything is written there
@@ -371,11 +372,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runner.test()
     if main:
         write_val_preview(runner)
+        # one folder per start of the run (resumes)
         rows = [
             json.loads(line)
             for f in sorted(Path(cfg.work_dir).glob("*/vis_data/scalars.json"))
             for line in f.read_text().splitlines()
-        ]  # one folder per start of the run (resumes)
+        ]
         write_curves(
             Path(cfg.work_dir) / "curves.png",
             [(r["step"], r["loss"]) for r in rows if "loss" in r],
@@ -455,22 +457,14 @@ def _last_checkpoint(work_dir: str) -> str | None:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        default=None,
-        help="mmengine config (default: configs/seg/upernet_vit_{b,l}_512x512_160k_ade20k.py by "
-        "--backbone's size)",
+    add_entry_args(
+        parser,
+        "mmengine config (default: configs/seg/upernet_vit_{b,l}_512x512_160k_ade20k.py by --backbone's "
+        "size)",
+        "Table 5",
+        "lr / drop path / layer decay",
+        SEG_BATCH,
     )
-    add_backbone_args(parser)
-    add_schedule_args(parser, SEG_BATCH)
-    parser.add_argument(
-        "--init",
-        default=None,
-        choices=INITS,
-        help="Table 5 entry: its lr / drop path / layer decay on a config that claims a published "
-        "recipe (and BEiT's backbone needs); the recipe card shows what changed",
-    )
-    parser.add_argument("--print-recipe", action="store_true", help="print the recipe card and exit")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint in the work dir"

@@ -1,4 +1,5 @@
-# Optimizer, schedule and run settings of Li et al. 2021 (MAE App. A.3) for the (MAE, ViT-B, 100 epochs) entry:
+# Optimizer, schedule and run settings of Li et al. 2021 (MAE App. A.3) for the (MAE, ViT-B, 100 epochs)
+# entry:
 # AdamW (0.9, 0.999), lr 8e-5, wd 0.1, no layer decay, half-period cosine after a 0.25-epoch linear warmup,
 # batch 64, mixed precision. Each number is checked against mae_transfer.recipes.det_reference by
 # tests/test_recipes.py; other entries change lr / wd / drop path (--init ENTRY shows what it changed).
@@ -32,7 +33,8 @@ train = dict(
     ddp=dict(broadcast_buffers=False, find_unused_parameters=False, fp16_compression=True),
     checkpointer=dict(period=5000, max_to_keep=3),
     eval_period=184_375,
-    test_dataset="",  # a declared dataset evaluated once after training, into metrics.json's "test" ('' = none)
+    # a declared dataset evaluated once after training, into metrics.json's "test" ('' = none)
+    test_dataset="",
     log_period=20,
     device="cuda",
     # this project's choice (detectron2's default -1 draws a fresh seed per run, so no two runs repeat): every

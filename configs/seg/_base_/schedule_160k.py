@@ -1,9 +1,10 @@
-# mmseg's MAE ViT-B config (configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py): AdamW lr 1e-4, wd 0.05,
-# layer decay 0.65 (applied by the project's shared rule, which equals mmseg's), 1500-iteration linear warmup
-# from 1e-6 then poly (power 1), 160k iterations, mixed precision. tests/test_recipes.py checks each number
-# against the installed mmseg's own config.
+# mmseg's MAE ViT-B config (configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py): AdamW lr 1e-4, wd
+# 0.05, layer decay 0.65 (applied by the project's shared rule, which equals mmseg's), 1500-iteration linear
+# warmup from 1e-6 then poly (power 1), 160k iterations, mixed precision. tests/test_recipes.py checks each
+# number against the installed mmseg's own config.
 optim_wrapper = dict(
-    type="AmpOptimWrapper",  # on CPU the tool switches to CPUAmpOptimWrapper (bf16), or fp32 without native bf16
+    # on CPU the tool switches to CPUAmpOptimWrapper (bf16), or fp32 without native bf16
+    type="AmpOptimWrapper",
     optimizer=dict(type="AdamW", lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor="ContractLayerDecayConstructor",
     paramwise_cfg=dict(layer_decay=0.65),

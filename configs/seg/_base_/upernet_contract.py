@@ -59,5 +59,6 @@ model = dict(
     test_cfg=dict(mode="slide", crop_size=crop_size, stride=(341, 341)),
 )
 # The Table 5 entry this run belongs to; `recipe` names the published recipe its numbers claim (mae: Table 5
-# as reproduced by mmseg's MAE config / BEiT's ViT-L config; '' = none) and selects the recipe card's reference.
+# as reproduced by mmseg's MAE config / BEiT's ViT-L config; '' = none) and selects the recipe card's
+# reference.
 entry = dict(init="mae", size="B", task="seg", recipe="mae")
