@@ -284,7 +284,13 @@ class ViTPyramidBackbone(Backbone):
 
     # ------------------------------------------------------------------ checkpoints
     def load_pretrained(self, path: str, source: str = "auto") -> LoadReport:
-        """Load any Table 4 initialization (see mae_transfer.checkpoints.convert) and report every key."""
+        """Load any Table 4 initialization and report every key.
+
+        Two steps, one per concern: ``checkpoints.convert`` turns any file format (BEiT's included) into the
+        canonical timm-named keys; this method places canonical keys in this model's layout, which depends
+        on its construction (BEiT's shared or per-block rel-pos tables go to the tables ``rel_pos`` made;
+        LayerScale needs ``init_values``; a missing ``pos_embed`` starts at zero).
+        """
         state, report, _ = read_vit_checkpoint(path, source)
         vit = self.vit
         mapped: dict[str, torch.Tensor] = {}
