@@ -34,6 +34,19 @@ else
     echo "[install] reusing shared dependency venv $deps"
 fi
 
+# PostgreSQL server programs (Debian's postgresql package): the multi-machine search storage and its test
+# (tests/test_search_postgres.py starts a throwaway cluster). Installed when missing and apt can run.
+if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    if command -v apt-get >/dev/null && [[ "$(id -u)" == 0 ]]; then
+        echo "[install] installing PostgreSQL (apt-get install postgresql)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+                 --no-install-recommends postgresql >/dev/null; }
+    else
+        echo "[install] PostgreSQL server programs not found: install Debian's postgresql package (as root)"
+    fi
+fi
+
 # This checkout's venv: no packages of its own, two .pth files (the shared packages, this checkout)
 # and console scripts (torchrun, tensorboard, pytest, ...) that run under its interpreter.
 venv="$repo/.venv"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -74,3 +78,58 @@ def assert_seed_decides_the_run(runs: dict[str, tuple[list[float], dict]]) -> No
     assert len(loss_a) >= 4 and loss_a == loss_b and loss_a != loss_c
     assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
     assert not all(torch.equal(w_a[k], w_c[k]) for k in w_a)
+
+
+def _postgres_bin(name: str) -> str | None:
+    """A PostgreSQL server program: on PATH, else in Debian's versioned folder."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    return str(versions[-1]) if versions else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server (Debian's ``postgresql`` package, which scripts/install.sh installs):
+    a cluster in a temp dir on a free local port, trust auth, a ``search`` database; stopped at the end.
+    The server refuses to run as root, so under root it runs as the ``postgres`` system user."""
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    assert initdb and pg_ctl, (
+        "PostgreSQL server programs not found: run scripts/install.sh (installs postgresql)"
+    )
+    root = Path(
+        tempfile.mkdtemp(prefix="mae_transfer_pg_")
+    )  # not under pytest's 0700 tmp: the server reads it
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-U", "mae", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    subprocess.run(
+        [*as_user, pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "server.log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        import sqlalchemy
+
+        admin = sqlalchemy.create_engine(
+            f"postgresql://mae@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text("CREATE DATABASE search"))
+        admin.dispose()
+        yield f"postgresql://mae@127.0.0.1:{port}/search"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

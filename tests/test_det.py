@@ -70,7 +70,7 @@ def test_evaluation_of_the_ground_truth_is_ap_100(tmp_path):
     import argparse
 
     from detectron2.data import DatasetCatalog
-    from detectron2.structures import BoxMode, Boxes, Instances
+    from detectron2.structures import Boxes, BoxMode, Instances
     from pycocotools import mask as mask_util
 
     from mae_transfer.det import train as det_train
@@ -78,7 +78,9 @@ def test_evaluation_of_the_ground_truth_is_ap_100(tmp_path):
     parser = argparse.ArgumentParser()
     det_train.add_args(parser)
     val_json = str(COCO128 / "annotations/instances_val2017.json")
-    args = parser.parse_args(["--val-json", val_json, "--val-images", VAL_IMAGES, "--output-dir", str(tmp_path)])
+    args = parser.parse_args(
+        ["--val-json", val_json, "--val-images", VAL_IMAGES, "--output-dir", str(tmp_path)]
+    )
     args.config = MINI
     cfg = det_train.load_config(args)
     det_train.register_datasets(cfg, eval_only=True)

@@ -116,6 +116,7 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
     log_path = out_dir / "trial.log"
     cmd = trial_command(cfg, name, spec, out_dir)
     attrs = {"log": str(log_path), "output_dir": str(out_dir), "command": " ".join(cmd)}
+    store.annotate(claimed, attrs)  # where a running trial writes, for anyone watching the study
     log.info("trial %s #%d (stage %d) %s", name, claimed.number, spec.stage, spec.key())
     stop = threading.Event()
 

@@ -207,18 +207,20 @@ class TrialStore:
             return Claimed(entry, tid, t.number, spec)
         return None
 
+    def annotate(self, claimed: Claimed, attrs: dict[str, Any]) -> None:
+        for k, v in attrs.items():
+            self.storage.set_trial_user_attr(claimed.trial_id, k, v)
+
     def heartbeat(self, claimed: Claimed) -> None:
         self.storage.set_trial_user_attr(claimed.trial_id, "heartbeat", time.time())
 
     def complete(self, claimed: Claimed, value: float, attrs: dict[str, Any]) -> None:
-        for k, v in attrs.items():
-            self.storage.set_trial_user_attr(claimed.trial_id, k, v)
+        self.annotate(claimed, attrs)
         self.storage.set_trial_state_values(claimed.trial_id, state=TrialState.COMPLETE, values=[value])
 
     def fail(self, claimed: Claimed, reason: str, attrs: dict[str, Any], retry: bool = False) -> None:
         """``retry``: the run did not get to finish (worker killed) and must run again."""
-        for k, v in {**attrs, "error": reason, "retry": retry}.items():
-            self.storage.set_trial_user_attr(claimed.trial_id, k, v)
+        self.annotate(claimed, {**attrs, "error": reason, "retry": retry})
         self.storage.set_trial_state_values(claimed.trial_id, state=TrialState.FAIL)
 
     def reclaim_stale(self, entry: str, grace_s: float = 900.0) -> int:
