@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 # ``extra=`` of a log call for a record meant for one of the two handlers only (e.g. a long table)
 FILE_ONLY = {"file_only": True}
@@ -136,3 +137,63 @@ def write_curves(
         logging.getLogger("mae_transfer").warning("no %s: %s: %s", Path(path).name, type(e).__name__, e)
         return None
     return Path(path)
+
+
+class ComputeMeter:
+    """What a run costs, for ``metrics.json``'s ``compute`` block: training seconds (``start``/``stop``
+    around the loop, evaluations inside it ``excluded``), seconds per iteration, peak memory, images seen,
+    the device.
+
+    Measured in this process (rank 0 of a distributed run: its peak memory, its clock); a resumed run counts
+    the iterations this process trained."""
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.device = torch.device(device)
+        self.train_s = 0.0
+        self._since: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._since is not None
+
+    def start(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._since is not None:
+            self.train_s += time.perf_counter() - self._since
+            self._since = None
+
+    @contextlib.contextmanager
+    def excluded(self) -> Iterator[None]:
+        """A block (an evaluation) whose time is not training time."""
+        running = self.running
+        self.stop()
+        try:
+            yield
+        finally:
+            if running:
+                self.start()
+
+    def record(self, iterations: int, images_seen: int, processes: int) -> dict[str, Any]:
+        import resource
+
+        import torch
+
+        if self.device.type == "cuda":
+            name = torch.cuda.get_device_name(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            name = "cpu"
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        return {
+            "device": name,
+            "processes": processes,
+            "train_s": round(self.train_s, 1),
+            "s_per_iter": round(self.train_s / iterations, 4) if iterations > 0 else None,
+            "peak_mem_mib": round(peak),
+            "images_seen": images_seen,
+        }

@@ -129,6 +129,9 @@ def test_train_and_evaluate_end_to_end(trained_run):
     assert set(metrics["bbox"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
     # the headline numbers are COCOeval's: AP of the bbox and segm evaluations, on the 0-100 scale
     assert metrics["APbox"] == metrics["bbox"]["AP"] and metrics["APmask"] == metrics["segm"]["AP"]
+    compute = metrics["compute"]  # what the run cost: 30 iterations x batch 2, evaluation time left out
+    assert compute["images_seen"] == 60 and compute["processes"] == 1 and compute["device"] == "cpu"
+    assert 0 < compute["s_per_iter"] * 30 == pytest.approx(compute["train_s"], abs=0.1)
     # --iters 30: evaluated at its end
     assert metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"
     # no weights given

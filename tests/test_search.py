@@ -463,6 +463,25 @@ def test_two_workers_share_one_study_and_report(tmp_path):
         tmp_path / "report" / "grid_seg_random_B.png"
     ).exists()
     assert (tmp_path / "report" / "schedules.png").exists()
+    # compute accounting: every attempt's device-hours; a completed run's harness-measured cost
+    import csv
+
+    with open(tmp_path / "report" / "trials.csv") as f:
+        attempts = list(csv.DictReader(f))
+    done = [t for t in attempts if t["entry"] == "seg/random/B" and t["state"] == "COMPLETE"]
+    for t in done:  # batch 2 x (2 | 3) iterations (short | long), one CPU process
+        iters = {"short": 2, "long": 3}[dict(kv.split("=") for kv in t["key"].split("|"))["sched"]]
+        assert int(t["images_seen"]) == 2 * iters and t["device"] == "cpu" and t["devices"] == "1"
+        assert float(t["s_per_iter"]) > 0 and int(t["peak_mem_mib"]) > 100
+        assert abs(float(t["device_hours"]) - float(t["seconds"]) / 3600) < 0.1 / 3600  # seconds: 0.1 s
+    with open(tmp_path / "report" / "table5.csv") as f:
+        table = list(csv.reader(f))
+    spent = sum(float(t["device_hours"] or 0) for t in attempts if t["entry"] == "seg/random/B")
+    row = next(r for r in table if r[0] == "random init")
+    assert table[0][-2:] == ["run device-h", "search device-h"] and float(row[-1]) == pytest.approx(
+        spent, rel=1e-2
+    )
+    assert (tmp_path / "report" / "cost.png").exists()
     assert "### seg/random/B\n\n![seg/random/B](../trials/seg_random_B/" in text  # its selected run's preview
     # the seed runs are real runs of the harness with randomness.seed set: seeds.csv names their folders
     import csv

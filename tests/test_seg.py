@@ -98,6 +98,8 @@ def test_train_and_evaluate_end_to_end(tmp_path, folders):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["mIoU"] is not None and metrics["aAcc"] is not None and metrics["iteration"] == 150
     assert len(metrics["per_class_IoU"]) == 133 and "person" in metrics["per_class_IoU"]
+    compute = metrics["compute"]  # 150 iterations x batch 2 in one process, validation time left out
+    assert compute["images_seen"] == 300 and compute["processes"] == 1 and compute["s_per_iter"] > 0
     # AmpOptimWrapper on CPU: bf16 autocast (CPUAmpOptimWrapper) where the CPU has native bf16, else fp32
     expected = "bf16 autocast (CPU)" if cpu_has_native_bf16() else "precision: fp32"
     assert expected in (tmp_path / "recipe.json").read_text()

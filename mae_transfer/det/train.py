@@ -33,7 +33,7 @@ from ..errors import ConfigError, NonFiniteLossError, UserError
 from ..kernels import set_attention_kernel
 from ..recipes import DET_BATCH, INIT_BACKBONE, det_entry_values, track_changes
 from ..rundir import lock_output_dir
-from ..runlog import read_jsonl, setup_logging, truncate_jsonl, write_curves
+from ..runlog import ComputeMeter, read_jsonl, setup_logging, truncate_jsonl, write_curves
 from ..utils import autocast_training_forward, cpu_has_native_bf16, precision_name, write_json_atomic
 from .checkpoint import SafeDetectionCheckpointer
 from .data import check_mask_dependencies, coco2017_paths, register_coco
@@ -393,11 +393,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             autocast_training_forward(model, "cpu", _amp_dtype(cfg))
         trainer = SimpleTrainer(model, train_loader, optimizer)
     checkpointer = SafeDetectionCheckpointer(model, out, trainer=trainer)
+    meter = ComputeMeter(cfg.train.device if cfg.train.device == "cpu" else f"cuda:{comm.get_local_rank()}")
     last: dict[str, Any] = {}  # the latest evaluation's results (on the main process; other ranks get {})
     evaluated = []  # whether any evaluation ran: the same on every rank, unlike `last`
 
     def evaluate() -> dict[str, Any]:
-        res = do_test(cfg, model)
+        with meter.excluded():
+            res = do_test(cfg, model)
         last.clear()
         last.update(res)
         evaluated.append(trainer.iter)
@@ -432,10 +434,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         for hook in trainer._hooks:  # max_to_keep counts the checkpoints an earlier process wrote too
             if isinstance(hook, hooks.PeriodicCheckpointer):
                 hook.recent_checkpoints = sorted(str(p) for p in Path(out).glob("model_[0-9]*.pth"))
+    meter.start()
     try:
         trainer.train(start_iter, cfg.train.max_iter)
     except FloatingPointError as e:
         raise NonFiniteLossError(f"{e} (last checkpoint kept in {out})") from None
+    meter.stop()
     if not evaluated:  # resumed at the end
         evaluate()
     test = {}
@@ -443,7 +447,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         log.info("evaluating the test split once: %s", cfg.train.test_dataset)
         test = {"test": _ap(do_test(cfg, model, cfg.train.test_dataset), cfg.train.test_dataset)}
     if comm.is_main_process():
-        path = write_metrics(cfg, last, iteration=cfg.train.max_iter, **test)
+        batch = cfg.dataloader.train.total_batch_size
+        compute = meter.record(
+            cfg.train.max_iter - start_iter, cfg.train.max_iter * batch, comm.get_world_size()
+        )
+        path = write_metrics(cfg, last, iteration=cfg.train.max_iter, compute=compute, **test)
         rows = read_jsonl(Path(out) / "log.jsonl")
         write_curves(
             Path(out) / "curves.png",

@@ -28,6 +28,8 @@ INIT_LABELS = {
     "mae": "MAE",
 }
 SECOND = {"det": "APmask", "seg": "aAcc"}  # the table's second measured column
+# what each trial attempt cost (runner.cost, the harness's metrics.json compute block)
+COST_KEYS = ("seconds", "device", "devices", "device_hours", "s_per_iter", "peak_mem_mib", "images_seen")
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -64,7 +66,15 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
                     **spec.__dict__,
                     **{
                         k: t.user_attrs.get(k)
-                        for k in ("APmask", "aAcc", "error", "log", "output_dir", f"test_{METRICS[e.task]}")
+                        for k in (
+                            "APmask",
+                            "aAcc",
+                            "error",
+                            "log",
+                            "output_dir",
+                            f"test_{METRICS[e.task]}",
+                            *COST_KEYS,
+                        )
                     },
                 }
             )
@@ -94,6 +104,15 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def device_hours(trials: list[dict[str, Any]]) -> float:
+    """The compute a list of trial attempts spent (failed, interrupted and pruned attempts count too)."""
+    return sum(t.get("device_hours") or 0.0 for t in trials)
+
+
+def _hours(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3g}"
 
 
 def reference_rows(rows: list[dict[str, Any]], reference: str) -> dict[str, dict[str, Any] | None]:
@@ -169,7 +188,20 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
             else [metric, delta, second]
         )
         paper = ["paper APbox", "paper APmask"] if task == "det" else ["paper mIoU"]
-        header = ["init", "size", *measured, *paper, "lr", "wd", "drop path", "schedule", "seeds", "trials"]
+        header = [
+            "init",
+            "size",
+            *measured,
+            *paper,
+            "lr",
+            "wd",
+            "drop path",
+            "schedule",
+            "seeds",
+            "trials",
+            "run device-h",
+            "search device-h",
+        ]
         with_ld = any((r["best"] or {}).get("layer_decay") is not None for r in task_rows)
         if with_ld:  # an entry searched layer decay (Entry.protocol layer_decays)
             header.insert(header.index("drop path") + 1, "layer decay")
@@ -208,7 +240,10 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
             ]
             if with_test:
                 measured += [_cell(r["result_test"], d1), _delta_cell(r, refs[r["entry"]], d1, "result_test")]
-            body.append([*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common, seeds, str(n)])
+            cost = [_hours(b.get("device_hours") if b else None), _hours(device_hours(r["trials"]))]
+            body.append(
+                [*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common, seeds, str(n), *cost]
+            )
         out[title] = body
     return out
 
@@ -299,8 +334,8 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
         fig.savefig(p, dpi=110)
         plt.close(fig)
         paths.append(p)
-    results = plot_results(rows, out_dir)
-    return paths + ([results] if results else [])
+    extra = [plot_results(rows, out_dir), plot_cost(rows, out_dir)]
+    return paths + [p for p in extra if p]
 
 
 def plot_results(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
@@ -324,6 +359,36 @@ def plot_results(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
         ax.set_title(f"{task}: mean ± std over seeds (dots: seeds)", fontsize=9)
     fig.tight_layout()
     p = out_dir / "results.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
+
+
+def plot_cost(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    """Per entry, the best metric found so far against the device-hours spent so far (trials in the order
+    they were created), one panel per task: what each point of the table cost."""
+    plt = pyplot()
+    tasks = [t for t in ("det", "seg") if any(r["task"] == t and r["trials"] for r in rows)]
+    if not tasks:
+        return None
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for r in (r for r in rows if r["task"] == task and r["trials"]):
+            spent, best, xs, ys = 0.0, None, [], []
+            for t in sorted(r["trials"], key=lambda t: t["number"]):
+                spent += t.get("device_hours") or 0.0
+                if t["state"] == "COMPLETE" and t["value"] is not None:
+                    best = t["value"] if best is None else max(best, t["value"])
+                if best is not None:
+                    xs.append(spent)
+                    ys.append(best)
+            if xs:
+                ax.step(xs, ys, where="post", marker="o", markersize=3, label=r["entry"])
+        ax.set_xlabel("device-hours spent (cumulative)")
+        ax.set_ylabel(f"best {METRICS[task]} so far")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    p = out_dir / "cost.png"
     fig.savefig(p, dpi=110)
     plt.close(fig)
     return p
@@ -449,6 +514,15 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
         with open(out / f"{'table4' if 'Table 4' in title else 'table5'}.csv", "w", newline="") as f:
             csv.writer(f).writerows(table)
     write_seed_values(rows, out)
+    with open(out / "trials.csv", "w", newline="") as f:  # every attempt and what it cost
+        w = csv.writer(f)
+        w.writerow(["entry", "number", "stage", "state", "value", "key", *COST_KEYS])
+        for r in rows:
+            for t in sorted(r["trials"], key=lambda t: t["number"]):
+                w.writerow(
+                    [r["entry"], t["number"], t["stage"], t["state"], t["value"], t["key"]]
+                    + [t.get(k) for k in COST_KEYS]
+                )
     plots = plot_grids(cfg, rows, out)
     md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     previews = [
@@ -464,8 +538,8 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
     for r in rows:
         md.append(f"### {r['entry']} ({'done' if r['done'] else 'in progress'})")
         md.append("")
-        md.append("| # | stage | state | value | lr | wd | drop path | schedule | seed | note |")
-        md.append("|---|---|---|---|---|---|---|---|---|---|")
+        md.append("| # | stage | state | value | lr | wd | drop path | schedule | seed | device-h | note |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for t in sorted(r["trials"], key=lambda t: t["number"]):
             note = t.get("error") or ""
             if t["state"] == "FAIL" and t.get("log"):
@@ -474,7 +548,7 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
             md.append(
                 f"| {t['number']} | {t['stage']} | {t['state']} | {_fmt(t['value'], 3)} | {t['lr']:.3g} "
                 f"| {t['weight_decay']:.3g} | {t['drop_path']:.2g} | {t['schedule']} | {seed} | "
-                f"{note.strip()} |"
+                f"{_hours(t.get('device_hours'))} | {note.strip()} |"
             )
         md.append("")
     path = out / "report.md"

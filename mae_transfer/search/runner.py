@@ -100,9 +100,29 @@ def _read_metric(task: str, out_dir: Path) -> tuple[float | None, dict[str, Any]
     extra.update(
         {f"test_{k}": test[k] for k in ("APbox", "APmask", "mIoU", "aAcc") if test.get(k) is not None}
     )
+    compute = data.get("compute") if isinstance(data.get("compute"), dict) else {}
+    extra.update(
+        {k: compute[k] for k in ("device", "s_per_iter", "peak_mem_mib", "images_seen") if k in compute}
+    )
     if value is None and task == "det" and data.get("iteration", 0) > 0:
         value = 0.0  # COCOeval gives NaN when a trained model predicts nothing: that is AP 0
     return value, extra
+
+
+def local_device() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def cost(seconds: float, devices: int, device: str | None = None) -> dict[str, Any]:
+    """A trial attempt's compute: wall seconds (start-up and evaluations included) x the devices it held."""
+    return {
+        "seconds": round(seconds, 1),
+        "device": device or local_device(),
+        "devices": devices,
+        "device_hours": round(seconds * devices / 3600, 6),
+    }
 
 
 def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float | None:
@@ -115,7 +135,12 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "trial.log"
     cmd = trial_command(cfg, name, spec, out_dir)
-    attrs = {"log": str(log_path), "output_dir": str(out_dir), "command": " ".join(cmd)}
+    attrs = {
+        "log": str(log_path),
+        "output_dir": str(out_dir),
+        "command": " ".join(cmd),
+        "devices": cfg.gpus_per_trial,
+    }
     store.annotate(claimed, attrs)  # where a running trial writes, for anyone watching the study
     log.info("trial %s #%d (stage %d) %s", name, claimed.number, spec.stage, spec.key())
     stop = threading.Event()
@@ -129,8 +154,8 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
         rc, seconds = run_tool(cmd, log_path, cfg.trial_timeout_s)
     finally:
         stop.set()
-    attrs["seconds"] = round(seconds, 1)
     value, extra = _read_metric(cfg.entries[name].task, out_dir) if rc == 0 else (None, {})
+    attrs.update(cost(seconds, cfg.gpus_per_trial, extra.get("device")))
     if rc != 0 or value is None or not math.isfinite(value):
         reason = f"exit {rc}" if rc != 0 else "no metric in metrics.json"
         error = last_error(log_path)

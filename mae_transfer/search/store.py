@@ -202,7 +202,8 @@ class TrialStore:
             }
             for name, value in spec.params().items():
                 self.storage.set_trial_param(tid, name, dists[name].to_internal_repr(value), dists[name])
-            for k, v in (("host", HOST), ("pid", os.getpid()), ("heartbeat", time.time())):
+            now = time.time()
+            for k, v in (("host", HOST), ("pid", os.getpid()), ("claimed_at", now), ("heartbeat", now)):
                 self.storage.set_trial_user_attr(tid, k, v)
             return Claimed(entry, tid, t.number, spec)
         return None
@@ -236,6 +237,16 @@ class TrialStore:
             if dead or silent:
                 tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
                 self.storage.set_trial_user_attr(tid, "error", "interrupted (worker gone)")
+                # what the lost attempt cost, as far as its heartbeats tell
+                held = max(
+                    0.0, float(a.get("heartbeat", 0)) - float(a.get("claimed_at", a.get("heartbeat", 0)))
+                )
+                devices = int(a.get("devices", 1))
+                for k, v in {
+                    "seconds": round(held, 1),
+                    "device_hours": round(held * devices / 3600, 6),
+                }.items():
+                    self.storage.set_trial_user_attr(tid, k, v)
                 self.storage.set_trial_user_attr(tid, "retry", True)
                 self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
                 n += 1

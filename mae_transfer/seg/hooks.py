@@ -12,6 +12,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from ..errors import NonFiniteLossError
+from ..runlog import ComputeMeter
 from ..utils import write_json_atomic
 from .metrics import clean_number
 
@@ -23,11 +24,29 @@ class MetricsJSONHook(Hook):
     ``test_after_training`` (set by the harness for the test split's one evaluation after training): the test
     results go under a ``test`` key of the training run's metrics.json instead of replacing its validation
     results. ``eval_only_checkpoint`` (set by ``--eval-only``): the results go to ``metrics_eval.json`` with
-    the checkpoint evaluated, and a training run's metrics.json is left as it is."""
+    the checkpoint evaluated, and a training run's metrics.json is left as it is. A training run's metrics
+    carry its ``compute`` block (``runlog.ComputeMeter``: validation time left out)."""
 
     priority = "LOW"
     test_after_training = False
     eval_only_checkpoint: str | None = None
+    meter: ComputeMeter | None = None
+    start_iter = 0
+    _was_training = False
+
+    def before_train(self, runner) -> None:
+        self.meter = ComputeMeter("cuda" if torch.cuda.is_available() else "cpu")
+        self.start_iter = runner.iter  # a resumed run trains from here
+        self.meter.start()
+
+    def after_train(self, runner) -> None:
+        if self.meter is not None:
+            self.meter.stop()
+
+    def before_val_epoch(self, runner) -> None:
+        self._was_training = self.meter is not None and self.meter.running
+        if self.meter is not None:
+            self.meter.stop()
 
     def _write(self, runner, metrics: dict[str, Any] | None, loop: Any, phase: str) -> None:
         if not metrics or runner.rank != 0:
@@ -42,6 +61,11 @@ class MetricsJSONHook(Hook):
             "iteration": runner.iter,
             "phase": phase,
         }
+        if phase == "val" and self.meter is not None:
+            batch = runner.train_dataloader.batch_size * runner.world_size
+            data["compute"] = self.meter.record(
+                runner.iter - self.start_iter, runner.iter * batch, runner.world_size
+            )
         path = Path(runner.work_dir) / "metrics.json"
         if phase == "test" and self.eval_only_checkpoint is not None:
             path, data = (
@@ -54,6 +78,8 @@ class MetricsJSONHook(Hook):
 
     def after_val_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:
         self._write(runner, metrics, runner.val_loop, "val")
+        if self._was_training:
+            self.meter.start()
 
     def after_test_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:
         self._write(runner, metrics, runner.test_loop, "test")
