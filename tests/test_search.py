@@ -18,7 +18,7 @@ from conftest import COCO128, one_line_error, run_tool
 from mae_transfer.config import load_config
 from mae_transfer.errors import ConfigError
 from mae_transfer.paths import REPO_ROOT
-from mae_transfer.search import Protocol, TrialSpec, TrialStore, next_trials
+from mae_transfer.search import Entry, Protocol, SearchConfig, TrialSpec, TrialStore, next_trials, work
 from mae_transfer.search.protocol import Finished
 from mae_transfer.search.report import write_report
 
@@ -521,3 +521,76 @@ def test_killed_search_resumes_without_rerunning_or_losing_trials(tmp_path):
     interrupted = [t for _, t in trials if t.user_attrs.get("retry") is True]
     assert len(interrupted) == 1
     assert ("seg/random/B", interrupted[0].user_attrs["key"]) in set(complete)  # ... and it was run again
+
+
+def test_a_finished_run_is_reused_by_identity_even_after_its_checkpoint_moved(tmp_path):
+    """Results cache: a trial whose identity (checkpoint content, recipe card, arguments, code) already
+    finished in any study of the storage is completed from it without running; renaming the checkpoint does
+    not defeat it; reuse_results=False (--no-reuse) runs it again."""
+    import torch
+
+    from mae_transfer.models.mae import MaskedAutoencoderViT
+
+    mae = MaskedAutoencoderViT(
+        patch_size=16,
+        embed_dim=192,
+        depth=4,
+        num_heads=3,
+        decoder_embed_dim=32,
+        decoder_depth=1,
+        decoder_num_heads=2,
+    )
+    first = tmp_path / "encoder.pth"
+    torch.save({"model": mae.encoder_state_dict()}, first)
+    common = seg_trial_args(tmp_path)
+
+    def search(entry: str, weights: Path, **extra) -> SearchConfig:
+        return SearchConfig(
+            name=entry,
+            storage=f"journal:{tmp_path}/study.journal",
+            output_dir=str(tmp_path / "trials"),
+            protocol=Protocol(
+                name="one",
+                lrs=(1e-4,),
+                weight_decays=(0.05,),
+                extend_edges=False,
+                drop_paths=(0.0,),
+                stage1_schedule="s",
+                stage2_schedule="s",
+                schedules=("s",),
+            ),
+            schedules={"seg": {"s": ["train_cfg.max_iters=2"]}},
+            entries={entry: Entry(init="mae", task="seg", weights=str(weights), args=common)},
+            **extra,
+        )
+
+    def only_trial(cfg: SearchConfig):
+        (t,) = [
+            t
+            for t in TrialStore.for_search(cfg).trials(next(iter(cfg.entries)))
+            if t.state.name == "COMPLETE"
+        ]
+        return t
+
+    ran = search("seg/mae/A", first)
+    assert work(ran) == 1
+    original = only_trial(ran)
+    assert "cached_from" not in original.user_attrs and original.user_attrs["device_hours"] > 0
+    moved = tmp_path / "moved" / "renamed.pth"
+    moved.parent.mkdir()
+    first.rename(moved)
+    reused = search("seg/mae/B", moved)
+    assert work(reused) == 1
+    t = only_trial(reused)
+    assert t.user_attrs["cached_from"] == f"seg/mae/A#{original.number}" and t.value == original.value
+    assert t.user_attrs["identity"] == original.user_attrs["identity"] and t.user_attrs["device_hours"] == 0
+    assert not (tmp_path / "trials" / "seg_mae_B").exists() or not list(
+        (tmp_path / "trials" / "seg_mae_B").rglob("trial.log")
+    )
+    text = write_report(reused, tmp_path / "report").read_text()
+    assert "† from the results cache" in text and f"reused seg/mae/A#{original.number}" in text
+    forced = search("seg/mae/C", moved, reuse_results=False)
+    assert work(forced) == 1
+    t = only_trial(forced)
+    assert "cached_from" not in t.user_attrs and t.user_attrs["identity"] == original.user_attrs["identity"]
+    assert list((tmp_path / "trials" / "seg_mae_C").rglob("trial.log"))

@@ -37,9 +37,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--array", type=int, default=4, help="slurm: number of workers in the job array")
     parser.add_argument("--partition", default=None)
     parser.add_argument("--timeout-min", type=int, default=4320)
+    parser.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="run every trial, even one whose identity already finished in the storage (reuse_results=False)",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the search config")
     args = parser.parse_intermixed_args(argv)
     setup_logging()
+    if args.no_reuse:
+        args.overrides.append("reuse_results=False")
     cfg = apply_overrides(load_config(args.config, expect=SearchConfig), args.overrides)
     cfg.validate()
     if args.command == "run":

@@ -65,6 +65,11 @@ class SearchConfig(ConfigBase):
     trial_timeout_s: int = option(0, "kill a trial after this many seconds (0 = no limit)")
     heartbeat_s: float = option(30.0, "worker heartbeat period")
     stale_after_s: float = option(900.0, "a running trial with no heartbeat for this long is re-run")
+    reuse_results: bool = option(
+        True,
+        "a trial whose identity (checkpoint content, recipe card, arguments, code version) already finished "
+        "in any study of the storage takes that result instead of running (False: run it again)",
+    )
     max_retries: int = option(2, "re-runs of an interrupted trial (worker killed) before it counts as failed")
 
     def protocol_for(self, entry: str) -> Protocol:

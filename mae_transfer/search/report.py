@@ -74,6 +74,8 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
                             "output_dir",
                             f"test_{METRICS[e.task]}",
                             *COST_KEYS,
+                            "cached_from",
+                            "cached_device_hours",
                         )
                     },
                 }
@@ -240,7 +242,18 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
             ]
             if with_test:
                 measured += [_cell(r["result_test"], d1), _delta_cell(r, refs[r["entry"]], d1, "result_test")]
-            cost = [_hours(b.get("device_hours") if b else None), _hours(device_hours(r["trials"]))]
+            cached = any(t.get("cached_from") for t in [b, *r["seeds"]] if t)
+            run_cost = (
+                (b.get("cached_device_hours") if b.get("cached_from") else b.get("device_hours"))
+                if b
+                else None
+            )
+            cost = [
+                _hours(run_cost) + (" †" if b and b.get("cached_from") else ""),
+                _hours(device_hours(r["trials"])),
+            ]
+            if cached:
+                measured[2] += " †"
             body.append(
                 [*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common, seeds, str(n), *cost]
             )
@@ -505,6 +518,13 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
             ),
             "",
         ]
+        if any("†" in cell for row in table[1:] for cell in row):
+            md += [
+                "† from the results cache: a finished run of the same identity (checkpoint content, recipe "
+                "card, arguments, code version) in this storage, reused without running; its device-hours "
+                "are the original run's and count in the search total of the entry that ran it.",
+                "",
+            ]
         if any(r["size"] not in ("B", "L") for r in rows):
             md += [
                 "Paper columns: the full-scale ViT-B numbers (ImageNet pretraining, COCO / ADE20K), for "
@@ -541,7 +561,7 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
         md.append("| # | stage | state | value | lr | wd | drop path | schedule | seed | device-h | note |")
         md.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for t in sorted(r["trials"], key=lambda t: t["number"]):
-            note = t.get("error") or ""
+            note = t.get("error") or (f"reused {t['cached_from']}" if t.get("cached_from") else "")
             if t["state"] == "FAIL" and t.get("log"):
                 note += f" (log: {t['log']})"
             seed = "config" if t["seed"] is None else t["seed"]

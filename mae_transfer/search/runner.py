@@ -22,6 +22,7 @@ from typing import Any
 
 from ..paths import REPO_ROOT
 from ..toolrun import last_error, read_metrics, run_tool
+from .cache import trial_identity
 from .config import METRICS, PARAM_KEYS, TOOLS, SearchConfig
 from .protocol import Finished, TrialSpec, next_trials, stage1_best
 from .store import Claimed, TrialStore
@@ -125,6 +126,36 @@ def cost(seconds: float, devices: int, device: str | None = None) -> dict[str, A
     }
 
 
+# a trial's own bookkeeping, never copied from the run it reuses
+_OWN_ATTRS = ("key", "stage", "spec", "host", "pid", "claimed_at", "heartbeat", "retry", "duplicate_of")
+
+
+def _reuse(store: TrialStore, claimed: Claimed, identity: str, study: str, t: Any) -> float:
+    """Complete ``claimed`` with the finished run ``t`` of the same identity: no run, no compute spent."""
+    copied = {k: v for k, v in t.user_attrs.items() if k not in _OWN_ATTRS}
+    store.complete(
+        claimed,
+        t.value,
+        {
+            **copied,
+            "identity": identity,
+            "cached_from": f"{study}#{t.number}",
+            "cached_device_hours": t.user_attrs.get("device_hours"),
+            "seconds": 0.0,
+            "device_hours": 0.0,
+        },
+    )
+    log.info(
+        "trial %s #%d: reused %s#%d (same identity), value %.3f",
+        claimed.entry,
+        claimed.number,
+        study,
+        t.number,
+        t.value,
+    )
+    return float(t.value)
+
+
 def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float | None:
     spec, name = claimed.spec, claimed.entry
     out_dir = (
@@ -142,6 +173,11 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
         "devices": cfg.gpus_per_trial,
     }
     store.annotate(claimed, attrs)  # where a running trial writes, for anyone watching the study
+    attrs["identity"] = trial_identity(cmd, cfg.entries[name].weights)
+    if attrs["identity"] and cfg.reuse_results:
+        hit = store.find_completed(attrs["identity"])
+        if hit is not None:
+            return _reuse(store, claimed, attrs["identity"], *hit)
     log.info("trial %s #%d (stage %d) %s", name, claimed.number, spec.stage, spec.key())
     stop = threading.Event()
 

@@ -212,6 +212,16 @@ class TrialStore:
         for k, v in attrs.items():
             self.storage.set_trial_user_attr(claimed.trial_id, k, v)
 
+    def find_completed(self, identity: str) -> tuple[str, optuna.trial.FrozenTrial] | None:
+        """The completed run of this identity in any study of the storage (the results cache), or None."""
+        for study in self.storage.get_all_studies():
+            for t in self.storage.get_all_trials(
+                study._study_id, deepcopy=False, states=(TrialState.COMPLETE,)
+            ):
+                if t.user_attrs.get("identity") == identity and "cached_from" not in t.user_attrs:
+                    return study.study_name, t
+        return None
+
     def heartbeat(self, claimed: Claimed) -> None:
         self.storage.set_trial_user_attr(claimed.trial_id, "heartbeat", time.time())
 

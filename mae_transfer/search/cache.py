@@ -1,0 +1,82 @@
+"""Results cache: a trial's identity, and the finished run of the same identity anywhere in the storage.
+
+Identity = sha256 of (the initialization checkpoint's content, the resolved recipe card the harness prints
+for the trial's exact arguments, those arguments without the output dir and checkpoint path, the code
+version). Renaming or moving a checkpoint keeps its identity; changing a number the card shows, the data
+arguments or any source file gives a new one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ..paths import REPO_ROOT
+
+# arguments that say where a run writes or reads its checkpoint, not what it computes
+_PATH_FLAGS = ("--output-dir", "--work-dir", "--weights")
+CODE_DIRS = ("mae_transfer", "backbones", "tools", "configs")
+
+
+@functools.lru_cache(maxsize=None)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_sha256(path: str) -> str:
+    """The content hash of a checkpoint file ('random' without one); memoized per (path, size, mtime)."""
+    if not path:
+        return "random"
+    p = Path(path)
+    if not p.is_file():
+        return f"missing:{p}"  # the run fails with its own one-line error; such a failure is never reused
+    st = p.stat()
+    return _file_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """sha256 over the project's Python sources and configs (works without git, counts uncommitted edits)."""
+    digest = hashlib.sha256()
+    for d in CODE_DIRS:
+        for f in sorted((REPO_ROOT / d).rglob("*.py")):
+            digest.update(str(f.relative_to(REPO_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def trial_identity(cmd: list[str], weights: str) -> str:
+    """The identity of the run ``cmd`` (a trial command of ``runner.trial_command``) would make."""
+    tool = next(i for i, a in enumerate(cmd) if a.endswith(".py") and "tools/" in a)
+    args, kept, skip = cmd[tool + 1 :], [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in _PATH_FLAGS:
+            skip = True
+        elif a != "--resume":
+            kept.append(a)
+    res = subprocess.run(
+        [sys.executable, cmd[tool], *args, "--print-recipe", "json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        return ""  # the run itself will fail and say why; a failure has no identity to reuse
+    card = json.loads(next(ln for ln in reversed(res.stdout.splitlines()) if ln.startswith("{")))
+    what = {
+        "checkpoint": checkpoint_sha256(weights),
+        "recipe": {k: card[k] for k in ("task", "claims", "rows")},
+        "tool": Path(cmd[tool]).name,
+        "args": kept,
+        "code": code_version(),
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
