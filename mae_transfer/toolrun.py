@@ -14,15 +14,22 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .paths import REPO_ROOT
 
 
-def run_tool(cmd: list[str], log_path: Path, timeout_s: float | None = None) -> tuple[int | str, float]:
+def run_tool(
+    cmd: list[str],
+    log_path: Path,
+    timeout_s: float | None = None,
+    stop: Callable[[], bool] | None = None,
+    poll_s: float = 5.0,
+) -> tuple[int | str, float]:
     """Run ``cmd`` from the repository root, stdout and stderr appended to ``log_path``; returns (exit status,
-    or "timeout", and the seconds it ran). When it ends, whatever is left of its process group (data-loader
-    workers, launcher children) is killed: a killed caller leaves no orphan writing into the run's folder."""
+    "timeout", or "stopped" when ``stop()``, asked every ``poll_s`` seconds, said so; and the seconds it ran).
+    When it ends, whatever is left of its process group (data-loader workers, launcher children) is killed: a
+    killed caller leaves no orphan writing into the run's folder."""
     t0 = time.time()
     with open(log_path, "a") as logf:
         logf.write(f"$ {' '.join(cmd)}\n")
@@ -36,10 +43,18 @@ def run_tool(cmd: list[str], log_path: Path, timeout_s: float | None = None) -> 
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+        rc: int | str | None = None
         try:
-            rc: int | str = proc.wait(timeout=timeout_s or None)
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
+            while rc is None:
+                left = timeout_s - (time.time() - t0) if timeout_s else None
+                if left is not None and left <= 0:
+                    rc = "timeout"
+                    break
+                try:
+                    rc = proc.wait(timeout=min(poll_s, left) if left is not None else poll_s)
+                except subprocess.TimeoutExpired:
+                    if stop is not None and stop():
+                        rc = "stopped"
         finally:
             _kill_group(proc)
     return rc, time.time() - t0

@@ -3,6 +3,7 @@ report."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -594,3 +595,133 @@ def test_a_finished_run_is_reused_by_identity_even_after_its_checkpoint_moved(tm
     t = only_trial(forced)
     assert "cached_from" not in t.user_attrs and t.user_attrs["identity"] == original.user_attrs["identity"]
     assert list((tmp_path / "trials" / "seg_mae_C").rglob("trial.log"))
+
+
+def test_halving_protocol_enqueues_every_candidate_on_the_longest_schedule_then_seeds():
+    p = Protocol(
+        name="sh",
+        strategy="halving",
+        lrs=(1e-4, 2e-4),
+        weight_decays=(0.05, 0.1),
+        drop_paths=(0.1,),
+        schedules=("short", "long"),
+        stage1_schedule="short",
+        stage2_schedule="short",
+        seeds=2,
+    )
+    todo, best = next_trials(p, [])
+    assert (
+        best is None
+        and len(todo) == 4
+        and {(s.stage, s.schedule, s.drop_path) for s in todo} == {(1, "long", 0.1)}
+    )
+    # two pruned (finished without a value), two completed: the best completed is selected, then its seeds
+    values = [None, 3.0, None, 5.0]
+    finished = [
+        Finished(s.key(), v, s.lr, s.weight_decay, s.drop_path, s.schedule) for s, v in zip(todo, values)
+    ]
+    todo2, best = next_trials(p, finished)
+    assert best is None and [(s.stage, s.seed, s.lr, s.weight_decay) for s in todo2] == [
+        (4, 1, todo[3].lr, todo[3].weight_decay),
+        (4, 2, todo[3].lr, todo[3].weight_decay),
+    ]
+    assert (
+        p.fingerprint()
+        != Protocol(
+            name="sh",
+            lrs=p.lrs,
+            weight_decays=p.weight_decays,
+            drop_paths=(0.1,),
+            schedules=p.schedules,
+            stage1_schedule="short",
+            stage2_schedule="short",
+            seeds=2,
+        ).fingerprint()
+    )
+    assert (
+        Protocol().fingerprint() == Protocol(strategy="grid", halving_rate=5).fingerprint()
+    )  # grid: unchanged
+
+
+def test_halving_stops_a_run_below_the_rung_and_lets_a_better_one_go_on(tmp_path):
+    """The runner's successive halving on a real study with Optuna's SuccessiveHalvingPruner (rate 2): each
+    evaluation a run has written is reported as an intermediate value; at a rung a run goes on only in the top
+    half of the runs that reached it."""
+    import json as _json
+
+    from mae_transfer.search.runner import _Halving
+
+    cfg = SearchConfig(
+        name="sh",
+        storage=f"journal:{tmp_path}/study.journal",
+        output_dir=str(tmp_path / "trials"),
+        protocol=Protocol(
+            name="sh",
+            strategy="halving",
+            halving_rate=2,
+            lrs=(1e-4, 2e-4, 4e-4),
+            weight_decays=(0.05,),
+            drop_paths=(0.0,),
+            schedules=("s",),
+            stage1_schedule="s",
+            stage2_schedule="s",
+        ),
+        entries={"seg/x/B": Entry(init="random", task="seg")},
+    )
+    store = TrialStore.for_search(cfg)
+    todo, _ = next_trials(cfg.protocol, [])
+    store.enqueue("seg/x/B", todo)
+
+    def run(miou: list[float]) -> tuple[bool, int]:
+        claimed = store.claim("seg/x/B")
+        out = tmp_path / f"run{claimed.number}"
+        (out / "20260101_000000" / "vis_data").mkdir(parents=True)
+        rows = [{"mIoU": v, "step": 10 * (i + 1)} for i, v in enumerate(miou)]
+        (out / "20260101_000000" / "vis_data" / "scalars.json").write_text("\n".join(map(_json.dumps, rows)))
+        halving = _Halving(cfg, store, claimed, out)
+        stopped = halving.check()
+        return stopped, halving.seen
+
+    assert run([10.0, 20.0, 30.0]) == (False, 3)  # the first run at every rung goes on
+    assert run([5.0, 25.0]) == (True, 1)  # below the first run at rung 1 (1 evaluation): stopped there
+    assert run([12.0, 18.0]) == (True, 2)  # passes rung 1 (best of 3 so far), below the first at rung 2
+    trials = store.trials("seg/x/B")
+    assert [sorted(t.intermediate_values.items()) for t in trials] == [
+        [(1, 10.0), (2, 20.0), (3, 30.0)],
+        [(1, 5.0)],
+        [(1, 12.0), (2, 18.0)],
+    ]
+
+
+def test_halving_search_on_real_runs_stops_the_worse_run_at_its_rung(tmp_path):
+    """strategy="halving" end to end (tools/search.py, real seg runs with 10 evaluations each, rate 2): the
+    second run is stopped at the first rung (1, 2, 4, 8 evaluations) where it is below the first run, and
+    otherwise completes; the entry selects the best completed run."""
+    common = seg_trial_args(tmp_path, "default_hooks.logger.interval=1")
+    path = tmp_path / "search.py"
+    path.write_text(f"""
+from mae_transfer.search import Entry, Protocol, SearchConfig
+config = SearchConfig(
+    name="sh", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
+    protocol=Protocol(name="sh", strategy="halving", halving_rate=2, lrs=(1e-4, 3e-3), weight_decays=(0.05,),
+                      drop_paths=(0.0,), stage1_schedule="s", stage2_schedule="s", schedules=("s",)),
+    schedules={{"seg": {{"s": ["train_cfg.max_iters=20", "train_cfg.val_interval=2"]}}}},
+    entries={{"seg/random/B": Entry(init="random", task="seg", args={common!r})}},
+)
+""")
+    res = run_tool("tools/search.py", "run", "--config", str(path), timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    first, second = sorted(trial_table(path), key=lambda nt: nt[1].number)
+    first, second = first[1], second[1]
+    assert first.state.name == "COMPLETE" and len(first.intermediate_values) == 10
+    below = [
+        r for r in (1, 2, 4, 8) if second.intermediate_values.get(r, math.inf) < first.intermediate_values[r]
+    ]
+    if below:
+        assert second.state.name == "PRUNED" and second.user_attrs["pruned_after_evals"] == below[0]
+        assert len(second.intermediate_values) == below[0]  # the run stopped there
+        assert second.user_attrs["device_hours"] < first.user_attrs["device_hours"]
+    else:
+        assert second.state.name == "COMPLETE" and len(second.intermediate_values) == 10
+    report = write_report(load_config(path), tmp_path / "report").read_text()
+    assert ("PRUNED" in report) == bool(below)

@@ -46,6 +46,15 @@ class Protocol(ConfigBase):
     layer_decays: tuple[float, ...] = option(
         (), "stage-1 layer decays searched with lr x wd (empty: the config's)"
     )
+    strategy: str = option(
+        "grid",
+        "grid: the stages above | halving: every (lr, wd, drop path[, layer decay]) candidate on the "
+        "longest schedule, stopped early by successive halving over their evaluations",
+    )
+    halving_rate: int = option(
+        3, "halving: at each rung only the top 1/rate of the runs that reached it go on"
+    )
+    halving_min_evals: int = option(1, "halving: evaluations a run makes before its first rung")
     seeds: int = option(
         1,
         "runs of the selected configuration the result averages (1: the selected run itself; "
@@ -61,6 +70,9 @@ class Protocol(ConfigBase):
             del d["layer_decays"]
         if d["seeds"] == 1:
             del d["seeds"]
+        if d["strategy"] == "grid":  # the halving fields do not decide a grid search
+            for k in ("strategy", "halving_rate", "halving_min_evals"):
+                del d[k]
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def validate(self) -> None:
@@ -73,6 +85,14 @@ class Protocol(ConfigBase):
                 raise ConfigError(
                     f"protocol {self.name!r}: schedule {name!r} is not in schedules {self.schedules}"
                 )
+        if self.strategy not in ("grid", "halving"):
+            raise ConfigError(
+                f"protocol {self.name!r}: strategy must be grid or halving, not {self.strategy!r}"
+            )
+        if self.strategy == "halving" and (self.halving_rate < 2 or self.halving_min_evals < 1):
+            raise ConfigError(
+                f"protocol {self.name!r}: halving needs halving_rate >= 2 and halving_min_evals >= 1"
+            )
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"protocol {self.name!r}: seeds must be a positive integer, not {self.seeds!r}")
 
@@ -178,8 +198,10 @@ def _stage1_specs(protocol: Protocol, lrs: Sequence[float], wds: Sequence[float]
 def stage1_best(protocol: Protocol, finished: list[Finished]) -> tuple[list[TrialSpec], Finished | None]:
     """(stage-1 trials still needed, best stage-1 run once the grid is settled)."""
     by_key = {r.key: r for r in finished}
-    lrs, wds = _grid(protocol, finished)
-    specs = _stage1_specs(protocol, lrs, wds)
+    if protocol.strategy == "halving":
+        specs = _halving_candidates(protocol)
+    else:
+        specs = _stage1_specs(protocol, *_grid(protocol, finished))
     missing = [s for s in specs if s.key() not in by_key]
     if missing:
         return missing, None
@@ -197,6 +219,8 @@ def next_trials(
     ``reused``: (lr, wd) from another entry's stage 1 (an entry's ``reuse_lr_wd_from``); stage 1 is skipped.
     """
     by_key = {r.key: r for r in finished}
+    if protocol.strategy == "halving":
+        return _halving_trials(protocol, by_key, reused)
     ld = None
     if reused is None:
         todo, best1 = stage1_best(protocol, finished)
@@ -223,6 +247,34 @@ def next_trials(
         return [], None
     missing = [s for s in seed_specs(protocol, best3) if s.key() not in by_key]
     return (missing, None) if missing else ([], best3)
+
+
+def _halving_candidates(protocol: Protocol, reused: tuple[float, float] | None = None) -> list[TrialSpec]:
+    lrs, wds = ([reused[0]], [reused[1]]) if reused else (protocol.lrs, protocol.weight_decays)
+    return [
+        TrialSpec(1, lr, wd, dp, protocol.schedules[-1], ld)
+        for lr in lrs
+        for wd in wds
+        for dp in protocol.drop_paths
+        for ld in protocol.layer_decays or (None,)
+    ]
+
+
+def _halving_trials(
+    protocol: Protocol, by_key: dict[str, Finished], reused: tuple[float, float] | None
+) -> tuple[list[TrialSpec], Finished | None]:
+    """Successive halving: every candidate is one run on the longest schedule (stage 1), which the runner
+    stops at a rung (pruned: a finished run without a value) unless it is in the top 1/rate there. The best
+    completed run is selected; then the seed runs, as in the grid."""
+    candidates = _halving_candidates(protocol, reused)
+    missing = [c for c in candidates if c.key() not in by_key]
+    if missing:
+        return missing, None
+    best = _best([by_key[c.key()] for c in candidates])
+    if best is None:
+        return [], None
+    missing = [s for s in seed_specs(protocol, best) if s.key() not in by_key]
+    return (missing, None) if missing else ([], best)
 
 
 def seed_specs(protocol: Protocol, selected: Finished) -> list[TrialSpec]:

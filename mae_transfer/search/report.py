@@ -216,7 +216,8 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
             n = sum(
                 1
                 for t in r["trials"]
-                if t["state"] in ("COMPLETE", "FAIL") and t.get("error") != "interrupted (worker gone)"
+                if t["state"] in ("COMPLETE", "PRUNED", "FAIL")
+                and t.get("error") != "interrupted (worker gone)"
             )
             if b:
                 common = [

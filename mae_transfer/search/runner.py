@@ -20,7 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import optuna
+
 from ..paths import REPO_ROOT
+from ..runlog import read_jsonl
 from ..toolrun import last_error, read_metrics, run_tool
 from .cache import trial_identity
 from .config import METRICS, PARAM_KEYS, TOOLS, SearchConfig
@@ -126,6 +129,47 @@ def cost(seconds: float, devices: int, device: str | None = None) -> dict[str, A
     }
 
 
+def evaluations(task: str, out_dir: Path) -> list[float]:
+    """The metric of each evaluation a run made so far, in order (det: log.jsonl's bbox/AP rows; seg: the
+    vis_data/scalars.json mIoU rows of every start of the run)."""
+    if task == "det":
+        path = out_dir / "log.jsonl"
+        rows = read_jsonl(path) if path.is_file() else []
+        return [v if math.isfinite(v) else 0.0 for v in (r["bbox/AP"] for r in rows if "bbox/AP" in r)]
+    by_step = {}
+    for path in sorted(out_dir.glob("*/vis_data/scalars.json")):
+        by_step.update({r["step"]: r["mIoU"] for r in read_jsonl(path) if "mIoU" in r})
+    return [by_step[k] for k in sorted(by_step)]
+
+
+class _Halving:
+    """Successive halving of a stage-1 trial of a ``strategy="halving"`` protocol: each new evaluation is
+    reported to the study as an intermediate value and Optuna's SuccessiveHalvingPruner (asynchronous: rungs
+    at ``halving_min_evals`` x rate^k evaluations) says whether the run goes on."""
+
+    def __init__(self, cfg: SearchConfig, store: TrialStore, claimed: Claimed, out_dir: Path) -> None:
+        protocol = cfg.protocol_for(claimed.entry)
+        self.on = protocol.strategy == "halving" and claimed.spec.stage == 1
+        self.task = cfg.entries[claimed.entry].task
+        self.store, self.claimed, self.out_dir = store, claimed, out_dir
+        self.seen = 0  # evaluations reported so far
+        self.pruner = optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=protocol.halving_min_evals,
+            reduction_factor=protocol.halving_rate,
+            min_early_stopping_rate=0,
+        )
+
+    def check(self) -> bool:
+        """True when the run should stop here (a rung it does not pass)."""
+        values = evaluations(self.task, self.out_dir)
+        for step in range(self.seen + 1, len(values) + 1):
+            self.store.report(self.claimed, step, values[step - 1])
+            self.seen = step
+            if self.store.should_prune(self.claimed, self.pruner):
+                return True
+        return False
+
+
 # a trial's own bookkeeping, never copied from the run it reuses
 _OWN_ATTRS = ("key", "stage", "spec", "host", "pid", "claimed_at", "heartbeat", "retry", "duplicate_of")
 
@@ -186,12 +230,23 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
             store.heartbeat(claimed)
 
     threading.Thread(target=beat, daemon=True).start()
+    halving = _Halving(cfg, store, claimed, out_dir)
     try:
-        rc, seconds = run_tool(cmd, log_path, cfg.trial_timeout_s)
+        rc, seconds = run_tool(
+            cmd, log_path, cfg.trial_timeout_s, stop=halving.check if halving.on else None, poll_s=2.0
+        )
     finally:
         stop.set()
     value, extra = _read_metric(cfg.entries[name].task, out_dir) if rc == 0 else (None, {})
     attrs.update(cost(seconds, cfg.gpus_per_trial, extra.get("device")))
+    if rc == "stopped":
+        store.prune(claimed, {**attrs, "pruned_after_evals": halving.seen})
+        log.info(
+            "trial %s #%d pruned after %d evaluation(s) (%.0f s)", name, claimed.number, halving.seen, seconds
+        )
+        return None
+    if rc == 0 and halving.on:
+        halving.check()  # evaluations the last polls missed: their rung values count for later trials
     if rc != 0 or value is None or not math.isfinite(value):
         reason = f"exit {rc}" if rc != 0 else "no metric in metrics.json"
         error = last_error(log_path)

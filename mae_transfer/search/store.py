@@ -120,7 +120,7 @@ class TrialStore:
         """Completed runs and failed ones (value None); interrupted / duplicate claims are not results."""
         out = []
         for t in self.trials(entry):
-            if t.state == TrialState.COMPLETE or (
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
                 t.state == TrialState.FAIL and t.user_attrs.get("retry") is False
             ):
                 s = self._spec(t)
@@ -147,7 +147,7 @@ class TrialStore:
         covered = {
             t.user_attrs.get("key")
             for t in self.trials(entry)
-            if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
             or (t.state == TrialState.FAIL and t.user_attrs.get("retry") is False)
         }
         covered |= set(self._exhausted(entry))
@@ -182,7 +182,7 @@ class TrialStore:
                 if o.user_attrs.get("key") == key
                 and o.number < t.number
                 and (
-                    o.state in (TrialState.COMPLETE, TrialState.RUNNING)
+                    o.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
                     or (o.state == TrialState.FAIL and o.user_attrs.get("retry") is False)
                 )
             ]
@@ -228,6 +228,18 @@ class TrialStore:
     def complete(self, claimed: Claimed, value: float, attrs: dict[str, Any]) -> None:
         self.annotate(claimed, attrs)
         self.storage.set_trial_state_values(claimed.trial_id, state=TrialState.COMPLETE, values=[value])
+
+    def report(self, claimed: Claimed, step: int, value: float) -> None:
+        """An intermediate evaluation of a running trial (``step``: its 1-based evaluation count)."""
+        self.storage.set_trial_intermediate_value(claimed.trial_id, step, value)
+
+    def should_prune(self, claimed: Claimed, pruner: optuna.pruners.BasePruner) -> bool:
+        return pruner.prune(self.study(claimed.entry), self.storage.get_trial(claimed.trial_id))
+
+    def prune(self, claimed: Claimed, attrs: dict[str, Any]) -> None:
+        """Stopped at a rung by the budgeted protocol: a finished run without a result."""
+        self.annotate(claimed, attrs)
+        self.storage.set_trial_state_values(claimed.trial_id, state=TrialState.PRUNED)
 
     def fail(self, claimed: Claimed, reason: str, attrs: dict[str, Any], retry: bool = False) -> None:
         """``retry``: the run did not get to finish (worker killed) and must run again."""
