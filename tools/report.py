@@ -27,8 +27,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="report folder (default: OUTPUT_DIR/report)")
     parser.add_argument(
         "--reference",
-        default="random",
-        help="entry name or initialization every Δ column is measured against (default: random)",
+        default=None,
+        help="entry name or initialization every Δ column is measured against (default: random init; a "
+        "search without one gets no Δ)",
     )
     parser.add_argument(
         "overrides", nargs="*", help="key=value overrides of the search config (e.g. storage=...)"
@@ -36,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = apply_overrides(load_config(args.config, expect=SearchConfig), args.overrides)
     cfg.validate()
-    if args.reference not in cfg.entries and all(e.init != args.reference for e in cfg.entries.values()):
+    if args.reference is None:
+        args.reference = "random"  # where the search has no random init entry, the Δ cells are "-"
+    elif args.reference not in cfg.entries and all(e.init != args.reference for e in cfg.entries.values()):
         raise ConfigError(
             f"--reference {args.reference!r} is neither an entry nor an initialization of search {cfg.name!r}"
         )

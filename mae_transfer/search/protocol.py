@@ -10,6 +10,9 @@ Default = Li et al. (2021), the protocol behind MAE's Table 4:
            the entry's result is their mean and spread; the selecting run (the config's own seed) is left
            out of it, so the reported value carries no winner's-curse bias from picking the best of stage 3.
            N = 1 (the paper's practice, one run per cell): the selected run is the result.
+Budgeted (``strategy="halving"``): every (lr, wd, drop path[, layer decay]) candidate is one run on the
+longest schedule, stopped early by successive halving over its evaluations (the runner asks Optuna's
+SuccessiveHalvingPruner at each evaluation); the best completed run is selected, then the seed runs.
 An entry may change protocol fields (``Entry.protocol``): random init's stage 2 at its short schedule (Li et
 al.), a layer-decay axis in stage 1 (``layer_decays``) where no source fixes it.
 
@@ -23,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import random
 from typing import Any, Sequence
 
 from ..config import ConfigBase, option
@@ -250,14 +254,18 @@ def next_trials(
 
 
 def _halving_candidates(protocol: Protocol, reused: tuple[float, float] | None = None) -> list[TrialSpec]:
+    """Every candidate, in a fixed shuffled order: asynchronous halving keeps a run that beats the runs before
+    it at a rung, so a grid walked in sorted order (each lr better than the last) would stop none."""
     lrs, wds = ([reused[0]], [reused[1]]) if reused else (protocol.lrs, protocol.weight_decays)
-    return [
+    candidates = [
         TrialSpec(1, lr, wd, dp, protocol.schedules[-1], ld)
         for lr in lrs
         for wd in wds
         for dp in protocol.drop_paths
         for ld in protocol.layer_decays or (None,)
     ]
+    random.Random(0).shuffle(candidates)
+    return candidates
 
 
 def _halving_trials(

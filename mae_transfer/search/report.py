@@ -76,6 +76,7 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
                             *COST_KEYS,
                             "cached_from",
                             "cached_device_hours",
+                            "pruned_after_evals",
                         )
                     },
                 }
@@ -154,9 +155,12 @@ def _cell(s: Summary | None, digits: int) -> str:
     return f"{s.mean:.{digits}f}" if s.n == 1 else f"{s.mean:.{digits}f} ± {s.std:.{digits}f}"
 
 
-def _delta_cell(r: dict[str, Any], ref: dict[str, Any] | None, digits: int, key: str = "result") -> str:
-    if ref is None:
-        return "(reference)" if r[key] is not None else "-"
+def _delta_cell(
+    r: dict[str, Any], ref: dict[str, Any] | None, digits: int, reference: str, key: str = "result"
+) -> str:
+    if ref is None:  # this entry is the reference, or the search has none for its task and size
+        is_reference = r["entry"] == reference or r["init"] == reference
+        return "(reference)" if r[key] is not None and is_reference else "-"
     if r[key] is None or ref[key] is None:
         return "-"
     d = welch_difference(r[key], ref[key])
@@ -238,11 +242,14 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
                 INIT_LABELS.get(r["init"], r["init"]),
                 r["size"],
                 _cell(r["result"], d1),
-                _delta_cell(r, refs[r["entry"]], d1),
+                _delta_cell(r, refs[r["entry"]], d1, reference),
                 _cell(r["result_" + second], d2),
             ]
             if with_test:
-                measured += [_cell(r["result_test"], d1), _delta_cell(r, refs[r["entry"]], d1, "result_test")]
+                measured += [
+                    _cell(r["result_test"], d1),
+                    _delta_cell(r, refs[r["entry"]], d1, reference, "result_test"),
+                ]
             cached = any(t.get("cached_from") for t in [b, *r["seeds"]] if t)
             run_cost = (
                 (b.get("cached_device_hours") if b.get("cached_from") else b.get("device_hours"))
@@ -563,6 +570,8 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
         md.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for t in sorted(r["trials"], key=lambda t: t["number"]):
             note = t.get("error") or (f"reused {t['cached_from']}" if t.get("cached_from") else "")
+            if t["state"] == "PRUNED":
+                note = f"stopped by halving after {t.get('pruned_after_evals')} evaluation(s)"
             if t["state"] == "FAIL" and t.get("log"):
                 note += f" (log: {t['log']})"
             seed = "config" if t["seed"] is None else t["seed"]
