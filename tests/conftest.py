@@ -80,6 +80,22 @@ def assert_seed_decides_the_run(runs: dict[str, tuple[list[float], dict]]) -> No
     assert not all(torch.equal(w_a[k], w_c[k]) for k in w_a)
 
 
+def kill_search_worker(worker_pid: int, trial_dir: Path) -> None:
+    """SIGKILL a search worker and check that the trial it was running dies with it (no orphan run)."""
+    import json
+    import signal
+    import time
+
+    from mae_transfer.rundir import pid_alive
+
+    trial_pid = json.loads((trial_dir / ".lock").read_text())["pid"]
+    os.kill(worker_pid, signal.SIGKILL)
+    gone = time.time() + 20
+    while time.time() < gone and pid_alive(trial_pid):
+        time.sleep(0.1)
+    assert not pid_alive(trial_pid), "the killed worker's trial kept running as an orphan"
+
+
 def _postgres_bin(name: str) -> str | None:
     """A PostgreSQL server program: on PATH, else in Debian's versioned folder."""
     found = shutil.which(name)

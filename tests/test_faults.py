@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from test_pretrain import overrides, tiny_cfg
 
-from conftest import one_line_error, run_tool
+from conftest import kill_search_worker, one_line_error, run_tool
 from mae_transfer.paths import REPO_ROOT
 from mae_transfer.runlog import read_jsonl
 
@@ -195,14 +195,7 @@ config = SearchConfig(
         store = TrialStore.for_search(cfg)
         running = [t for t in store.trials("seg/random/B") if t.state.name == "RUNNING"]
         worker_pid = int(running[0].user_attrs["pid"])
-        trial_pid = json.loads((trial_dir / ".lock").read_text())["pid"]
-        os.kill(worker_pid, signal.SIGKILL)
-        from mae_transfer.rundir import pid_alive
-
-        gone = time.time() + 20
-        while time.time() < gone and pid_alive(trial_pid):
-            time.sleep(0.1)
-        assert not pid_alive(trial_pid), "the killed worker's trial kept running as an orphan"
+        kill_search_worker(worker_pid, trial_dir)
         out, _ = parent.communicate(timeout=900)
     finally:
         if parent.poll() is None:

@@ -195,7 +195,7 @@ config = SearchConfig(
     assert rows["MAE"][2] == "25.3 ± 1.0"
     assert rows["MAE"][3] == f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]" and ci.low > 0
     assert rows["supervised"][3].startswith("+0.2 [") and rows["supervised"][3].endswith(" ≈")
-    assert rows["MAE"][-2] == "3"  # seed count
+    assert rows["MAE"][-4:] == ["3", "4", "-", "0 |"]  # seeds, trials; no cost recorded by this test
     assert rows["init"][2] == "val mIoU" and rows["init"][5] == "test mIoU"
     assert rows["MAE"][5] == "24.3 ± 1.0" and rows["MAE"][6] == f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]"
     with open(tmp_path / "report" / "seeds.csv") as f:

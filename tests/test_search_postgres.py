@@ -15,9 +15,9 @@ from pathlib import Path
 
 from test_search import seg_trial_args
 
+from conftest import kill_search_worker
 from mae_transfer.config import load_config
 from mae_transfer.paths import REPO_ROOT
-from mae_transfer.rundir import pid_alive
 from mae_transfer.search import TrialStore
 from mae_transfer.search.report import write_report
 
@@ -63,12 +63,7 @@ config = SearchConfig(
         worker_pid = int(victim.user_attrs["pid"])
         assert worker_pid in [w.pid for w in workers]  # each command is its own worker process
         trial_dir = Path(victim.user_attrs["output_dir"])
-        trial_pid = json.loads((trial_dir / ".lock").read_text())["pid"]
-        os.kill(worker_pid, signal.SIGKILL)
-        gone = time.time() + 20
-        while time.time() < gone and pid_alive(trial_pid):
-            time.sleep(0.1)
-        assert not pid_alive(trial_pid), "the killed worker's trial kept running as an orphan"
+        kill_search_worker(worker_pid, trial_dir)
         survivor = next(w for w in workers if w.pid != worker_pid)
         out, _ = survivor.communicate(timeout=900)
     finally:
