@@ -56,9 +56,13 @@ class Protocol(ConfigBase):
         "longest schedule, stopped early by successive halving over their evaluations",
     )
     halving_rate: int = option(
-        3, "halving: at each rung only the top 1/rate of the runs that reached it go on"
+        3,
+        "halving: at each rung only the top 1/rate of the runs that reached it go on (3: Hyperband's eta, "
+        "Li et al., JMLR 2018; Optuna's default is 4)",
     )
-    halving_min_evals: int = option(1, "halving: evaluations a run makes before its first rung")
+    halving_min_evals: int = option(
+        1, "halving: evaluations a run makes before its first rung (this project's choice: the first one)"
+    )
     seeds: int = option(
         1,
         "runs of the selected configuration the result averages (1: the selected run itself; "
