@@ -646,7 +646,7 @@ def test_halving_protocol_enqueues_every_candidate_on_the_longest_schedule_then_
 def test_halving_stops_a_run_below_the_rung_and_lets_a_better_one_go_on(tmp_path):
     """The runner's successive halving on a real study with Optuna's SuccessiveHalvingPruner (rate 2): each
     evaluation a run has written is reported as an intermediate value; at a rung a run goes on only in the top
-    half of the runs that reached it."""
+    half of the runs that reached it; a run at its last evaluation has finished and is never stopped."""
     import json as _json
 
     from mae_transfer.search.runner import _Halving
@@ -659,7 +659,7 @@ def test_halving_stops_a_run_below_the_rung_and_lets_a_better_one_go_on(tmp_path
             name="sh",
             strategy="halving",
             halving_rate=2,
-            lrs=(1e-4, 2e-4, 4e-4),
+            lrs=(1e-4, 2e-4, 4e-4, 8e-4),
             weight_decays=(0.05,),
             drop_paths=(0.0,),
             schedules=("s",),
@@ -672,24 +672,26 @@ def test_halving_stops_a_run_below_the_rung_and_lets_a_better_one_go_on(tmp_path
     todo, _ = next_trials(cfg.protocol, [])
     store.enqueue("seg/x/B", todo)
 
-    def run(miou: list[float]) -> tuple[bool, int]:
+    def run(miou: list[float], last_iter: int = 100) -> tuple[bool, int]:
         claimed = store.claim("seg/x/B")
         out = tmp_path / f"run{claimed.number}"
         (out / "20260101_000000" / "vis_data").mkdir(parents=True)
         rows = [{"mIoU": v, "step": 10 * (i + 1)} for i, v in enumerate(miou)]
         (out / "20260101_000000" / "vis_data" / "scalars.json").write_text("\n".join(map(_json.dumps, rows)))
-        halving = _Halving(cfg, store, claimed, out)
+        halving = _Halving(cfg, store, claimed, out, last_iter)
         stopped = halving.check()
         return stopped, halving.seen
 
     assert run([10.0, 20.0, 30.0]) == (False, 3)  # the first run at every rung goes on
     assert run([5.0, 25.0]) == (True, 1)  # below the first run at rung 1 (1 evaluation): stopped there
     assert run([12.0, 18.0]) == (True, 2)  # passes rung 1 (best of 3 so far), below the first at rung 2
+    assert run([1.0], last_iter=10) == (False, 1)  # below rung 1, but that was its last evaluation (step 10)
     trials = store.trials("seg/x/B")
     assert [sorted(t.intermediate_values.items()) for t in trials] == [
         [(1, 10.0), (2, 20.0), (3, 30.0)],
         [(1, 5.0)],
         [(1, 12.0), (2, 18.0)],
+        [(1, 1.0)],
     ]
 
 

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..paths import REPO_ROOT
 
@@ -52,26 +53,33 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def trial_identity(cmd: list[str], weights: str) -> str:
-    """The identity of the run ``cmd`` (a trial command of ``runner.trial_command``) would make."""
-    tool = next(i for i, a in enumerate(cmd) if a.endswith(".py") and "tools/" in a)
-    args, kept, skip = cmd[tool + 1 :], [], False
-    for a in args:
+def recipe_card(cmd: list[str]) -> dict[str, Any] | None:
+    """The recipe card the harness resolves for ``cmd`` (a trial command of ``runner.trial_command``), from
+    its ``--print-recipe json``; None when the harness refuses the arguments (the run itself will fail and
+    say why)."""
+    tool = _tool_index(cmd)
+    res = subprocess.run(
+        [sys.executable, cmd[tool], *cmd[tool + 1 :], "--print-recipe", "json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        return None
+    return json.loads(next(ln for ln in reversed(res.stdout.splitlines()) if ln.startswith("{")))
+
+
+def trial_identity(cmd: list[str], weights: str, card: dict[str, Any]) -> str:
+    """The identity of the run ``cmd`` would make, given its recipe ``card``."""
+    tool = _tool_index(cmd)
+    kept, skip = [], False
+    for a in cmd[tool + 1 :]:
         if skip:
             skip = False
         elif a in _PATH_FLAGS:
             skip = True
         elif a != "--resume":
             kept.append(a)
-    res = subprocess.run(
-        [sys.executable, cmd[tool], *args, "--print-recipe", "json"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        return ""  # the run itself will fail and say why; a failure has no identity to reuse
-    card = json.loads(next(ln for ln in reversed(res.stdout.splitlines()) if ln.startswith("{")))
     what = {
         "checkpoint": checkpoint_sha256(weights),
         "recipe": {k: card[k] for k in ("task", "claims", "rows")},
@@ -80,3 +88,7 @@ def trial_identity(cmd: list[str], weights: str) -> str:
         "code": code_version(),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _tool_index(cmd: list[str]) -> int:
+    return next(i for i, a in enumerate(cmd) if a.endswith(".py") and "tools/" in a)

@@ -25,7 +25,7 @@ import optuna
 from ..paths import REPO_ROOT
 from ..runlog import read_jsonl
 from ..toolrun import last_error, read_metrics, run_tool
-from .cache import trial_identity
+from .cache import recipe_card, trial_identity
 from .config import METRICS, PARAM_KEYS, TOOLS, SearchConfig
 from .protocol import Finished, TrialSpec, next_trials, stage1_best
 from .store import Claimed, TrialStore
@@ -129,29 +129,36 @@ def cost(seconds: float, devices: int, device: str | None = None) -> dict[str, A
     }
 
 
-def evaluations(task: str, out_dir: Path) -> list[float]:
-    """The metric of each evaluation a run made so far, in order (det: log.jsonl's bbox/AP rows; seg: the
-    vis_data/scalars.json mIoU rows of every start of the run)."""
+def evaluations(task: str, out_dir: Path) -> list[tuple[int, float]]:
+    """(iteration, metric) of each evaluation a run made so far, in order (det: log.jsonl's bbox/AP rows;
+    seg: the vis_data/scalars.json mIoU rows of every start of the run)."""
     if task == "det":
         path = out_dir / "log.jsonl"
         rows = read_jsonl(path) if path.is_file() else []
-        return [v if math.isfinite(v) else 0.0 for v in (r["bbox/AP"] for r in rows if "bbox/AP" in r)]
+        return [
+            (r["iteration"], r["bbox/AP"] if math.isfinite(r["bbox/AP"]) else 0.0)
+            for r in rows
+            if "bbox/AP" in r
+        ]
     by_step = {}
     for path in sorted(out_dir.glob("*/vis_data/scalars.json")):
         by_step.update({r["step"]: r["mIoU"] for r in read_jsonl(path) if "mIoU" in r})
-    return [by_step[k] for k in sorted(by_step)]
+    return sorted(by_step.items())
 
 
 class _Halving:
     """Successive halving of a stage-1 trial of a ``strategy="halving"`` protocol: each new evaluation is
     reported to the study as an intermediate value and Optuna's SuccessiveHalvingPruner (asynchronous: rungs
-    at ``halving_min_evals`` x rate^k evaluations) says whether the run goes on."""
+    at ``halving_min_evals`` x rate^k evaluations) says whether the run goes on. A run is never stopped at
+    its last evaluation (``last_iter``, from its recipe card): it has finished, and is recorded so."""
 
-    def __init__(self, cfg: SearchConfig, store: TrialStore, claimed: Claimed, out_dir: Path) -> None:
+    def __init__(
+        self, cfg: SearchConfig, store: TrialStore, claimed: Claimed, out_dir: Path, last_iter: int | None
+    ) -> None:
         protocol = cfg.protocol_for(claimed.entry)
         self.on = protocol.strategy == "halving" and claimed.spec.stage == 1
         self.task = cfg.entries[claimed.entry].task
-        self.store, self.claimed, self.out_dir = store, claimed, out_dir
+        self.store, self.claimed, self.out_dir, self.last_iter = store, claimed, out_dir, last_iter
         self.seen = 0  # evaluations reported so far
         self.pruner = optuna.pruners.SuccessiveHalvingPruner(
             min_resource=protocol.halving_min_evals,
@@ -161,11 +168,12 @@ class _Halving:
 
     def check(self) -> bool:
         """True when the run should stop here (a rung it does not pass)."""
-        values = evaluations(self.task, self.out_dir)
-        for step in range(self.seen + 1, len(values) + 1):
-            self.store.report(self.claimed, step, values[step - 1])
+        evals = evaluations(self.task, self.out_dir)
+        for step in range(self.seen + 1, len(evals) + 1):
+            iteration, value = evals[step - 1]
+            self.store.report(self.claimed, step, value)
             self.seen = step
-            if self.store.should_prune(self.claimed, self.pruner):
+            if iteration != self.last_iter and self.store.should_prune(self.claimed, self.pruner):
                 return True
         return False
 
@@ -217,7 +225,8 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
         "devices": cfg.gpus_per_trial,
     }
     store.annotate(claimed, attrs)  # where a running trial writes, for anyone watching the study
-    attrs["identity"] = trial_identity(cmd, cfg.entries[name].weights)
+    card = recipe_card(cmd)
+    attrs["identity"] = trial_identity(cmd, cfg.entries[name].weights, card) if card else ""
     if attrs["identity"] and cfg.reuse_results:
         hit = store.find_completed(attrs["identity"])
         if hit is not None:
@@ -230,7 +239,8 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
             store.heartbeat(claimed)
 
     threading.Thread(target=beat, daemon=True).start()
-    halving = _Halving(cfg, store, claimed, out_dir)
+    rows = {r["name"]: r["value"] for r in card["rows"]} if card else {}
+    halving = _Halving(cfg, store, claimed, out_dir, rows.get("max_iter", rows.get("max_iters")))
     try:
         rc, seconds = run_tool(
             cmd, log_path, cfg.trial_timeout_s, stop=halving.check if halving.on else None, poll_s=2.0
