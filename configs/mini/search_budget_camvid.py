@@ -5,7 +5,8 @@
 # candidate to the end; STRATEGY=halving (RATE=3) stops runs at rungs of 1 and 3 evaluations (RATE=4: 1 and
 # 4). Each has its own storage. Side by side, one core each:
 #   OMP_NUM_THREADS=1 STRATEGY=grid python tools/search.py run --config configs/mini/search_budget_camvid.py &
-#   OMP_NUM_THREADS=1 STRATEGY=halving python tools/search.py run --config configs/mini/search_budget_camvid.py
+#   OMP_NUM_THREADS=1 STRATEGY=halving python tools/search.py run \
+#       --config configs/mini/search_budget_camvid.py
 import os
 
 from mae_transfer.search import Entry, Protocol, SearchConfig
