@@ -298,6 +298,33 @@ def test_store_deduplicates_and_refuses_another_protocol(tmp_path):
     assert len(TrialStore(url, p).finished("e")) == 2
 
 
+def test_store_refuses_an_entry_redefined_under_the_same_name(tmp_path):
+    """A storage never shows results of one entry definition under another: the study records what its
+    entry was run with (task config and arguments, checkpoint content) and refuses a config that says
+    otherwise; moving the checkpoint is not a change, a weights file that did not exist yet is recorded."""
+    from mae_transfer.search.store import entry_definition
+
+    url = f"journal:{tmp_path / 's.journal'}"
+    p = Protocol(lrs=(1e-4,), weight_decays=(0.05,))
+    ckpt = tmp_path / "encoder.pth"
+
+    def open_entry(weights: Path, args: list[str]) -> None:
+        e = Entry(init="mae", task="seg", weights=str(weights), args=args)
+        TrialStore(url, p, entry_definitions={"seg/mae/B": entry_definition(e)}).study("seg/mae/B")
+
+    open_entry(ckpt, ["--config", "a.py"])  # no checkpoint yet (pretraining still to run)
+    ckpt.write_bytes(b"pretrained once")
+    open_entry(ckpt, ["--config", "a.py"])  # now its content is what the entry means
+    moved = tmp_path / "moved.pth"
+    ckpt.rename(moved)
+    open_entry(moved, ["--config", "a.py"])
+    with pytest.raises(ConfigError, match=r"entry 'seg/mae/B' run with another args than"):
+        open_entry(moved, ["--config", "b.py"])
+    moved.write_bytes(b"pretrained again")
+    with pytest.raises(ConfigError, match=r"another weights \(checkpoint content\)"):
+        open_entry(moved, ["--config", "a.py"])
+
+
 def test_dead_worker_trials_are_requeued(tmp_path):
     p = Protocol(lrs=(1e-4,), weight_decays=(0.05,))
     store = TrialStore(f"journal:{tmp_path / 's.journal'}", p)

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError
 from ..rundir import HOST, pid_alive
+from .cache import checkpoint_sha256
 from .protocol import Finished, Protocol, TrialSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -47,9 +48,20 @@ class Claimed:
     spec: TrialSpec
 
 
+# what an entry's finished trials were run with; a study refuses an entry defined otherwise
+_DEFINITION_FIELDS = ("task", "init", "source", "args", "schedules", "reuse_lr_wd_from")
+
+
+def entry_definition(entry: Any) -> dict[str, Any]:
+    """What decides an ``Entry``'s results: its fields above and its checkpoint's content (not its path)."""
+    fields = {k: getattr(entry, k) for k in _DEFINITION_FIELDS}
+    return json.loads(json.dumps({**fields, "weights": checkpoint_sha256(entry.weights)}, default=str))
+
+
 class TrialStore:
     """``protocol``: the search's; ``entry_protocols``: entries whose protocol differs
-    (``Entry.protocol``)."""
+    (``Entry.protocol``); ``entry_definitions``: ``entry_definition`` of each entry, recorded in its study
+    and checked against it (a storage never mixes results of two definitions under one entry name)."""
 
     def __init__(
         self,
@@ -57,10 +69,12 @@ class TrialStore:
         protocol: Protocol,
         entry_protocols: dict[str, Protocol] | None = None,
         max_retries: int = 2,
+        entry_definitions: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.url = url
         self.protocol = protocol
         self.entry_protocols = dict(entry_protocols or {})
+        self.entry_definitions = dict(entry_definitions or {})
         self.max_retries = max_retries
         self.storage = open_storage(url)
         self._studies: dict[str, optuna.Study] = {}
@@ -69,7 +83,11 @@ class TrialStore:
     def for_search(cls, cfg: Any) -> TrialStore:
         """The store of a ``SearchConfig``: its storage, per-entry protocols and retry bound."""
         return cls(
-            cfg.storage, cfg.protocol, {name: cfg.protocol_for(name) for name in cfg.entries}, cfg.max_retries
+            cfg.storage,
+            cfg.protocol,
+            {name: cfg.protocol_for(name) for name in cfg.entries},
+            cfg.max_retries,
+            {name: entry_definition(e) for name, e in cfg.entries.items()},
         )
 
     def _exhausted(self, entry: str) -> dict[str, TrialSpec]:
@@ -106,8 +124,26 @@ class TrialStore:
                     f"{attrs.get('protocol', {}).get('name', '?')} ({attrs['protocol_fingerprint']}), "
                     f"not this protocol {protocol.name} ({fp}); use another storage"
                 )
+            if entry in self.entry_definitions:
+                self._check_definition(study, entry, self.entry_definitions[entry])
             self._studies[entry] = study
         return self._studies[entry]
+
+    def _check_definition(self, study: optuna.Study, entry: str, defined: dict[str, Any]) -> None:
+        recorded = study.user_attrs.get("entry_definition")
+        if recorded is not None:
+            changed = [k for k in _DEFINITION_FIELDS if recorded.get(k) != defined[k]]
+            old, new = recorded.get("weights", ""), defined["weights"]
+            if old != new and not old.startswith("missing:") and not new.startswith("missing:"):
+                changed.append("weights (checkpoint content)")  # a missing file fails its own runs
+            if changed:
+                raise ConfigError(
+                    f"storage {self.url} holds entry {entry!r} run with another {', '.join(changed)} than "
+                    f"this config gives it; use another storage or another entry name"
+                )
+            if not old.startswith("missing:"):
+                return
+        study.set_user_attr("entry_definition", defined)
 
     def trials(self, entry: str) -> list[optuna.trial.FrozenTrial]:
         return self.study(entry).get_trials(deepcopy=False)
