@@ -338,6 +338,25 @@ def test_dead_worker_trials_are_requeued(tmp_path):
     assert store.enqueue("e", next_trials(p, [])[0]) == 1  # so the same run is enqueued again
 
 
+def test_a_trial_being_claimed_is_not_taken_for_a_silent_one(tmp_path):
+    """A claim moves the trial to RUNNING, then writes its worker's pid and first heartbeat: another worker
+    that looks in between must not re-queue it (it would run twice, and the claimer's writes fail). Its start
+    time stands in for the heartbeat, so a claimer that died right there is still re-queued after grace."""
+    from optuna.trial import TrialState
+
+    p = Protocol(lrs=(1e-4,), weight_decays=(0.05,))
+    url = f"journal:{tmp_path / 's.journal'}"
+    claimer, other = TrialStore(url, p), TrialStore(url, p)
+    claimer.enqueue("e", next_trials(p, [])[0])
+    tid = claimer.storage.get_trial_id_from_study_id_trial_number(
+        claimer.storage.get_study_id_from_name("e"), 0
+    )
+    claimer.storage.set_trial_state_values(tid, state=TrialState.RUNNING)  # the claim's first write
+    assert other.reclaim_stale("e", grace_s=900.0) == 0
+    time.sleep(0.05)
+    assert other.reclaim_stale("e", grace_s=0.01) == 1
+
+
 def test_a_run_enqueued_twice_by_racing_workers_runs_once(tmp_path):
     """Two workers plan the same run before either enqueues it: both copies land in the study; the first
     claim runs it, the later copy is marked a duplicate and never runs."""

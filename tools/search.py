@@ -64,11 +64,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         print(f"submitted {len(jobs)} workers: {jobs[0].job_id.split('_')[0]}")
     store = TrialStore.for_search(cfg)
+    unfinished = []
     for name in cfg.entries:
         _, best, done = entry_status(cfg, store, name)
         state = "done" if done else "running"
         result = f"best {best.value:.3f} ({best.key})" if best else "-"
         print(f"{name:<28} {state:<8} {store.counts(name)}  {result}")
+        if not done:
+            unfinished.append(name)
+    if args.command == "run" and unfinished:
+        # workers only return once every entry is done: one that did not ended abnormally (see its log above)
+        raise SystemExit(
+            f"error: the search is not complete ({', '.join(unfinished)}): a worker ended before it; "
+            "run the same command again to go on"
+        )
 
 
 if __name__ == "__main__":

@@ -232,21 +232,31 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
         if hit is not None:
             return _reuse(store, claimed, attrs["identity"], *hit)
     log.info("trial %s #%d (stage %d) %s", name, claimed.number, spec.stage, spec.key())
-    stop = threading.Event()
+    stop, lost = threading.Event(), threading.Event()
 
     def beat() -> None:
         while not stop.wait(cfg.heartbeat_s):
-            store.heartbeat(claimed)
+            try:
+                store.heartbeat(claimed)
+            except optuna.exceptions.UpdateFinishedTrialError:  # another worker re-queued it: stop the run
+                lost.set()
+                return
 
     threading.Thread(target=beat, daemon=True).start()
     rows = {r["name"]: r["value"] for r in card["rows"]} if card else {}
     halving = _Halving(cfg, store, claimed, out_dir, rows.get("max_iter", rows.get("max_iters")))
     try:
         rc, seconds = run_tool(
-            cmd, log_path, cfg.trial_timeout_s, stop=halving.check if halving.on else None, poll_s=2.0
+            cmd,
+            log_path,
+            cfg.trial_timeout_s,
+            stop=lambda: lost.is_set() or (halving.on and halving.check()),
+            poll_s=2.0,
         )
     finally:
         stop.set()
+    if lost.is_set():
+        raise optuna.exceptions.UpdateFinishedTrialError(f"trial {claimed.number} was re-queued")
     value, extra = _read_metric(cfg.entries[name].task, out_dir) if rc == 0 else (None, {})
     attrs.update(cost(seconds, cfg.gpus_per_trial, extra.get("device")))
     if rc == "stopped":
@@ -297,7 +307,14 @@ def work(cfg: SearchConfig, worker: str = "worker", max_trials: int = 0, poll_s:
             if claimed is not None:
                 break
         if claimed is not None:
-            run_trial(cfg, store, claimed)
+            try:
+                run_trial(cfg, store, claimed)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # another worker took the trial over (its heartbeats stopped reaching the storage): that
+                # worker's run of it counts, this one's does not
+                log.warning(
+                    "trial %s #%d was re-queued by another worker; leaving it", claimed.entry, claimed.number
+                )
             ran += 1
             continue
         if all_done:

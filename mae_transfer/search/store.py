@@ -291,7 +291,10 @@ class TrialStore:
         for t in self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             a = t.user_attrs
             dead = a.get("host") == HOST and a.get("pid") is not None and not pid_alive(int(a["pid"]))
-            silent = time.time() - float(a.get("heartbeat", 0)) > grace_s
+            # a claim writes its worker's pid and first heartbeat just after the RUNNING state: a trial caught
+            # in between is being claimed now, not silent since 1970 (its start time stands in)
+            started = t.datetime_start.timestamp() if t.datetime_start else 0.0
+            silent = time.time() - float(a.get("heartbeat", started)) > grace_s
             if dead or silent:
                 tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
                 self.storage.set_trial_user_attr(tid, "error", "interrupted (worker gone)")
