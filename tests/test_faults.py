@@ -151,9 +151,8 @@ def test_segmentation_killed_during_its_final_evaluation_evaluates_on_resume(tmp
 def test_killed_search_worker_leaves_no_orphan_and_its_trial_resumes_once(tmp_path):
     """search.py run --workers 2; the worker running the (only) trial is SIGKILLed after the trial wrote a
     checkpoint: the trial process dies with it, the other worker re-runs the trial from that checkpoint,
-    the trial completes exactly once, and the command returns. 120 iterations: a trial of 30 can finish
-    between its first checkpoint and the kill on a loaded machine (the likely cause of this test's rare
-    failures: its one trial COMPLETE, nothing to resume)."""
+    the trial completes exactly once, and the command returns. 120 iterations, so the kill lands mid-trial: a
+    trial of 30 can finish between its first checkpoint and the kill on a loaded machine."""
     import json
 
     from test_search import seg_trial_args

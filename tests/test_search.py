@@ -357,6 +357,53 @@ def test_a_trial_being_claimed_is_not_taken_for_a_silent_one(tmp_path):
     assert other.reclaim_stale("e", grace_s=0.01) == 1
 
 
+def test_a_worker_whose_trial_another_re_queued_stops_its_run_and_goes_on(tmp_path):
+    """While a worker runs a trial, another re-queues it (here: its heartbeat deemed too old): the worker's
+    next heartbeat is refused, so it kills the run, records nothing for the trial and goes on."""
+    import json
+    import threading
+
+    from mae_transfer.rundir import pid_alive
+
+    cfg = SearchConfig(
+        name="one",
+        storage=f"journal:{tmp_path}/study.journal",
+        output_dir=str(tmp_path / "trials"),
+        protocol=Protocol(
+            name="one",
+            lrs=(1e-4,),
+            weight_decays=(0.05,),
+            extend_edges=False,
+            drop_paths=(0.0,),
+            stage1_schedule="s",
+            stage2_schedule="s",
+            schedules=("s",),
+        ),
+        # minutes long: it is stopped long before its end
+        schedules={"seg": {"s": ["train_cfg.max_iters=400", "train_cfg.val_interval=400"]}},
+        entries={"seg/random/B": Entry(init="random", task="seg", args=seg_trial_args(tmp_path))},
+        heartbeat_s=0.5,
+    )
+    ran: list[int] = []
+    worker = threading.Thread(target=lambda: ran.append(work(cfg, max_trials=1)))
+    worker.start()
+    lock, deadline = None, time.time() + 300
+    while time.time() < deadline and lock is None:
+        found = list((tmp_path / "trials").glob("*/*/.lock")) if (tmp_path / "trials").exists() else []
+        lock = found[0] if found else None
+        time.sleep(0.2)
+    assert lock is not None, "the trial never started"
+    tool_pid = json.loads(lock.read_text())["pid"]
+    assert TrialStore.for_search(cfg).reclaim_stale("seg/random/B", grace_s=0.0) == 1
+    t0 = time.time()
+    worker.join(timeout=120)
+    assert not worker.is_alive() and ran == [1], "the worker crashed or kept running the trial"
+    assert time.time() - t0 < 30 and not pid_alive(tool_pid)
+    assert not (lock.parent / "metrics.json").exists()
+    (t,) = TrialStore.for_search(cfg).trials("seg/random/B")
+    assert t.state.name == "FAIL" and t.user_attrs["retry"] is True  # the re-queuer's record, untouched
+
+
 def test_a_run_enqueued_twice_by_racing_workers_runs_once(tmp_path):
     """Two workers plan the same run before either enqueues it: both copies land in the study; the first
     claim runs it, the later copy is marked a duplicate and never runs."""
