@@ -815,7 +815,9 @@ config = SearchConfig(
     if below:
         assert second.state.name == "PRUNED" and second.user_attrs["pruned_after_evals"] == below[0]
         assert len(second.intermediate_values) == below[0]  # the run stopped there
-        assert second.user_attrs["device_hours"] < first.user_attrs["device_hours"]
+        # that the stop kills the run is the re-queue test's to check (..._stops_its_run_and_goes_on): here
+        # the rung is mostly 8 (iteration 16 of 20), and the run may end between two 2 s polls. Nor is wall
+        # time a measure: on a loaded machine the shorter run can take longer (CI's did once).
     else:
         assert second.state.name == "COMPLETE" and len(second.intermediate_values) == 10
     report = write_report(load_config(path), tmp_path / "report").read_text()
