@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores, <= 2.5 h). Run from the repository root
 # after the install; a stage whose output exists is skipped, and a killed search resumes where it stopped.
-#   1. MAE-pretrain the miniature encoder on CamVid + balloon training images (no labels)
+#   1. MAE-pretrain the miniature encoder twice on the training images (no labels): CamVid + balloon (the
+#      CamVid table's encoder), and with balloon listed six times (the balloon table's encoder)
 #   2. train the same encoder with CIFAR-10 labels (the supervised initialization)
 #   3. the per-entry search on balloon Mask R-CNN + CamVid UperNet, then 3 seeds of each selected run
 #      (two workers, one core each)
@@ -12,6 +13,8 @@ py=.venv/bin/python
 stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce] $name: $((SECONDS - t0)) s"; }
 [[ -f $out/pretrain/encoder.pth ]] || \
     stage pretrain $py tools/pretrain.py --config configs/pretrain/mini_camvid_balloon.py output_dir=$out/pretrain
+[[ -f $out/pretrain_balloon6/encoder.pth ]] || stage pretrain_balloon6 $py tools/pretrain.py \
+    --config configs/pretrain/mini_camvid_balloon6.py output_dir=$out/pretrain_balloon6
 [[ -f $out/supervised/checkpoint-last.pth ]] || \
     stage supervised $py tools/eval_cls.py --config configs/cls/cifar10_mini_supervised.py output_dir=$out/supervised
 OMP_NUM_THREADS=1 stage search $py tools/search.py run --config configs/mini/search_camvid_balloon.py --workers 2

@@ -1,7 +1,7 @@
 # A detection-leaning variant of mini_camvid_balloon.py (README, miniature reproduction): balloon's 61
 # training photos listed six times beside CamVid's 367 frames (733 images an epoch, half of them balloon),
-# 240 epochs: 2640 steps against the base's 2400, about its wall time. This project's choice; not the
-# recipe's encoder.
+# 240 epochs: 2640 steps against the base's 2400, about its wall time. The balloon table's MAE encoder in
+# configs/mini/search_camvid_balloon.py; this project's choice.
 from mae_transfer.config import load_config
 from mae_transfer.paths import shared_data
 
