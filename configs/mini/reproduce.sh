@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores, <= 2.5 h). Run from the repository root
-# after the install; a stage whose output exists is skipped, and a killed search resumes where it stopped.
+# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2.9 h, over the 2.5 h target). Run from
+# the repository root after the install; a stage whose output exists is skipped, and a killed search resumes
+# where it stopped.
 #   1. MAE-pretrain the miniature encoder twice on the training images (no labels): CamVid + balloon (the
 #      CamVid table's encoder), and with balloon listed six times (the balloon table's encoder)
 #   2. train the same encoder with CIFAR-10 labels (the supervised initialization)
