@@ -23,6 +23,18 @@ from mae_transfer.search import Entry, Protocol, SearchConfig, TrialSpec, TrialS
 from mae_transfer.search.protocol import Finished
 from mae_transfer.search.report import write_report
 
+# a protocol of one run: one lr, weight decay and drop path, every stage on schedule "s"
+ONE_RUN = Protocol(
+    name="one",
+    lrs=(1e-4,),
+    weight_decays=(0.05,),
+    extend_edges=False,
+    drop_paths=(0.0,),
+    stage1_schedule="s",
+    stage2_schedule="s",
+    schedules=("s",),
+)
+
 
 def done(spec: TrialSpec, value: float | None) -> Finished:
     return Finished(
@@ -369,16 +381,7 @@ def test_a_worker_whose_trial_another_re_queued_stops_its_run_and_goes_on(tmp_pa
         name="one",
         storage=f"journal:{tmp_path}/study.journal",
         output_dir=str(tmp_path / "trials"),
-        protocol=Protocol(
-            name="one",
-            lrs=(1e-4,),
-            weight_decays=(0.05,),
-            extend_edges=False,
-            drop_paths=(0.0,),
-            stage1_schedule="s",
-            stage2_schedule="s",
-            schedules=("s",),
-        ),
+        protocol=ONE_RUN,
         # minutes long: it is stopped long before its end
         schedules={"seg": {"s": ["train_cfg.max_iters=400", "train_cfg.val_interval=400"]}},
         entries={"seg/random/B": Entry(init="random", task="seg", args=seg_trial_args(tmp_path))},
@@ -643,16 +646,7 @@ def test_a_finished_run_is_reused_by_identity_even_after_its_checkpoint_moved(tm
             name=entry,
             storage=f"journal:{tmp_path}/study.journal",
             output_dir=str(tmp_path / "trials"),
-            protocol=Protocol(
-                name="one",
-                lrs=(1e-4,),
-                weight_decays=(0.05,),
-                extend_edges=False,
-                drop_paths=(0.0,),
-                stage1_schedule="s",
-                stage2_schedule="s",
-                schedules=("s",),
-            ),
+            protocol=ONE_RUN,
             schedules={"seg": {"s": ["train_cfg.max_iters=2"]}},
             entries={entry: Entry(init="mae", task="seg", weights=str(weights), args=common)},
             **extra,

@@ -13,12 +13,10 @@
 from mae_transfer.search import Entry, Protocol, SearchConfig
 
 MINI = "output/mini"
+SUPERVISED = f"{MINI}/supervised/checkpoint-last.pth"
 WEIGHTS = {  # init -> task -> checkpoint
     "random": {"det": "", "seg": ""},
-    "supervised": {
-        "det": f"{MINI}/supervised/checkpoint-last.pth",
-        "seg": f"{MINI}/supervised/checkpoint-last.pth",
-    },
+    "supervised": {"det": SUPERVISED, "seg": SUPERVISED},
     "mae": {"det": f"{MINI}/pretrain_balloon6/encoder.pth", "seg": f"{MINI}/pretrain/encoder.pth"},
 }
 TASKS = {
