@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2.9 h, over the 2.5 h target). Run from
+# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: 2.1 h on 2026-11-28; README). Run from
 # the repository root after the install; a stage whose output exists is skipped, and a killed search resumes
 # where it stopped.
 #   1. MAE-pretrain the miniature encoder twice on the training images (no labels): CamVid + balloon (the
 #      CamVid table's encoder), and with balloon listed six times (the balloon table's encoder)
 #   2. train the same encoder with CIFAR-10 labels (the supervised initialization)
+#      (1 and 2 side by side, one core each)
 #   3. the per-entry search on balloon Mask R-CNN + CamVid UperNet, then 3 seeds of each selected run
 #      (two workers, one core each)
 #   4. the tables (mean ± std, Δ vs random init with Welch's 95% CI) and plots
@@ -26,8 +27,8 @@ lane_det() {
         --config configs/pretrain/mini_camvid_balloon6.py output_dir=$out/pretrain_balloon6
 }
 t0=$SECONDS
-lane_seg > >(sed 's/^/[seg encoder] /') 2>&1 & seg=$!
-lane_det > >(sed 's/^/[det encoders] /') 2>&1 & det=$!
+lane_seg > >(sed -u 's/^/[seg encoder] /') 2>&1 & seg=$!
+lane_det > >(sed -u 's/^/[det encoders] /') 2>&1 & det=$!
 rc=0; wait $seg || rc=$?; wait $det || rc=$?; ((rc == 0)) || exit $rc
 echo "[reproduce] pretraining lanes: $((SECONDS - t0)) s"
 stage search $py tools/search.py run --config configs/mini/search_camvid_balloon.py --workers 2
