@@ -13,23 +13,25 @@ set -euo pipefail
 out=output/mini  # = MINI in configs/mini/search_camvid_balloon.py
 py=.venv/bin/python
 stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce] $name: $((SECONDS - t0)) s"; }
-# Stages 1-2 as two single-threaded lanes side by side: one core per process does ~1.2x the work of one
-# process on both cores (MAE pretraining: 2 x 69 against 115 img/s here).
+# Stages 1-2 as two single-threaded lanes side by side (this project's choice): one core per process does
+# ~1.2x the work of one process on both (MAE pretraining: 2 x 93 against 158 img/s, 2026-11-28). The thread
+# count changes the encoders' summation order and so their weights: a run on both cores is another draw
+# (README: run A vs run B).
 export OMP_NUM_THREADS=1
-lane_seg() {
+lane1() {  # the CamVid table's MAE encoder
     [[ -f $out/pretrain/encoder.pth ]] || \
         stage pretrain $py tools/pretrain.py --config configs/pretrain/mini_camvid_balloon.py output_dir=$out/pretrain
 }
-lane_det() {
+lane2() {  # the supervised encoder (both tables), then the balloon table's MAE encoder
     [[ -f $out/supervised/checkpoint-last.pth ]] || stage supervised $py tools/eval_cls.py \
         --config configs/cls/cifar10_mini_supervised.py output_dir=$out/supervised
     [[ -f $out/pretrain_balloon6/encoder.pth ]] || stage pretrain_balloon6 $py tools/pretrain.py \
         --config configs/pretrain/mini_camvid_balloon6.py output_dir=$out/pretrain_balloon6
 }
 t0=$SECONDS
-lane_seg > >(sed -u 's/^/[seg encoder] /') 2>&1 & seg=$!
-lane_det > >(sed -u 's/^/[det encoders] /') 2>&1 & det=$!
-rc=0; wait $seg || rc=$?; wait $det || rc=$?; ((rc == 0)) || exit $rc
+lane1 > >(sed -u 's/^/[lane 1] /') 2>&1 & pid1=$!
+lane2 > >(sed -u 's/^/[lane 2] /') 2>&1 & pid2=$!
+rc=0; wait $pid1 || rc=$?; wait $pid2 || rc=$?; ((rc == 0)) || exit $rc
 echo "[reproduce] pretraining lanes: $((SECONDS - t0)) s"
 stage search $py tools/search.py run --config configs/mini/search_camvid_balloon.py --workers 2
 stage report $py tools/report.py --config configs/mini/search_camvid_balloon.py --out $out/report
