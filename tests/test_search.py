@@ -242,6 +242,64 @@ def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):
     assert "randomness.seed=2" in cmd[cmd.index("--cfg-options") :]
 
 
+def test_seed_runs_fine_tune_one_pretraining_run_each(tmp_path):
+    """An entry with several checkpoints (pretraining runs of one recipe): selection runs fine-tune the
+    first, seed run i the i-th; the report says how many each cell's spread counts, seeds.csv which run each
+    seed fine-tuned, and the store refuses the entry once one of its checkpoints changes."""
+    import csv
+
+    from mae_transfer.search.runner import trial_command
+    from mae_transfer.search.store import entry_definition
+
+    runs = [tmp_path / f"encoder_s{i}.pth" for i in range(3)]
+    for i, p in enumerate(runs):
+        p.write_bytes(b"pretraining run %d" % i)
+    path = tmp_path / "search.py"
+    path.write_text(f"""
+from mae_transfer.search import Entry, Protocol, SearchConfig
+config = SearchConfig(
+    name="runs", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
+    protocol=Protocol(name="runs", lrs=(1e-4,), weight_decays=(0.05,), extend_edges=False, drop_paths=(0.0,),
+                      stage1_schedule="s", stage2_schedule="s", schedules=("s",), seeds=3),
+    schedules={{"seg": {{"s": []}}}},
+    entries={{"random": Entry(init="random", task="seg"),
+              "mae": Entry(init="mae", task="seg", weights={tuple(map(str, runs))!r})}},
+)
+""")
+    cfg = load_config(path)
+    cfg.validate()
+
+    def weights(seed: int | None) -> str:
+        cmd = trial_command(cfg, "mae", TrialSpec(4, 1e-4, 0.05, 0.0, "s", None, seed), tmp_path)
+        return cmd[cmd.index("--weights") + 1]
+
+    assert [weights(s) for s in (None, 1, 2, 3)] == [str(runs[0]), *map(str, runs)]
+    for bad in ({"seeds": 2}, {"seeds": 3, "weights": (str(runs[0]), "")}):
+        entry = cfg.entries["mae"].replace(weights=bad.get("weights", cfg.entries["mae"].weights))
+        broken = cfg.replace(entries={"mae": entry}, protocol=cfg.protocol.replace(seeds=bad["seeds"]))
+        with pytest.raises(ConfigError, match="pretraining checkpoints need .* seed runs"):
+            broken.validate()
+    store = TrialStore.for_search(cfg)
+    for name, values in {"random": [20.0, 21.0, 19.0], "mae": [25.0, 26.5, 24.5]}.items():
+        for _ in range(2):  # the selecting run, then the three seed runs
+            store.enqueue(name, next_trials(cfg.protocol, store.finished(name))[0])
+            while (c := store.claim(name)) is not None:
+                store.complete(c, 99.0 if c.spec.seed is None else values[c.spec.seed - 1], {})
+    report = write_report(cfg, tmp_path / "report").read_text()
+    assert "| seeds | pretraining runs | trials |" in report
+    assert "| random init | B | 20.0 ± 1.0 | (reference) |" in report and "| 3 | - | 4 |" in report
+    assert "| MAE | B | 25.3 ± 1.0 |" in report and "| 3 | 3 | 4 |" in report
+    assert "seed run i fine-tunes pretraining run i" in report
+    with open(tmp_path / "report" / "seeds.csv") as f:
+        rows = [(r["seed"], r["weights"]) for r in csv.DictReader(f) if r["entry"] == "mae"]
+    assert rows == [(str(i + 1), str(p)) for i, p in enumerate(runs)]
+    runs[2].write_bytes(b"another pretraining run")
+    with pytest.raises(ConfigError, match=r"another weights \(checkpoint content\)"):
+        TrialStore(
+            cfg.storage, cfg.protocol, entry_definitions={"mae": entry_definition(cfg.entries["mae"])}
+        ).study("mae")
+
+
 def test_multi_process_trials_go_through_each_harness_launcher(tmp_path):
     """gpus_per_trial=2: a seg trial is torchrun --standalone x 2 with mmengine's pytorch launcher, a det
     trial detectron2 launch with --num-gpus 2. The seg command runs for real (2 CPU processes, global batch

@@ -36,7 +36,12 @@ class Entry(ConfigBase):
     init: str = option("mae", "initialization: random | supervised | mocov3 | beit | mae")
     size: str = option("B", "model size (B | L): selects the entry table row and the ViT-L reuse rule")
     task: str = option("det", "det (tools/train_det.py) | seg (tools/train_seg.py)")
-    weights: str = option("", "backbone checkpoint ('' = random init)")
+    weights: str | tuple[str, ...] = option(
+        "",
+        "backbone checkpoint ('' = random init); or several: pretraining runs of one recipe (its seeds), "
+        "one per seed run -- seed run i fine-tunes checkpoint i, so the cell's spread counts the pretraining "
+        "run too (the protocol's seeds must equal their number); selection runs (stages 1-3) use the first",
+    )
     source: str = option("auto", "checkpoint format")
     args: list = option([], "arguments for every trial of this entry (config, datasets, key=value overrides)")
     schedules: dict = option({}, "schedule name -> extra arguments, for this entry (default: the search's)")
@@ -46,6 +51,15 @@ class Entry(ConfigBase):
         "protocol fields this entry changes, e.g. {'stage2_schedule': 'short'} (random "
         "init, Li et al.) or {'layer_decays': (0.65, 0.75, 0.85, 0.95)}",
     )
+
+    def checkpoints(self) -> tuple[str, ...]:
+        """The entry's checkpoints: one, or one per pretraining run."""
+        return (self.weights,) if isinstance(self.weights, str) else tuple(self.weights)
+
+    def weights_for(self, seed: int | None) -> str:
+        """The checkpoint a trial fine-tunes: seed run i's own, else (a selection run) the first."""
+        checkpoints = self.checkpoints()
+        return checkpoints[0] if seed is None else checkpoints[(seed - 1) % len(checkpoints)]
 
 
 @dataclasses.dataclass
@@ -97,6 +111,13 @@ class SearchConfig(ConfigBase):
                 raise ConfigError(
                     f"entry {name!r}: {launch[0]} in its args: the search starts each trial's "
                     "processes itself (set gpus_per_trial)"
+                )
+            runs = e.checkpoints()
+            seeds = self.protocol_for(name).seeds
+            if len(runs) > 1 and (not all(runs) or seeds != len(runs)):
+                raise ConfigError(
+                    f"entry {name!r}: {len(runs)} pretraining checkpoints need {len(runs)} seed runs (one "
+                    f"each: protocol seeds={len(runs)}, not {seeds}) and no '' among them"
                 )
             if e.reuse_lr_wd_from and e.reuse_lr_wd_from not in self.entries:
                 raise ConfigError(f"entry {name!r} reuses lr / wd from unknown entry {e.reuse_lr_wd_from!r}")

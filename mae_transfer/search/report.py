@@ -100,7 +100,8 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
                 "best": best_trial,
                 "trials": trials,
                 "pending": len(specs),
-                "seeds": seeds,
+                "seeds": [{**t, "weights": e.weights_for(t["seed"])} for t in seeds],
+                "pretraining_runs": sum(1 for w in e.checkpoints() if w),
                 "result": Summary.of([t["value"] for t in ok]),
                 "result_" + SECOND[e.task]: Summary.of([t.get(SECOND[e.task]) for t in ok]),
                 "result_test": Summary.of([t.get(f"test_{METRICS[e.task]}") for t in ok]),
@@ -208,6 +209,9 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
             "run device-h",
             "search device-h",
         ]
+        with_runs = any(r["pretraining_runs"] > 1 for r in task_rows)
+        if with_runs:  # an entry's seed runs fine-tune one pretraining run each (Entry.weights)
+            header.insert(header.index("seeds") + 1, "pretraining runs")
         with_ld = any((r["best"] or {}).get("layer_decay") is not None for r in task_rows)
         if with_ld:  # an entry searched layer decay (Entry.protocol layer_decays)
             header.insert(header.index("drop path") + 1, "layer decay")
@@ -262,8 +266,9 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
             ]
             if cached:
                 measured[2] += " †"
+            counts = [seeds, str(r["pretraining_runs"] or "-")] if with_runs else [seeds]
             body.append(
-                [*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common, seeds, str(n), *cost]
+                [*measured, *map(_fmt, paper[: 2 if task == "det" else 1]), *common, *counts, str(n), *cost]
             )
         out[title] = body
     return out
@@ -437,6 +442,7 @@ def write_seed_values(rows: list[dict[str, Any]], out: Path) -> None:
                 "drop_path",
                 "layer_decay",
                 "schedule",
+                "weights",
                 "output_dir",
             ]
         )
@@ -461,6 +467,7 @@ def write_seed_values(rows: list[dict[str, Any]], out: Path) -> None:
                         t["drop_path"],
                         t["layer_decay"],
                         t["schedule"],
+                        t["weights"],
                         t.get("output_dir"),
                     ]
                 )
@@ -487,6 +494,7 @@ def write_seed_values(rows: list[dict[str, Any]], out: Path) -> None:
                     "value": t["value"],
                     SECOND[r["task"]]: t.get(SECOND[r["task"]]),
                     "test": t.get(f"test_{METRICS[r['task']]}"),
+                    "weights": t["weights"],
                 }
                 for t in r["seeds"]
             ],
@@ -517,7 +525,15 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
             f"{'the selected run itself' if seeds == {1} else 'seeds 1..N re-run after selection'}). "
             f"Δ: difference of means to {_reference_label(reference)} with its 95% confidence interval by "
             f"Welch's t (unequal variances); ≈ marks an interval that contains 0, i.e. a difference within "
-            f"seed noise."
+            f"seed noise. "
+            + (
+                "Column `pretraining runs`: where above 1, seed run i fine-tunes pretraining run i, so the "
+                "spread and the interval count the pretraining run's variance too; elsewhere an entry"
+                if "pretraining runs" in table[0]
+                else "Every entry"
+            )
+            + " fine-tunes one checkpoint: its spread counts fine-tuning seeds only, not another pretraining "
+            "run."
             + (
                 " val: the split the protocol selects on; test: evaluated once after each "
                 "run, never used for selection."

@@ -82,7 +82,7 @@ def trial_command(cfg: SearchConfig, name: str, spec: TrialSpec, out_dir: Path) 
         "--init",
         e.init,
         "--weights",
-        e.weights,
+        e.weights_for(spec.seed),
         "--source",
         e.source,
         "--work-dir" if e.task == "seg" else "--output-dir",
@@ -226,7 +226,7 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
     }
     store.annotate(claimed, attrs)  # where a running trial writes, for anyone watching the study
     card = recipe_card(cmd)
-    attrs["identity"] = trial_identity(cmd, cfg.entries[name].weights, card) if card else ""
+    attrs["identity"] = trial_identity(cmd, cfg.entries[name].weights_for(spec.seed), card) if card else ""
     if attrs["identity"] and cfg.reuse_results:
         hit = store.find_completed(attrs["identity"])
         if hit is not None:

@@ -55,7 +55,13 @@ _DEFINITION_FIELDS = ("task", "init", "source", "args", "schedules", "reuse_lr_w
 def entry_definition(entry: Any) -> dict[str, Any]:
     """What decides an ``Entry``'s results: its fields above and its checkpoint's content (not its path)."""
     fields = {k: getattr(entry, k) for k in _DEFINITION_FIELDS}
-    return json.loads(json.dumps({**fields, "weights": checkpoint_sha256(entry.weights)}, default=str))
+    hashes = [checkpoint_sha256(w) for w in entry.checkpoints()]
+    weights = hashes[0] if len(hashes) == 1 else hashes  # one: the form older stores hold
+    return json.loads(json.dumps({**fields, "weights": weights}, default=str))
+
+
+def _hashes(weights: str | list[str]) -> list[str]:
+    return [weights] if isinstance(weights, str) else list(weights)
 
 
 class TrialStore:
@@ -133,15 +139,18 @@ class TrialStore:
         recorded = study.user_attrs.get("entry_definition")
         if recorded is not None:
             changed = [k for k in _DEFINITION_FIELDS if recorded.get(k) != defined[k]]
-            old, new = recorded.get("weights", ""), defined["weights"]
-            if old != new and not old.startswith("missing:") and not new.startswith("missing:"):
-                changed.append("weights (checkpoint content)")  # a missing file fails its own runs
+            olds, news = (_hashes(recorded.get("weights", "")), _hashes(defined["weights"]))
+            if len(olds) != len(news) or any(
+                o != n and not o.startswith("missing:") and not n.startswith("missing:")  # fails its own runs
+                for o, n in zip(olds, news)
+            ):
+                changed.append("weights (checkpoint content)")
             if changed:
                 raise ConfigError(
                     f"storage {self.url} holds entry {entry!r} run with another {', '.join(changed)} than "
                     f"this config gives it; use another storage or another entry name"
                 )
-            if not old.startswith("missing:"):
+            if not any(h.startswith("missing:") for h in olds):
                 return
         study.set_user_attr("entry_definition", defined)
 
