@@ -279,6 +279,10 @@ config = SearchConfig(
         broken = cfg.replace(entries={"mae": entry}, protocol=cfg.protocol.replace(seeds=bad["seeds"]))
         with pytest.raises(ConfigError, match="pretraining checkpoints need .* seed runs"):
             broken.validate()
+    listed_twice = (*map(str, runs[:2]), str(runs[0]))
+    twice = cfg.replace(entries={"mae": cfg.entries["mae"].replace(weights=listed_twice)})
+    with pytest.raises(ConfigError, match="is listed twice"):
+        twice.validate()
     store = TrialStore.for_search(cfg)
     for name, values in {"random": [20.0, 21.0, 19.0], "mae": [25.0, 26.5, 24.5]}.items():
         for _ in range(2):  # the selecting run, then the three seed runs

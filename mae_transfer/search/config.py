@@ -119,6 +119,9 @@ class SearchConfig(ConfigBase):
                     f"entry {name!r}: {len(runs)} pretraining checkpoints need {len(runs)} seed runs (one "
                     f"each: protocol seeds={len(runs)}, not {seeds}) and no '' among them"
                 )
+            twice = sorted({w for w in runs if runs.count(w) > 1})
+            if twice:  # one pretraining run counted twice would shrink the spread it is meant to show
+                raise ConfigError(f"entry {name!r}: checkpoint {twice[0]!r} is listed twice in its weights")
             if e.reuse_lr_wd_from and e.reuse_lr_wd_from not in self.entries:
                 raise ConfigError(f"entry {name!r} reuses lr / wd from unknown entry {e.reuse_lr_wd_from!r}")
             self.protocol_for(name).validate()
