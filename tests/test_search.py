@@ -3,10 +3,12 @@ report."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -651,6 +653,24 @@ def test_two_workers_share_one_study_and_report(tmp_path):
     for r in seed_rows:
         saved = Path(r["output_dir"]) / "upernet_vit_tiny_coco128.py"
         assert f"randomness = dict(seed={r['seed']})" in saved.read_text()
+    # learning curves: at each iteration, the mean and std of the seed runs' own logged training loss
+    logged = [
+        {
+            row["step"]: row["loss"]
+            for f in Path(r["output_dir"]).glob("*/vis_data/scalars.json")
+            for row in map(json.loads, f.read_text().splitlines())
+            if "loss" in row
+        }
+        for r in seed_rows
+    ]
+    with open(tmp_path / "report" / "learning_curves.csv") as f:
+        curve = [c for c in csv.DictReader(f) if c["entry"] == "seg/random/B"]
+    assert [int(c["iteration"]) for c in curve] == sorted(logged[0]) == sorted(logged[1]) and curve
+    for c in curve:
+        losses = [run[int(c["iteration"])] for run in logged]
+        assert c["runs"] == "2" and float(c["loss_mean"]) == pytest.approx(statistics.fmean(losses), rel=1e-5)
+        assert float(c["loss_std"]) == pytest.approx(statistics.stdev(losses), rel=1e-4, abs=1e-6)
+    assert (tmp_path / "report" / "learning_curves.png").is_file()
 
 
 def test_killed_search_resumes_without_rerunning_or_losing_trials(tmp_path):

@@ -16,7 +16,7 @@ from ..recipes import TABLE4, TABLE5
 from ..runlog import pyplot
 from .config import METRICS, SearchConfig
 from .protocol import TrialSpec, seed_runs
-from .runner import entry_status
+from .runner import LOSS_KEYS, entry_status, logged
 from .stats import Summary, welch_difference
 from .store import TrialStore
 
@@ -281,6 +281,13 @@ def markdown(table: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     import numpy as np
 
@@ -322,11 +329,7 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
                 )
             ax.set_title(f"{r['entry']}: stage 1 {metric}")
             fig.colorbar(im, ax=ax)
-            fig.tight_layout()
-            p = out_dir / f"grid_{r['entry'].replace('/', '_')}.png"
-            fig.savefig(p, dpi=110)
-            plt.close(fig)
-            paths.append(p)
+            paths.append(_save(plt, fig, out_dir / f"grid_{r['entry'].replace('/', '_')}.png"))
     # metric vs schedule length: one panel per task (APbox and mIoU do not share a scale), a line per entry
     curves: dict[str, list[tuple[str, list[tuple[int, float]]]]] = {}
     for r in rows:
@@ -355,12 +358,12 @@ def plot_grids(cfg: SearchConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
             ax.set_ylabel(METRICS.get(task, "metric"))
             ax.legend(fontsize=8)
         fig.suptitle("metric vs schedule length (each entry's best lr / wd / drop path)")
-        fig.tight_layout()
-        p = out_dir / "schedules.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
-    extra = [plot_results(rows, out_dir), plot_cost(rows, out_dir)]
+        paths.append(_save(plt, fig, out_dir / "schedules.png"))
+    extra = [
+        plot_results(rows, out_dir),
+        plot_learning_curves(learning_curves(rows), out_dir),
+        plot_cost(rows, out_dir),
+    ]
     return paths + [p for p in extra if p]
 
 
@@ -383,11 +386,64 @@ def plot_results(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
         ax.set_xlim(-0.6, len(done) - 0.4)
         ax.set_ylabel(METRICS[task])
         ax.set_title(f"{task}: mean ± std over seeds (dots: seeds)", fontsize=9)
-    fig.tight_layout()
-    p = out_dir / "results.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p
+    return _save(plt, fig, out_dir / "results.png")
+
+
+def learning_curves(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each entry's training loss against iteration over its seed runs (their own logs): at every iteration
+    all of them logged, the mean and sample std (``Summary``) and the run count."""
+    out = []
+    for r in rows:
+        runs = [
+            dict(logged(r["task"], Path(t["output_dir"]), LOSS_KEYS[r["task"]]))
+            for t in r["seeds"]
+            if t["state"] == "COMPLETE" and t.get("output_dir")
+        ]
+        runs = [c for c in runs if c]
+        common = sorted(set.intersection(*(set(c) for c in runs))) if runs else []
+        for it in common:
+            s = Summary.of([c[it] for c in runs])
+            out.append({"entry": r["entry"], "task": r["task"], "iteration": it, "loss": s})
+    return out
+
+
+def plot_learning_curves(curves: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    """learning_curves.csv and .png: training loss, mean ± 1 std over each entry's seed runs, a panel per
+    task -- how the initializations learn, beside what they reach."""
+    if not curves:
+        return None
+    with open(out_dir / "learning_curves.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["entry", "task", "iteration", "loss_mean", "loss_std", "runs"])
+        w.writerows(
+            [
+                c["entry"],
+                c["task"],
+                c["iteration"],
+                f"{c['loss'].mean:.6g}",
+                f"{c['loss'].std:.6g}",
+                c["loss"].n,
+            ]
+            for c in curves
+        )
+    plt = pyplot()
+    tasks = sorted({c["task"] for c in curves})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for entry in dict.fromkeys(c["entry"] for c in curves if c["task"] == task):
+            pts = [c for c in curves if c["entry"] == entry]
+            xs = [c["iteration"] for c in pts]
+            mean = [c["loss"].mean for c in pts]
+            std = [c["loss"].std for c in pts]
+            ax.plot(xs, mean, label=f"{entry} ({pts[0]['loss'].n} runs)")
+            ax.fill_between(
+                xs, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)], alpha=0.2
+            )
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(f"training {LOSS_KEYS[task]}")
+        ax.set_title(f"{task}: mean ± std over seed runs", fontsize=9)
+        ax.legend(fontsize=7)
+    return _save(plt, fig, out_dir / "learning_curves.png")
 
 
 def plot_cost(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
@@ -413,11 +469,7 @@ def plot_cost(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
         ax.set_xlabel("device-hours spent (cumulative)")
         ax.set_ylabel(f"best {METRICS[task]} so far")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = out_dir / "cost.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p
+    return _save(plt, fig, out_dir / "cost.png")
 
 
 def write_seed_values(rows: list[dict[str, Any]], out: Path) -> None:

@@ -129,21 +129,26 @@ def cost(seconds: float, devices: int, device: str | None = None) -> dict[str, A
     }
 
 
-def evaluations(task: str, out_dir: Path) -> list[tuple[int, float]]:
-    """(iteration, metric) of each evaluation a run made so far, in order (det: log.jsonl's bbox/AP rows;
-    seg: the vis_data/scalars.json mIoU rows of every start of the run)."""
+# what each harness logs per iteration: the training loss, the evaluation metric
+LOSS_KEYS = {"det": "total_loss", "seg": "loss"}
+EVAL_KEYS = {"det": "bbox/AP", "seg": "mIoU"}
+
+
+def logged(task: str, out_dir: Path, key: str) -> list[tuple[int, float]]:
+    """(iteration, value) of each logged ``key`` of a run so far, by iteration (det: log.jsonl; seg: the
+    vis_data/scalars.json of every start of the run, a later start's row replacing an earlier one's)."""
     if task == "det":
-        path = out_dir / "log.jsonl"
-        rows = read_jsonl(path) if path.is_file() else []
-        return [
-            (r["iteration"], r["bbox/AP"] if math.isfinite(r["bbox/AP"]) else 0.0)
-            for r in rows
-            if "bbox/AP" in r
-        ]
-    by_step = {}
-    for path in sorted(out_dir.glob("*/vis_data/scalars.json")):
-        by_step.update({r["step"]: r["mIoU"] for r in read_jsonl(path) if "mIoU" in r})
-    return sorted(by_step.items())
+        rows, step = read_jsonl(out_dir / "log.jsonl"), "iteration"
+    else:
+        rows = [r for path in sorted(out_dir.glob("*/vis_data/scalars.json")) for r in read_jsonl(path)]
+        step = "step"
+    return sorted({r[step]: r[key] for r in rows if key in r}.items())
+
+
+def evaluations(task: str, out_dir: Path) -> list[tuple[int, float]]:
+    """(iteration, metric) of each evaluation a run made so far, in order (COCOeval's NaN for a model that
+    predicts nothing is AP 0)."""
+    return [(i, v if math.isfinite(v) else 0.0) for i, v in logged(task, out_dir, EVAL_KEYS[task])]
 
 
 class _Halving:
