@@ -231,6 +231,22 @@ config = SearchConfig(
     assert "--reference 'moco' is neither an entry nor an initialization" in err
 
 
+@pytest.mark.parametrize(
+    "path",
+    sorted(REPO_ROOT.glob("configs/search/*.py")) + sorted(REPO_ROOT.glob("configs/mini/search_*.py")),
+    ids=lambda p: p.name,
+)
+def test_every_shipped_search_config_validates(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, SearchConfig)
+    cfg.validate()
+    # reproduce.sh's: CamVid at one lr and five seeds, balloon searches lr
+    if path.name == "search_tables.py":
+        for name, e in cfg.entries.items():
+            first, _ = next_trials(cfg.protocol_for(name), [])
+            assert (len(first), cfg.protocol_for(name).seeds) == ((1, 5) if e.task == "seg" else (2, 3))
+
+
 def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):
     import dataclasses
 

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: 2.1 h on 2026-11-28; README). Run from
-# the repository root after the install; a stage whose output exists is skipped, and a killed search resumes
-# where it stopped.
+# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2.2 h on a day like run B's; README). Run
+# from the repository root after the install; a stage whose output exists is skipped, and a killed search
+# resumes where it stopped.
 #   1. MAE-pretrain the miniature encoder twice on the training images (no labels): CamVid + balloon (the
 #      CamVid table's encoder), and with balloon listed six times (the balloon table's encoder)
 #   2. train the same encoder with CIFAR-10 labels (the supervised initialization)
 #      (1 and 2 side by side, one core each)
-#   3. the per-entry search on balloon Mask R-CNN + CamVid UperNet, then 3 seeds of each selected run
-#      (two workers, one core each)
-#   4. the tables (mean ± std, Δ vs random init with Welch's 95% CI) and plots
+#   3. the per-entry search (configs/mini/search_tables.py; two workers, one core each): balloon Mask R-CNN
+#      picks lr in {2e-4, 4e-4} on validation, then 3 seeds; CamVid UperNet at lr 4e-4, then 5 seeds
+#   4. the tables (mean ± std, Δ vs random init with Welch's 95% CI), plots and learning curves
 set -euo pipefail
-out=output/mini  # = MINI in configs/mini/search_camvid_balloon.py
+out=output/mini  # = MINI in configs/mini/search_camvid_balloon.py, which search_tables.py imports
 py=.venv/bin/python
 stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce] $name: $((SECONDS - t0)) s"; }
 # Stages 1-2 as two single-threaded lanes side by side (this project's choice): one core per process does
@@ -33,5 +33,5 @@ lane1 > >(sed -u 's/^/[lane 1] /') 2>&1 & pid1=$!
 lane2 > >(sed -u 's/^/[lane 2] /') 2>&1 & pid2=$!
 rc=0; wait $pid1 || rc=$?; wait $pid2 || rc=$?; ((rc == 0)) || exit $rc
 echo "[reproduce] pretraining lanes: $((SECONDS - t0)) s"
-stage search $py tools/search.py run --config configs/mini/search_camvid_balloon.py --workers 2
-stage report $py tools/report.py --config configs/mini/search_camvid_balloon.py --out $out/report
+stage search $py tools/search.py run --config configs/mini/search_tables.py --workers 2
+stage report $py tools/report.py --config configs/mini/search_tables.py --out $out/report

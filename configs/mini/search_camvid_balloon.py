@@ -1,4 +1,5 @@
-# The miniature Tables 4 and 5 with signal (configs/mini/reproduce.sh): real data, CPU, seeds.
+# The miniature Tables 4 and 5, runs A and B's recipe (README), and the base of configs/mini/search_tables.py
+# (what configs/mini/reproduce.sh runs now: run D's protocol for the CamVid entries): real data, CPU, seeds.
 # Table 4: Mask R-CNN on balloon (61 train / 13 val photos), Table 5: UperNet on CamVid (367 train / 101 val),
 # both at 128px with the miniature encoder (patch 8, 192 wide, 4 blocks). Entries: random init, supervised
 # (the encoder trained with CIFAR-10 labels, configs/cls/cifar10_mini_supervised.py) and MAE, pretrained on
