@@ -22,7 +22,7 @@ from mae_transfer.config import load_config
 from mae_transfer.errors import ConfigError
 from mae_transfer.paths import REPO_ROOT
 from mae_transfer.search import Entry, Protocol, SearchConfig, TrialSpec, TrialStore, next_trials, work
-from mae_transfer.search.protocol import Finished
+from mae_transfer.search.protocol import Finished, seed_runs
 from mae_transfer.search.report import write_report
 
 # a protocol of one run: one lr, weight decay and drop path, every stage on schedule "s"
@@ -149,6 +149,26 @@ def test_seeds_rerun_the_selected_configuration_after_stage3():
         Protocol(seeds=0).validate()
 
 
+def test_a_grid_with_one_candidate_selects_nothing_and_runs_its_seeds_only():
+    """One value on every axis: no selecting run -- stage 1 is seed run 1, which is also the selected run;
+    the entry costs N runs. A second candidate, or seeds 1, keeps the selecting run at the config's seed."""
+    one = dict(lrs=(4e-4,), weight_decays=(0.05,), drop_paths=(0.1,), stage1_drop_path=0.1)
+    one.update(stage1_schedule="s", stage2_schedule="s", schedules=("s",))
+    history, best = run_protocol(Protocol(**one, seeds=5), lambda s: 30.0 + s.seed)
+    assert [(s.stage, s.seed) for s in history] == [(1, 1), (4, 2), (4, 3), (4, 4), (4, 5)]
+    assert best.seed == 1 and best.value == 31.0
+    finished = [done(s, 30.0 + s.seed) for s in history]
+    assert [r.value for r in seed_runs(Protocol(**one, seeds=5), finished, best)] == [31, 32, 33, 34, 35]
+    # a store that made the selecting run before (run D) is done as it is: its seed runs are the cell
+    old = [done(TrialSpec(1, 4e-4, 0.05, 0.1, "s"), 99.0)] + finished
+    assert next_trials(Protocol(**one, seeds=5), old) == ([], best)
+    assert [s.seed for s in run_protocol(Protocol(**one), lambda s: 1.0)[0]] == [None]
+    two = {**one, "lrs": (2e-4, 4e-4), "extend_edges": False}
+    assert [s.seed for s in run_protocol(Protocol(**two, seeds=2), lambda s: 1.0)[0]] == [None, None, 1, 2]
+    other_dp = {**one, "stage1_drop_path": 0.0}  # stage 1 and stage 2 differ: a real choice of lr / wd first
+    assert run_protocol(Protocol(**other_dp, seeds=2), lambda s: 1.0)[0][0].seed is None
+
+
 def test_welch_interval_equals_scipy_ttest():
     from scipy import stats
 
@@ -179,7 +199,7 @@ def test_report_cells_are_seed_means_with_welch_intervals(tmp_path):
 from mae_transfer.search import Entry, Protocol, SearchConfig
 config = SearchConfig(
     name="seeded", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
-    protocol=Protocol(name="seeded", lrs=(1e-4,), weight_decays=(0.05,), extend_edges=False,
+    protocol=Protocol(name="seeded", lrs=(1e-4, 2e-4), weight_decays=(0.05,), extend_edges=False,
     drop_paths=(0.0,),
                       stage1_schedule="s", stage2_schedule="s", schedules=("s",), seeds=3),
     schedules={{"seg": {{"s": []}}}},
@@ -190,12 +210,12 @@ config = SearchConfig(
     store = TrialStore.for_search(cfg)
     seeds = {"random": [20.0, 21.0, 19.0], "mae": [25.0, 26.5, 24.5], "supervised": [20.5, 22.0, 18.0]}
     for name, values in seeds.items():
-        for _ in range(3):  # stage 1 (= 2 and 3: the same run), then the three seed runs
+        for _ in range(3):  # stage 1 (two lrs; = 2 and 3: the same runs), then the three seed runs
             specs, _ = next_trials(cfg.protocol, store.finished(name))
             store.enqueue(name, specs)
             while (c := store.claim(name)) is not None:
-                # the selecting run is not a cell
-                v = 99.0 if c.spec.seed is None else values[c.spec.seed - 1]
+                # the selecting runs are not cells
+                v = c.spec.lr * 1e6 if c.spec.seed is None else values[c.spec.seed - 1]
                 # test: evaluated once, after training
                 store.complete(c, v, {"aAcc": v + 50, "test_mIoU": v - 1})
     report = write_report(cfg, tmp_path / "report").read_text()
@@ -209,7 +229,7 @@ config = SearchConfig(
     assert rows["MAE"][2] == "25.3 ± 1.0"
     assert rows["MAE"][3] == f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]" and ci.low > 0
     assert rows["supervised"][3].startswith("+0.2 [") and rows["supervised"][3].endswith(" ≈")
-    assert rows["MAE"][-4:] == ["3", "4", "-", "0 |"]  # seeds, trials; no cost recorded by this test
+    assert rows["MAE"][-4:] == ["3", "5", "-", "0 |"]  # seeds, trials; no cost recorded by this test
     assert rows["init"][2] == "val mIoU" and rows["init"][5] == "test mIoU"
     assert rows["MAE"][5] == "24.3 ± 1.0" and rows["MAE"][6] == f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]"
     with open(tmp_path / "report" / "seeds.csv") as f:
@@ -221,7 +241,7 @@ config = SearchConfig(
     ] == [("mae", "1", 25.0, 24.0), ("mae", "2", 26.5, 25.5), ("mae", "3", 24.5, 23.5)]
     data = json.loads((tmp_path / "report" / "results.json").read_text())
     assert data["mae"]["summary"]["n"] == 3 and data["mae"]["summary"]["mean"] == pytest.approx(76 / 3)
-    assert data["mae"]["selected"]["value"] == 99.0
+    assert data["mae"]["selected"]["value"] == 200.0 and data["mae"]["selected"]["lr"] == 2e-4
     assert (tmp_path / "report" / "results.png").is_file()
     other = write_report(cfg, tmp_path / "report2", reference="supervised").read_text()
     assert (
@@ -244,7 +264,8 @@ def test_every_shipped_search_config_validates(path):
     if path.name == "search_tables.py":
         for name, e in cfg.entries.items():
             first, _ = next_trials(cfg.protocol_for(name), [])
-            assert (len(first), cfg.protocol_for(name).seeds) == ((1, 5) if e.task == "seg" else (2, 3))
+            seeds = ([1], 5) if e.task == "seg" else ([None, None], 3)  # CamVid: no selecting run
+            assert ([s.seed for s in first], cfg.protocol_for(name).seeds) == seeds
 
 
 def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):

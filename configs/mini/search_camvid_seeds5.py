@@ -3,8 +3,8 @@
 # of ~0.7 per side: at three runs a side Welch's interval is ~±1.6 wide, at five ~±1.0. Four changes against
 # configs/mini/search_pretraining_runs.py, all this project's choice:
 #   - lr fixed at 4e-4: every CamVid entry selected it on validation in all three draws (runs A-C), so the
-#     five seed runs replace the lr search; the protocol still makes its one selecting run per entry (the
-#     config's own seed), which the cell leaves out
+#     five seed runs replace the lr search (run D's search also made one selecting run per entry, at the
+#     config's own seed, left out of the cells; a one-candidate grid no longer makes it)
 #   - seeds 5; MAE fine-tunes pretraining seeds 0-4 of configs/pretrain/mini_camvid_balloon.py, one each
 #   - the supervised entry is back, with its one encoder (its spread counts fine-tuning seeds only)
 #   - balloon is left out (its lr pick flips between draws; its 13 validation photos need another lever:

@@ -10,6 +10,8 @@ Default = Li et al. (2021), the protocol behind MAE's Table 4:
            the entry's result is their mean and spread; the selecting run (the config's own seed) is left
            out of it, so the reported value carries no winner's-curse bias from picking the best of stage 3.
            N = 1 (the paper's practice, one run per cell): the selected run is the result.
+           A grid with one candidate (one value on every axis) selects nothing: its stages run seed 1, so the
+           selected run is seed run 1 and the entry costs N runs, not N + 1.
 Budgeted (``strategy="halving"``): every (lr, wd, drop path[, layer decay]) candidate is one run on the
 longest schedule, stopped early by successive halving over its evaluations (the runner asks Optuna's
 SuccessiveHalvingPruner at each evaluation); the best completed run is selected, then the seed runs.
@@ -193,10 +195,27 @@ def _grid(protocol: Protocol, finished: list[Finished]) -> tuple[list[float], li
     return lrs, wds
 
 
+def selection_seed(protocol: Protocol) -> int | None:
+    """The seed of the stage 1-3 runs: the config's own (None), or seed 1 when the grid has one candidate and
+    seed runs follow -- nothing is selected, so the selecting run would be one more run of seed run 1's
+    configuration."""
+    single = (
+        len(protocol.lrs)
+        == len(protocol.weight_decays)
+        == len(protocol.drop_paths)
+        == len(protocol.schedules)
+        == 1
+        and len(protocol.layer_decays) <= 1
+        and math.isclose(protocol.stage1_drop_path, protocol.drop_paths[0])
+    )
+    return 1 if single and protocol.seeds > 1 else None
+
+
 def _stage1_specs(protocol: Protocol, lrs: Sequence[float], wds: Sequence[float]) -> list[TrialSpec]:
     lds = protocol.layer_decays or (None,)
+    seed = selection_seed(protocol)
     return [
-        TrialSpec(1, lr, wd, protocol.stage1_drop_path, protocol.stage1_schedule, ld)
+        TrialSpec(1, lr, wd, protocol.stage1_drop_path, protocol.stage1_schedule, ld, seed)
         for lr in lrs
         for wd in wds
         for ld in lds
@@ -239,14 +258,15 @@ def next_trials(
         lr, wd, ld = best1.lr, best1.weight_decay, best1.layer_decay
     else:
         lr, wd = reused
-    stage2 = [TrialSpec(2, lr, wd, dp, protocol.stage2_schedule, ld) for dp in protocol.drop_paths]
+    seed = selection_seed(protocol)
+    stage2 = [TrialSpec(2, lr, wd, dp, protocol.stage2_schedule, ld, seed) for dp in protocol.drop_paths]
     missing = [s for s in stage2 if s.key() not in by_key]
     if missing:
         return missing, None
     best2 = _best([by_key[s.key()] for s in stage2])
     if best2 is None:
         return [], None
-    stage3 = [TrialSpec(3, lr, wd, best2.drop_path, sched, ld) for sched in protocol.schedules]
+    stage3 = [TrialSpec(3, lr, wd, best2.drop_path, sched, ld, seed) for sched in protocol.schedules]
     missing = [s for s in stage3 if s.key() not in by_key]
     if missing:
         return missing, None

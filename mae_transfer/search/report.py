@@ -15,7 +15,7 @@ from typing import Any
 from ..recipes import TABLE4, TABLE5
 from ..runlog import pyplot
 from .config import METRICS, SearchConfig
-from .protocol import TrialSpec, seed_runs
+from .protocol import TrialSpec, seed_runs, selection_seed
 from .runner import LOSS_KEYS, entry_status, logged
 from .stats import Summary, welch_difference
 from .store import TrialStore
@@ -574,7 +574,13 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
         md += [f"## {title}", "", markdown(table), ""]
         md += [
             f"Cells: mean ± sample std over the selected configuration's seed runs (column `seeds`; "
-            f"{'the selected run itself' if seeds == {1} else 'seeds 1..N re-run after selection'}). "
+            f"{'the selected run itself' if seeds == {1} else 'seeds 1..N run after selection'}"
+            + (
+                "; an entry whose grid has one candidate selects nothing: its seed run 1 is its selected run"
+                if any(selection_seed(cfg.protocol_for(name)) for name in cfg.entries)
+                else ""
+            )
+            + "). "
             f"Δ: difference of means to {_reference_label(reference)} with its 95% confidence interval by "
             f"Welch's t (unequal variances); ≈ marks an interval that contains 0, i.e. a difference within "
             f"seed noise. "
