@@ -60,6 +60,19 @@ def run_tool(
     )
 
 
+def start_search(config: Path, *args: str, output: bool = False) -> subprocess.Popen:
+    """``tools/search.py run --config CONFIG ARGS`` in a session of its own (``os.killpg`` ends all of
+    it); its console as text on ``stdout`` when ``output``, else discarded."""
+    return subprocess.Popen(
+        [sys.executable, "tools/search.py", "run", "--config", str(config), *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE if output else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
     """The tool failed with exit 2 and exactly one 'error: ...' line on stderr (no traceback)."""
     assert proc.returncode == 2, (

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from test_pretrain import overrides, tiny_cfg
 
-from conftest import kill_search_worker, one_line_error, run_tool
+from conftest import kill_search_worker, one_line_error, run_tool, start_search
 from mae_transfer.paths import REPO_ROOT
 from mae_transfer.runlog import read_jsonl
 
@@ -174,14 +174,7 @@ config = SearchConfig(
 )
 """)
     cfg = load_config(path)
-    parent = subprocess.Popen(
-        [sys.executable, "tools/search.py", "run", "--config", str(path), "--workers", "2"],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    parent = start_search(path, "--workers", "2", output=True)
     try:
         trial_dir, deadline = None, time.time() + 600
         while time.time() < deadline and trial_dir is None:

@@ -3,6 +3,7 @@ report."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COCO128, one_line_error, run_tool
+from conftest import COCO128, one_line_error, run_tool, start_search
 from mae_transfer.config import load_config
 from mae_transfer.errors import ConfigError
 from mae_transfer.paths import REPO_ROOT
@@ -154,6 +155,8 @@ def test_a_grid_with_one_candidate_selects_nothing_and_runs_its_seeds_only():
     the entry costs N runs. A second candidate, or seeds 1, keeps the selecting run at the config's seed."""
     one = dict(lrs=(4e-4,), weight_decays=(0.05,), drop_paths=(0.1,), stage1_drop_path=0.1)
     one.update(stage1_schedule="s", stage2_schedule="s", schedules=("s",))
+    first, _ = next_trials(Protocol(**one, seeds=5), [])
+    assert [(s.stage, s.seed) for s in first] == [(1, 1), (4, 2), (4, 3), (4, 4), (4, 5)]  # all at once
     history, best = run_protocol(Protocol(**one, seeds=5), lambda s: 30.0 + s.seed)
     assert [(s.stage, s.seed) for s in history] == [(1, 1), (4, 2), (4, 3), (4, 4), (4, 5)]
     assert best.seed == 1 and best.value == 31.0
@@ -264,7 +267,7 @@ def test_every_shipped_search_config_validates(path):
     if path.name == "search_tables.py":
         for name, e in cfg.entries.items():
             first, _ = next_trials(cfg.protocol_for(name), [])
-            seeds = ([1], 5) if e.task == "seg" else ([None, None], 3)  # CamVid: no selecting run
+            seeds = ([1, 2, 3, 4, 5], 5) if e.task == "seg" else ([None, None], 3)  # CamVid: no selecting run
             assert ([s.seed for s in first], cfg.protocol_for(name).seeds) == seeds
 
 
@@ -324,14 +327,14 @@ config = SearchConfig(
         twice.validate()
     store = TrialStore.for_search(cfg)
     for name, values in {"random": [20.0, 21.0, 19.0], "mae": [25.0, 26.5, 24.5]}.items():
-        for _ in range(2):  # the selecting run, then the three seed runs
+        for _ in range(2):  # one candidate: the three seed runs, no selecting run
             store.enqueue(name, next_trials(cfg.protocol, store.finished(name))[0])
             while (c := store.claim(name)) is not None:
                 store.complete(c, 99.0 if c.spec.seed is None else values[c.spec.seed - 1], {})
     report = write_report(cfg, tmp_path / "report").read_text()
     assert "| seeds | pretraining runs | trials |" in report
-    assert "| random init | B | 20.0 ± 1.0 | (reference) |" in report and "| 3 | - | 4 |" in report
-    assert "| MAE | B | 25.3 ± 1.0 |" in report and "| 3 | 3 | 4 |" in report
+    assert "| random init | B | 20.0 ± 1.0 | (reference) |" in report and "| 3 | - | 3 |" in report
+    assert "| MAE | B | 25.3 ± 1.0 |" in report and "| 3 | 3 | 3 |" in report
     assert "seed run i fine-tunes pretraining run i" in report
     with open(tmp_path / "report" / "seeds.csv") as f:
         rows = [(r["seed"], r["weights"]) for r in csv.DictReader(f) if r["entry"] == "mae"]
@@ -712,13 +715,7 @@ def test_two_workers_share_one_study_and_report(tmp_path):
 
 def test_killed_search_resumes_without_rerunning_or_losing_trials(tmp_path):
     path = tiny_search(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "tools/search.py", "run", "--config", str(path)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = start_search(path)
     deadline = time.time() + 600
     while time.time() < deadline:
         states = [t.state.name for _, t in trial_table(path)] if (tmp_path / "study.journal").exists() else []
@@ -737,6 +734,93 @@ def test_killed_search_resumes_without_rerunning_or_losing_trials(tmp_path):
     interrupted = [t for _, t in trials if t.user_attrs.get("retry") is True]
     assert len(interrupted) == 1
     assert ("seg/random/B", interrupted[0].user_attrs["key"]) in set(complete)  # ... and it was run again
+
+
+def test_a_trial_killed_by_a_signal_runs_again(tmp_path):
+    """kill -9 of a trial's process (not of its worker: the OOM killer, a user) is no result: the worker
+    records the attempt as interrupted and the trial runs again to completion."""
+    path = tmp_path / "search.py"
+    path.write_text(f"""
+from mae_transfer.search import Entry, Protocol, SearchConfig
+config = SearchConfig(
+    name="killed", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
+    protocol=Protocol(name="one", lrs=(1e-4,), weight_decays=(0.05,), drop_paths=(0.0,),
+                      stage1_schedule="s", stage2_schedule="s", schedules=("s",)),
+    schedules={{"seg": {{"s": ["train_cfg.max_iters=2"]}}}},
+    entries={{"seg/random/B": Entry(init="random", task="seg", args={seg_trial_args(tmp_path)!r})}},
+)
+""")
+    proc = start_search(path, output=True)
+
+    marker = str(tmp_path / "trials").encode()
+
+    def trial_pids() -> list[int]:  # the trial's train_seg process (its --print-recipe call is not the run)
+        pids = []
+        for d in Path("/proc").iterdir():
+            try:
+                cmd = (d / "cmdline").read_bytes().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            run = any(a.endswith(b"train_seg.py") for a in cmd) and b"--print-recipe" not in cmd
+            if run and any(marker in a for a in cmd):
+                pids.append(int(d.name))
+        return pids
+
+    try:
+        deadline = time.time() + 300
+        while not (pids := trial_pids()) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert pids, "the trial never started"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=600)
+    finally:  # whatever failed above, leave nothing of this search running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    trials = [t for _, t in trial_table(path)]
+    assert [(t.state.name, t.user_attrs.get("retry")) for t in trials] == [("FAIL", True), ("COMPLETE", None)]
+    assert trials[0].user_attrs["error"].startswith("exit -9") and "seg/random/B" in out and "done" in out
+
+
+def test_sigterm_to_a_multi_worker_search_stops_its_workers_and_their_trials(tmp_path):
+    path = tiny_search(tmp_path)
+    proc = start_search(path, "--workers", "2")
+
+    def descendants(root: int) -> set[int]:
+        parent = {}
+        for d in Path("/proc").iterdir():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+        found, todo = set(), [root]
+        while todo:
+            node = todo.pop()
+            kids = [p for p, pp in parent.items() if pp == node]
+            found.update(kids)
+            todo += kids
+        return found
+
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            journal = (tmp_path / "study.journal").exists()
+            states = [t.state.name for _, t in trial_table(path)] if journal else []
+            if "RUNNING" in states and len(descendants(proc.pid)) >= 3:  # the workers and a trial
+                break
+            time.sleep(0.5)
+        tree = descendants(proc.pid)  # the workers, their trials and the trials' own children
+        proc.send_signal(signal.SIGTERM)  # the search process alone, as `kill PID` or a scheduler sends it
+        assert proc.wait(timeout=60) == 143
+        deadline = time.time() + 30
+        while (alive := {p for p in tree if Path(f"/proc/{p}").exists()}) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not alive, [Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in alive]
+    finally:  # whatever failed above, leave nothing of this search running
+        for p in descendants(proc.pid) | {proc.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
 
 
 def test_a_finished_run_is_reused_by_identity_even_after_its_checkpoint_moved(tmp_path):

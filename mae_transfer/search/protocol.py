@@ -11,7 +11,7 @@ Default = Li et al. (2021), the protocol behind MAE's Table 4:
            out of it, so the reported value carries no winner's-curse bias from picking the best of stage 3.
            N = 1 (the paper's practice, one run per cell): the selected run is the result.
            A grid with one candidate (one value on every axis) selects nothing: its stages run seed 1, so the
-           selected run is seed run 1 and the entry costs N runs, not N + 1.
+           selected run is seed run 1 and the entry costs N runs, not N + 1, all enqueued at once.
 Budgeted (``strategy="halving"``): every (lr, wd, drop path[, layer decay]) candidate is one run on the
 longest schedule, stopped early by successive halving over its evaluations (the runner asks Optuna's
 SuccessiveHalvingPruner at each evaluation); the best completed run is selected, then the seed runs.
@@ -252,6 +252,8 @@ def next_trials(
     if reused is None:
         todo, best1 = stage1_best(protocol, finished)
         if todo:
+            if selection_seed(protocol):  # nothing to select: the other seed runs need not wait for seed 1
+                todo += [s for s in seed_specs(protocol, todo[0]) if s.seed != 1 and s.key() not in by_key]
             return todo, None
         if best1 is None:
             return [], None  # every stage-1 run failed: nothing to build on
@@ -309,7 +311,7 @@ def _halving_trials(
     return (missing, None) if missing else ([], best)
 
 
-def seed_specs(protocol: Protocol, selected: Finished) -> list[TrialSpec]:
+def seed_specs(protocol: Protocol, selected: Finished | TrialSpec) -> list[TrialSpec]:
     """Stage 4: the selected configuration with seeds 1..N (none when ``protocol.seeds`` is 1)."""
     if protocol.seeds == 1:
         return []

@@ -279,7 +279,10 @@ def run_trial(cfg: SearchConfig, store: TrialStore, claimed: Claimed) -> float |
             reason += f": {error}"
         # another process (an orphan of a worker on another machine) holds the trial's folder: run it later
         busy = error is not None and "is in use by" in error
-        store.fail(claimed, reason, attrs, retry=busy)
+        # killed by a signal from outside (the OOM killer, a kill -9): not the run's own failure -- it runs
+        # again, like the run of a worker that died, and counts as failed after max_retries such ends
+        killed = isinstance(rc, int) and rc < 0
+        store.fail(claimed, reason, attrs, retry=busy or killed)
         log.warning("trial %s #%d failed (%s); log: %s", name, claimed.number, reason, log_path)
         return None
     store.complete(claimed, float(value), {**attrs, **extra})
@@ -368,7 +371,8 @@ def worker_devices(workers: int, gpus_per_worker: int, gpus: int) -> list[str | 
 
 def run_workers(config_path: str, overrides: list[str], workers: int, gpus_per_worker: int = 1) -> list[int]:
     """``workers`` local processes on the same storage; returns the trials each ran. A worker that dies
-    (killed, out of memory) does not stop the others: its interrupted trial is re-queued and run by them."""
+    (killed, out of memory) does not stop the others: its interrupted trial is re-queued and run by them.
+    SIGTERM to this process stops them all (no worker goes on alone)."""
     import multiprocessing as mp
 
     import torch
@@ -384,6 +388,15 @@ def run_workers(config_path: str, overrides: list[str], workers: int, gpus_per_w
     ]
     for p in procs:
         p.start()
+
+    def stop(*_: Any) -> None:  # kill, Slurm: the workers unwind too (each kills its running trial's group)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join()
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
     for p in procs:
         p.join()
     ran = dict(results.get() for p in procs if p.exitcode == 0)
