@@ -85,10 +85,14 @@ def collect(cfg: SearchConfig) -> list[dict[str, Any]]:
         if best is not None:
             best_trial = next(t for t in trials if t["state"] == "COMPLETE" and t["key"] == best.key)
             runs = {r.key for r in seed_runs(cfg.protocol_for(name), store.finished(name), best)}
-            seeds = sorted(
-                (t for t in trials if t["key"] in runs and t["state"] in ("COMPLETE", "FAIL")),
-                key=lambda t: -1 if t["seed"] is None else t["seed"],
-            )
+            # one per seed run: its completed attempt, else its last failed one (an interrupted attempt that
+            # ran again is not a seed run of its own)
+            attempts: dict[str, dict[str, Any]] = {}
+            for t in sorted(trials, key=lambda t: t["number"]):
+                if t["key"] in runs and t["state"] in ("COMPLETE", "FAIL"):
+                    if attempts.get(t["key"], {}).get("state") != "COMPLETE":
+                        attempts[t["key"]] = t
+            seeds = sorted(attempts.values(), key=lambda t: -1 if t["seed"] is None else t["seed"])
         ok = [t for t in seeds if t["state"] == "COMPLETE"]
         rows.append(
             {
