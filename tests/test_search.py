@@ -23,7 +23,7 @@ from mae_transfer.config import load_config
 from mae_transfer.errors import ConfigError
 from mae_transfer.paths import REPO_ROOT
 from mae_transfer.search import Entry, Protocol, SearchConfig, TrialSpec, TrialStore, next_trials, work
-from mae_transfer.search.protocol import Finished, seed_runs
+from mae_transfer.search.protocol import Finished, seed_runs, selection_seed
 from mae_transfer.search.report import write_report
 
 # a protocol of one run: one lr, weight decay and drop path, every stage on schedule "s"
@@ -170,6 +170,7 @@ def test_a_grid_with_one_candidate_selects_nothing_and_runs_its_seeds_only():
     assert [s.seed for s in run_protocol(Protocol(**two, seeds=2), lambda s: 1.0)[0]] == [None, None, 1, 2]
     other_dp = {**one, "stage1_drop_path": 0.0}  # stage 1 and stage 2 differ: a real choice of lr / wd first
     assert run_protocol(Protocol(**other_dp, seeds=2), lambda s: 1.0)[0][0].seed is None
+    assert selection_seed(Protocol(**one, seeds=2, strategy="halving")) is None  # halving has its own path
 
 
 def test_welch_interval_equals_scipy_ttest():

@@ -196,11 +196,12 @@ def _grid(protocol: Protocol, finished: list[Finished]) -> tuple[list[float], li
 
 
 def selection_seed(protocol: Protocol) -> int | None:
-    """The seed of the stage 1-3 runs: the config's own (None), or seed 1 when the grid has one candidate and
-    seed runs follow -- nothing is selected, so the selecting run would be one more run of seed run 1's
-    configuration."""
+    """The seed of the stage 1-3 runs of a grid: the config's own (None), or seed 1 when the grid has one
+    candidate and seed runs follow -- nothing is selected, so the selecting run would be one more run of seed
+    run 1's configuration."""
     single = (
-        len(protocol.lrs)
+        protocol.strategy == "grid"
+        and len(protocol.lrs)
         == len(protocol.weight_decays)
         == len(protocol.drop_paths)
         == len(protocol.schedules)
