@@ -11,26 +11,32 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from mae_transfer.backbone import BACKBONES, ViTPyramidBackbone, register_backbone
+from mae_transfer.backbone import register_backbone
+from mae_transfer.vit_backbone import ViTPyramidBackbone
+
+
+def vit_shape(**arch: Any) -> Callable:
+    """Register a factory of ``ViTPyramidBackbone`` with this encoder shape (its ``arch``)."""
+    return register_backbone(arch=arch, builds=ViTPyramidBackbone)
 
 
 def _build(factory: Callable[..., ViTPyramidBackbone], overrides: dict[str, Any]) -> ViTPyramidBackbone:
     return ViTPyramidBackbone(**{**factory.arch, **overrides})
 
 
-@register_backbone(arch=dict(patch_size=16, embed_dim=768, depth=12, num_heads=12))
+@vit_shape(patch_size=16, embed_dim=768, depth=12, num_heads=12)
 def mae_vit_b(**overrides: Any) -> ViTPyramidBackbone:
     """ViT-B/16 (Tables 4 and 5)."""
     return _build(mae_vit_b, overrides)
 
 
-@register_backbone(arch=dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16))
+@vit_shape(patch_size=16, embed_dim=1024, depth=24, num_heads=16)
 def mae_vit_l(**overrides: Any) -> ViTPyramidBackbone:
     """ViT-L/16 (Tables 4 and 5)."""
     return _build(mae_vit_l, overrides)
 
 
-@register_backbone(arch=dict(patch_size=16, embed_dim=1280, depth=32, num_heads=16))
+@vit_shape(patch_size=16, embed_dim=1280, depth=32, num_heads=16)
 def mae_vit_h(**overrides: Any) -> ViTPyramidBackbone:
     """ViT-H/14 run with 16x16 patches (as ViTDet-H): the checkpoint's 14x14 patch kernel is resampled
     (timm's FlexiViT resampling) so the pyramid reaches strides 4-32 with integer scales."""
@@ -38,39 +44,26 @@ def mae_vit_h(**overrides: Any) -> ViTPyramidBackbone:
 
 
 # CPU-sized encoders below: they run the same code on a laptop.
-@register_backbone(arch=dict(patch_size=16, embed_dim=384, depth=12, num_heads=6))
+@vit_shape(patch_size=16, embed_dim=384, depth=12, num_heads=6)
 def mae_vit_s(**overrides: Any) -> ViTPyramidBackbone:
     """ViT-S/16."""
     return _build(mae_vit_s, overrides)
 
 
-@register_backbone(arch=dict(patch_size=16, embed_dim=192, depth=4, num_heads=3))
+@vit_shape(patch_size=16, embed_dim=192, depth=4, num_heads=3)
 def mae_vit_tiny_p16(**overrides: Any) -> ViTPyramidBackbone:
     """4-block ViT-Tiny/16: the coco128 smoke configs' encoder
     (configs/{det,seg}/mini/*_vit_tiny_coco128.py)."""
     return _build(mae_vit_tiny_p16, overrides)
 
 
-@register_backbone(arch=dict(patch_size=4, embed_dim=192, depth=6, num_heads=3))
+@vit_shape(patch_size=4, embed_dim=192, depth=6, num_heads=3)
 def mae_vit_tiny_p4(**overrides: Any) -> ViTPyramidBackbone:
     """The 32px CIFAR encoder of configs/pretrain/cifar10_tiny.py."""
     return _build(mae_vit_tiny_p4, overrides)
 
 
-@register_backbone(arch=dict(patch_size=8, embed_dim=192, depth=4, num_heads=3))
+@vit_shape(patch_size=8, embed_dim=192, depth=4, num_heads=3)
 def mae_vit_mini_p8(**overrides: Any) -> ViTPyramidBackbone:
     """The miniature tables' 128px encoder (configs/pretrain/mini_camvid_balloon.py)."""
     return _build(mae_vit_mini_p8, overrides)
-
-
-def backbone_for(embed_dim: int, depth: int, patch_size: int) -> str | None:
-    """The factory of this encoder shape: the one of its patch size, else a patch-16 one (a patch-14 encoder
-    runs as patch 16, as ViT-H)."""
-    factories = [BACKBONES.get(name) for name in BACKBONES.names()]
-    archs = {f.__name__: f.arch for f in factories if f.__module__ == __name__}
-    same = [name for name, a in archs.items() if (a["embed_dim"], a["depth"]) == (embed_dim, depth)]
-    for patch in (patch_size, 16):
-        match = next((name for name in same if archs[name]["patch_size"] == patch), None)
-        if match:
-            return match
-    return None

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import ConfigError, UserError
-from .paths import REPO_ROOT
-from .recipes import INITS, VIT_SIZES
+from .errors import UserError
+from .recipes import INITS
 
 
 def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
@@ -149,42 +147,6 @@ def add_entry_args(
     )
 
 
-def batch_rule(
-    global_batch: int,
-    world: int,
-    per_process: str,
-    recipe: str,
-    recipe_batch: int,
-    scaling: str,
-    print_only: bool = False,
-    iters_given: bool = False,
-) -> tuple[float, str]:
-    """The global batch against the recipe's: (lr factor, the note for the recipe card). A config claiming no
-    recipe (``recipe`` empty) keeps its numbers; one claiming a recipe at another batch is refused unless
-    ``scaling`` is 'linear' (lr x factor, iteration counts / factor unless ``iters_given``: --iters sets
-    them); ``print_only`` (--print-recipe) puts the refusal in the note instead."""
-    note = f"global batch {global_batch} = {world} process(es) x {per_process}"
-    if not recipe:
-        return 1.0, f"{note} (this config's own: it claims no recipe)"
-    if global_batch == recipe_batch:
-        return 1.0, f"{note} = the recipe's"
-    factor = global_batch / recipe_batch
-    if scaling != "linear":
-        refusal = (
-            f"global batch {global_batch} ({note.split(' = ', 1)[1]}) is not the recipe's {recipe_batch}: "
-            f"pass --batch-scaling linear (lr x {factor:g}, iterations x {1 / factor:g}), or set the batch "
-            f"so that it is {recipe_batch}"
-        )
-        if print_only:
-            return 1.0, f"a run would stop: {refusal}"
-        raise ConfigError(refusal)
-    iters = "iterations as --iters sets them" if iters_given else f"iterations x {1 / factor:g}"
-    return (
-        factor,
-        f"{note}, not the recipe's {recipe_batch}: lr x {factor:g}, {iters} (--batch-scaling linear)",
-    )
-
-
 def add_backbone_args(parser: argparse.ArgumentParser) -> None:
     """The backbone flags both harnesses share (applied to the config by ``apply_backbone_args``)."""
     parser.add_argument("--backbone", default=None, help="registered backbone name (or module:name)")
@@ -193,56 +155,6 @@ def add_backbone_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--source", default=None, help="checkpoint format: auto | vit | mae | supervised | mocov3 | beit"
-    )
-
-
-def apply_backbone_args(node: Any, args: argparse.Namespace) -> None:
-    """Write --backbone / --weights / --source into a backbone config node (LazyConfig or mmengine). A
-    backbone with a fixed set of keywords (``timm:<name>``) gets only those of the node's (a config written
-    for the ViT holds window sizes, taps, ...)."""
-    from .backbone import backbone_keys
-
-    if args.backbone:
-        node.name = args.backbone
-        keys = backbone_keys(args.backbone)
-        if keys is not None:
-            for key in [
-                k
-                for k in node
-                if k not in keys | {"name", "weights", "source", "type", "_target_", "out_levels"}
-            ]:
-                node.pop(key)
-    if args.weights is not None:
-        node.weights = args.weights
-    if args.source:
-        node.source = args.source
-
-
-def config_for_backbone(config: str | None, pattern: str, backbone: str | None) -> str:
-    """``--config`` as given, else the full-size config of ``--backbone``'s ViT size (``pattern`` has a
-    ``{size}`` field: b, l, ...); ViT-B's when the backbone has no sized config."""
-    if config:
-        return config
-    size = VIT_SIZES.get(backbone or "", "B").lower()
-    path = pattern.format(size=size)
-    return path if (REPO_ROOT / path).is_file() or Path(path).is_file() else pattern.format(size="b")
-
-
-def check_backbone_size(config: str, config_size: str, backbone: str | None) -> None:
-    """A full-size config holds one ViT size's numbers (drop path, activation checkpointing, taps, output
-    dir): ``--backbone`` of another size is refused, naming the config to use."""
-    size = VIT_SIZES.get(backbone or "")
-    if size is None or size == config_size:
-        return
-    right = re.sub(r"_vit_[a-z]_", f"_vit_{size.lower()}_", config)
-    hint = (
-        f"use --config {right}"
-        if right != config and ((REPO_ROOT / right).is_file() or Path(right).is_file())
-        else f"write a ViT-{size} variant of it"
-    )
-    raise ConfigError(
-        f"--backbone {backbone} is ViT-{size} but {config} holds the ViT-{config_size} recipe "
-        f"(drop path, activation checkpointing, output dir); {hint}"
     )
 
 

@@ -10,12 +10,14 @@ lr scale = decay ** (num_layers + 1 - id).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
 NO_DECAY_TOKENS = ("pos_embed", "cls_token", "mask_token", "relative_position_bias_table", "rel_pos")
 _BLOCK_RE = re.compile(r"^(?:blocks|layers)\.(\d+)\.")
@@ -122,3 +124,48 @@ def describe_groups(groups: Iterable[dict]) -> str:
         f"id {g['layer_id']}: {len(g['params'])} tensors, lr x{g['lr_scale']:.3g}, wd {g['weight_decay']}"
         for g in groups
     )
+
+
+class AccumulatedSteps:
+    """An epoch's optimizer steps with gradient accumulation, the official MAE engines' rule: the schedule's
+    lr set at the first iteration of each window of ``accum_iter`` iterations, their gradients summed
+    (loss / accum_iter, through the GradScaler), one step at the window's last iteration or the epoch's, and
+    no DDP gradient sync on the iterations that do not step.
+
+    Args:
+        net: the model as trained (DDP-wrapped when there are several processes).
+        optimizer: the optimizer it steps.
+        scaler: its GradScaler (enabled for fp16 only).
+        accum_iter: iterations per optimizer step.
+        n_iter: iterations in the epoch.
+        lr_at: the schedule: lr at a fractional epoch.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        accum_iter: int,
+        n_iter: int,
+        lr_at: Callable[[float], float],
+    ) -> None:
+        self.net, self.optimizer, self.scaler = net, optimizer, scaler
+        self.accum_iter, self.n_iter, self.lr_at = accum_iter, n_iter, lr_at
+
+    @contextlib.contextmanager
+    def iteration(self, epoch: int, it: int) -> Iterator[None]:
+        """Around one iteration's forward and ``backward``; steps the optimizer after it when due."""
+        if it % self.accum_iter == 0:
+            set_lr(self.optimizer, self.lr_at(epoch + it / self.n_iter))
+        steps = (it + 1) % self.accum_iter == 0 or it + 1 == self.n_iter
+        no_sync = isinstance(self.net, DistributedDataParallel) and not steps
+        with self.net.no_sync() if no_sync else contextlib.nullcontext():
+            yield
+        if steps:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss / self.accum_iter).backward()

@@ -17,14 +17,19 @@ class Registry:
         self.kind = kind
         self._factories: dict[str, Callable[..., Any]] = {}
 
-    def register(self, name: str | None = None, arch: dict[str, Any] | None = None) -> Callable[[F], F]:
+    def register(
+        self, name: str | None = None, arch: dict[str, Any] | None = None, builds: type | None = None
+    ) -> Callable[[F], F]:
         """Decorator registering ``fn`` under ``name`` (default: the function's name). ``arch``: the model
-        shape the factory builds, kept as ``fn.arch`` so that it can be read without building the model."""
+        shape the factory builds, kept as ``fn.arch`` so that it can be read without building the model;
+        ``builds``: the class the factory constructs, kept as ``fn.builds``."""
 
         def wrap(fn: F) -> F:
             key = name or fn.__name__
             if arch is not None:
                 fn.arch = arch  # type: ignore[attr-defined]
+            if builds is not None:
+                fn.builds = builds  # type: ignore[attr-defined]
             if key in self._factories and self._factories[key] is not fn:
                 raise ValueError(
                     f"{self.kind} {key!r} is already registered by {self._factories[key].__module__}"

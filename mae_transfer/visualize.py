@@ -14,8 +14,8 @@ from .checkpoints import extract_state_dict, load_checkpoint
 from .data import IMAGENET_MEAN, IMAGENET_STD, SafeImageFolder, eval_transform
 from .errors import ConfigError, DataError
 from .models.mae import MaskedAutoencoderViT, build_mae
-from .pretrain.config import PretrainConfig
-from .pretrain.engine import build_model, load_mae_weights
+from .pretrain.checkpoints import load_mae_weights
+from .pretrain.config import PretrainConfig, build_model
 
 log = logging.getLogger("mae_transfer.visualize")
 

@@ -74,6 +74,9 @@ def test_evaluation_of_the_ground_truth_is_ap_100(tmp_path):
     from pycocotools import mask as mask_util
 
     from mae_transfer.det import train as det_train
+    from mae_transfer.det.config import load_config
+    from mae_transfer.det.data import register_datasets
+    from mae_transfer.det.evaluate import do_test
 
     parser = argparse.ArgumentParser()
     det_train.add_args(parser)
@@ -82,8 +85,8 @@ def test_evaluation_of_the_ground_truth_is_ap_100(tmp_path):
         ["--val-json", val_json, "--val-images", VAL_IMAGES, "--output-dir", str(tmp_path)]
     )
     args.config = MINI
-    cfg = det_train.load_config(args)
-    det_train.register_datasets(cfg, eval_only=True)
+    cfg = load_config(args)
+    register_datasets(cfg, eval_only=True)
     truth = {d["image_id"]: d for d in DatasetCatalog.get(cfg.dataloader.test.dataset.names)}
     assert any(a.get("iscrowd") for d in truth.values() for a in d["annotations"])  # crowd RLE is in there
 
@@ -112,10 +115,10 @@ def test_evaluation_of_the_ground_truth_is_ap_100(tmp_path):
             return out
 
     oracle = Oracle()
-    results = det_train.do_test(cfg, oracle)
+    results = do_test(cfg, oracle)
     assert results["bbox"]["AP"] == pytest.approx(100.0) and results["segm"]["AP"] == pytest.approx(100.0)
     oracle.shift = 1
-    results = det_train.do_test(cfg, oracle)
+    results = do_test(cfg, oracle)
     assert results["bbox"]["AP"] < 5 and results["segm"]["AP"] < 5
 
 
@@ -168,7 +171,8 @@ def test_train_and_evaluate_end_to_end(trained_run):
 def test_prediction_overlay_differs_from_the_image_only_where_something_was_predicted(trained_run):
     """detectron2's Visualizer draws boxes, masks and labels; every pixel away from the drawn detections is
     the input's, and each detection changed pixels inside its box."""
-    from mae_transfer.predict import DetPredictor, read_rgb
+    from mae_transfer.det.predict import DetPredictor
+    from mae_transfer.preview import read_rgb
 
     predictor = DetPredictor.from_run(trained_run, trained_run / "model_final.pth", score_thresh=0.0)
     image = read_rgb(sorted(Path(VAL_IMAGES).glob("*.jpg"))[0])
@@ -433,7 +437,7 @@ def test_init_applies_the_entry_table_to_recipe_configs_only():
     miniature (claims no recipe) keeps its own numbers."""
     from detectron2.config import LazyConfig
 
-    from mae_transfer.det.train import apply_entry
+    from mae_transfer.det.config import apply_entry
 
     cases = {
         ("mask_rcnn_vit_b_100ep.py", "mae"): (8e-5, 0.1, 0.1, 184375, 100),

@@ -9,7 +9,7 @@ import torch
 
 from conftest import one_line_error, run_tool
 from mae_transfer.backbone import build_backbone
-from mae_transfer.checkpoints.doctor import inspect_checkpoint
+from mae_transfer.inspect_checkpoint import inspect_checkpoint
 from mae_transfer.models.mae import MaskedAutoencoderViT
 
 SMALL = dict(embed_dim=64, depth=4, num_heads=2, img_size=128)

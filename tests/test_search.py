@@ -374,7 +374,7 @@ def test_multi_process_trials_go_through_each_harness_launcher(tmp_path):
     assert "global batch 4 = 2 process(es) x 2" in (tmp_path / "trial" / "log_mae_transfer.txt").read_text()
     assert json.loads((tmp_path / "trial" / "metrics.json").read_text())["iteration"] == 2
     # local workers on one machine get disjoint GPUs when there are enough, else share them
-    from mae_transfer.search.runner import worker_devices
+    from mae_transfer.search.workers import worker_devices
 
     assert worker_devices(2, 4, 8) == ["0,1,2,3", "4,5,6,7"]
     assert worker_devices(2, 8, 8) == [None, None] and worker_devices(1, 1, 0) == [None]

@@ -142,7 +142,7 @@ def test_segmentation_overlay_keeps_ignored_pixels_and_names_present_classes():
     lists exactly the classes present."""
     from mmengine.config import Config
 
-    from mae_transfer.predict import SegPredictor
+    from mae_transfer.seg.predict import SegPredictor
 
     cfg = Config.fromfile(str(REPO_ROOT / MINI))
     predictor = SegPredictor(cfg, torch.nn.Identity(), [f"class{i}" for i in range(133)])

@@ -22,7 +22,7 @@ from mae_transfer.cli import run_tool
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from mae_transfer.checkpoints.doctor import inspect_checkpoint
+    from mae_transfer.inspect_checkpoint import inspect_checkpoint
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

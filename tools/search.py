@@ -23,8 +23,9 @@ from mae_transfer.config import apply_overrides, load_config
 def main(argv: Sequence[str] | None = None) -> None:
     from mae_transfer.runlog import setup_logging
     from mae_transfer.search import SearchConfig
-    from mae_transfer.search.runner import entry_status, run_workers, submit_slurm_array
+    from mae_transfer.search.runner import entry_status
     from mae_transfer.search.store import TrialStore
+    from mae_transfer.search.workers import run_workers, submit_slurm_array
 
     parser = argparse.ArgumentParser(
         description=__doc__,

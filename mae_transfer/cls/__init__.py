@@ -1,4 +1,5 @@
 from .config import ClsConfig
-from .engine import build_classifier, run_cls
+from .engine import run_cls
+from .model import build_classifier
 
 __all__ = ["ClsConfig", "build_classifier", "run_cls"]

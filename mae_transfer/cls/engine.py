@@ -6,7 +6,6 @@ converters as the transfer backbones, so any Table 4 initialization (or none: ra
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import sys
@@ -17,160 +16,30 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from timm.data import Mixup, create_transform
+from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.models.vision_transformer import VisionTransformer
 from timm.optim import Lars
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from .. import dist
 from ..checkpoints import (
-    LoadReport,
-    apply_to_model,
     load_checkpoint,
-    read_vit_checkpoint,
-    resize_pos_embed,
     save_atomic,
 )
-from ..data import IMAGENET_MEAN, IMAGENET_STD, SafeImageFolder, SkipCounter, collate_skip_bad, eval_transform
-from ..errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
+from ..data import SafeImageFolder, SkipCounter, collate_skip_bad
+from ..errors import ConfigError, DataError, NonFiniteLossError
 from ..kernels import adamw, set_attention_kernel
-from ..models.mae import encoder_arch
-from ..optim import cosine_lr, param_groups, set_lr, vit_layer_id
+from ..optim import AccumulatedSteps, cosine_lr, param_groups, vit_layer_id
 from ..rundir import run_in_output_dir
 from ..runlog import RunLogger, setup_logging
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .config import ClsConfig
+from .linprobe import linprobe_cached
+from .model import build_classifier, build_datasets, evaluate
 
 log = logging.getLogger("mae_transfer.cls")
-
-
-# ----------------------------------------------------------------------------- model
-def build_classifier(cfg: ClsConfig, num_classes: int) -> tuple[VisionTransformer, LoadReport | None]:
-    state, report, extras = (None, None, {})
-    if cfg.weights:
-        state, report, extras = read_vit_checkpoint(cfg.weights, cfg.source)
-        if report.source == "beit":
-            raise CheckpointError(
-                f"{cfg.weights}: BEiT encoders need relative position bias, which timm's "
-                "VisionTransformer lacks; evaluate them through the transfer backbone instead"
-            )
-    if cfg.model:
-        arch = encoder_arch(cfg.model)
-    elif "arch" in extras:
-        arch = dict(extras["arch"])
-    else:
-        raise ConfigError(
-            "cannot tell the encoder architecture: pass model=<MAE model name> "
-            "(e.g. model=mae_vit_base_patch16)"
-        )
-    arch.update(cfg.model_overrides)
-    if cfg.mode not in ("finetune", "linprobe"):
-        raise ConfigError(f"unknown mode {cfg.mode!r}; choose finetune or linprobe")
-    linprobe = cfg.mode == "linprobe"
-    model = VisionTransformer(
-        img_size=cfg.input_size,
-        patch_size=arch["patch_size"],
-        in_chans=arch.get("in_chans", 3),
-        num_classes=num_classes,
-        global_pool=cfg.global_pool,
-        embed_dim=arch["embed_dim"],
-        depth=arch["depth"],
-        num_heads=arch["num_heads"],
-        mlp_ratio=arch.get("mlp_ratio", 4.0),
-        qkv_bias=True,
-        norm_layer=partial(nn.LayerNorm, eps=1e-6),
-        drop_path_rate=0.0 if linprobe else cfg.drop_path,
-    )
-    if linprobe:  # Table 10: BatchNorm without affine, then a linear layer
-        model.head = nn.Sequential(
-            nn.BatchNorm1d(arch["embed_dim"], affine=False, eps=1e-6),
-            nn.Linear(arch["embed_dim"], num_classes),
-        )
-        nn.init.trunc_normal_(model.head[1].weight, std=0.01)
-    else:
-        nn.init.trunc_normal_(model.head.weight, std=2e-5)
-    nn.init.zeros_(model.get_classifier().bias if not linprobe else model.head[1].bias)
-    if state is not None:
-        report = apply_to_model(
-            model,
-            state,
-            report,
-            may_be_new=lambda k: k.startswith(("head.", "fc_norm.")),
-            resizers={"pos_embed": resize_pos_embed},
-        )
-        log.info("%s", report.format())
-    if linprobe:
-        for name, p in model.named_parameters():
-            p.requires_grad = name.startswith("head.")
-    return model, report
-
-
-# ----------------------------------------------------------------------------- data
-def build_datasets(cfg: ClsConfig) -> tuple[SafeImageFolder, SafeImageFolder]:
-    root = Path(cfg.data_path)
-    train_dir, val_dir = root / "train", root / cfg.val_split
-    for d in (train_dir, val_dir):
-        if not d.is_dir():
-            raise DataError(f"{d} not found (data_path must hold train/ and {cfg.val_split}/)")
-    if cfg.mode == "finetune":
-        train_tf = create_transform(
-            cfg.input_size,
-            is_training=True,
-            auto_augment=cfg.randaug or None,
-            interpolation="bicubic",
-            re_prob=cfg.reprob,
-            re_mode="pixel",
-            re_count=1,
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-        )
-    else:
-        from torchvision import transforms as T
-
-        train_tf = T.Compose(
-            [
-                T.RandomResizedCrop(cfg.input_size, interpolation=T.InterpolationMode.BICUBIC),
-                T.RandomHorizontalFlip(),
-                T.ToTensor(),
-                T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-            ]
-        )
-    train = SafeImageFolder(train_dir, train_tf)
-    val = SafeImageFolder(val_dir, eval_transform(cfg.input_size))
-    if train.classes != val.classes:
-        raise DataError(f"class folders differ between {train_dir} and {val_dir}")
-    return train, val
-
-
-# ----------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, loader: DataLoader, device: torch.device, amp_dtype: torch.dtype | None
-) -> dict[str, float]:
-    model.eval()
-    correct1 = correct5 = total = 0
-    loss_sum = 0.0
-    for imgs, labels, _ in loader:
-        if imgs.numel() == 0:
-            continue
-        imgs, labels = imgs.to(device), labels.to(device)
-        with autocast(device, amp_dtype):
-            logits = model(imgs)
-        loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        correct1 += (top[:, 0] == labels).sum().item()
-        correct5 += (top == labels[:, None]).any(dim=1).sum().item()
-        total += labels.numel()
-    sums = torch.tensor([correct1, correct5, total, loss_sum], dtype=torch.float64)
-    if dist.world_size() > 1:
-        torch.distributed.all_reduce(sums)
-    c1, c5, n, ls = sums.tolist()
-    if n == 0:
-        raise DataError("the validation set produced no readable image")
-    return {"top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "loss": ls / n, "n": int(n)}
 
 
 # ----------------------------------------------------------------------------- main
@@ -200,7 +69,7 @@ def _run_cls(cfg: ClsConfig, device: torch.device, rank: int, world: int) -> dic
         card.log(log)
 
     if cfg.mode == "linprobe" and cfg.cache_features:
-        metrics = _linprobe_cached(cfg, model, train_set, val_set, device, amp_dtype, main)
+        metrics = linprobe_cached(cfg, model, train_set, val_set, device, amp_dtype, main)
     else:
         metrics = _train(cfg, model, train_set, val_set, device, amp_dtype, main, world, rank)
     metrics.update(
@@ -309,6 +178,14 @@ def _train(
     )
     logger = RunLogger(cfg.output_dir, enabled=main)
     n_iter = len(train_loader)
+    steps = AccumulatedSteps(
+        net,
+        optimizer,
+        scaler,
+        cfg.accum_iter,
+        n_iter,
+        lambda e: cosine_lr(e, lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr),
+    )
     val: dict[str, float] = {}
     skipped = SkipCounter()
     try:
@@ -331,11 +208,6 @@ def _train(
                 skipped.add(bad)
                 if imgs.numel() == 0:
                     continue
-                if it % cfg.accum_iter == 0:
-                    set_lr(
-                        optimizer,
-                        cosine_lr(epoch + it / n_iter, lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr),
-                    )
                 imgs, labels = imgs.to(device), labels.to(device)
                 if mixup is not None:
                     if (
@@ -343,23 +215,13 @@ def _train(
                     ):  # timm's Mixup pairs samples: drop one when a bad file made the batch odd
                         imgs, labels = imgs[:-1], labels[:-1]
                     imgs, labels = mixup(imgs, labels)
-                step_now = (it + 1) % cfg.accum_iter == 0 or it + 1 == n_iter
-                ctx = (
-                    net.no_sync()
-                    if isinstance(net, DistributedDataParallel) and not step_now
-                    else contextlib.nullcontext()
-                )
-                with ctx:
+                with steps.iteration(epoch, it):
                     with autocast(device, amp_dtype):
                         loss = criterion(net(imgs), labels)
                     value = loss.item()
                     if not math.isfinite(value):
                         raise NonFiniteLossError(f"loss is {value} at epoch {epoch + 1}, iteration {it + 1}")
-                    scaler.scale(loss / cfg.accum_iter).backward()
-                if step_now:
-                    scaler.step(optimizer)
-                    scaler.update()
-                    optimizer.zero_grad(set_to_none=True)
+                    steps.backward(loss)
                 loss_sum += value * imgs.shape[0]
                 seen += imgs.shape[0]
                 bar.set_postfix(loss=f"{value:.3f}", refresh=False)
@@ -396,96 +258,3 @@ def _train(
     if not val:
         val = evaluate(model, val_loader, device, amp_dtype)
     return {**val, "best_top1": max(best, val["top1"]), "epochs": cfg.epochs}
-
-
-@torch.no_grad()
-def _extract(
-    model: VisionTransformer,
-    dataset: Any,
-    cfg: ClsConfig,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    loader = DataLoader(
-        dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=collate_skip_bad
-    )
-    feats, labels = [], []
-    model.eval()
-    for imgs, y, _ in tqdm(loader, desc="features", leave=False, mininterval=30.0):
-        if imgs.numel() == 0:
-            continue
-        with autocast(device, amp_dtype):
-            f = model.forward_head(model.forward_features(imgs.to(device)), pre_logits=True)
-        feats.append(f.float().cpu())
-        labels.append(y)
-    return torch.cat(feats), torch.cat(labels)
-
-
-def _linprobe_cached(
-    cfg: ClsConfig,
-    model: VisionTransformer,
-    train_set: SafeImageFolder,
-    val_set: SafeImageFolder,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-    main: bool,
-) -> dict[str, Any]:
-    """Linear probe on features extracted once (center crops): same probe, no augmentation, CPU-cheap."""
-    train_set.transform = val_set.transform
-    t0 = time.perf_counter()
-    xtr, ytr = _extract(model, train_set, cfg, device, amp_dtype)
-    xva, yva = _extract(model, val_set, cfg, device, amp_dtype)
-    log.info("extracted %d + %d features in %.0f s", len(xtr), len(xva), time.perf_counter() - t0)
-    head = model.head.cpu()
-    lr = cfg.lr if cfg.lr is not None else cfg.blr * cfg.batch_size / 256
-    groups = param_groups(head, lr=lr, weight_decay=cfg.weight_decay)
-    opt = (
-        Lars(groups, lr=lr, momentum=cfg.momentum)
-        if cfg.optimizer == "lars"
-        else torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
-        if cfg.optimizer == "sgd"
-        else adamw(groups, lr=lr, betas=(0.9, 0.999), kernels=cfg.kernels)
-    )
-    loader = DataLoader(
-        TensorDataset(xtr, ytr),
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
-    if len(loader) == 0:
-        raise DataError(f"{len(xtr)} training features: fewer than one batch of {cfg.batch_size}")
-    logger = RunLogger(cfg.output_dir, enabled=main)
-    n_iter = len(loader)
-    for epoch in range(cfg.epochs):
-        head.train()
-        for it, (x, y) in enumerate(loader):
-            set_lr(opt, cosine_lr(epoch + it / n_iter, lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr))
-            loss = nn.functional.cross_entropy(head(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if main and ((epoch + 1) % max(cfg.eval_every, 1) == 0 or epoch + 1 == cfg.epochs):
-            top1 = _probe_accuracy(head, xva, yva)
-            logger.log((epoch + 1) * n_iter, epoch=epoch + 1, train_loss=loss.item(), **{"val/top1": top1})
-    logger.close()
-    head.eval()
-    with torch.no_grad():
-        logits = head(xva)
-    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-    return {
-        "top1": 100.0 * (top[:, 0] == yva).float().mean().item(),
-        "top5": 100.0 * (top == yva[:, None]).any(dim=1).float().mean().item(),
-        "loss": nn.functional.cross_entropy(logits, yva).item(),
-        "n": len(yva),
-        "epochs": cfg.epochs,
-        "cached_features": True,
-    }
-
-
-@torch.no_grad()
-def _probe_accuracy(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    head.eval()
-    acc = 100.0 * (head(x).argmax(1) == y).float().mean().item()
-    head.train()
-    return acc

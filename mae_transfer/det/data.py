@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from detectron2.data import DatasetMapper
+from omegaconf import DictConfig
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 log = logging.getLogger("mae_transfer.det")
 
@@ -182,3 +183,34 @@ def subset_coco(json_file: str | Path, out_file: str | Path, num_images: int, mi
     Path(out_file).parent.mkdir(parents=True, exist_ok=True)
     Path(out_file).write_text(json.dumps(out))
     return Path(out_file)
+
+
+def register_datasets(cfg: DictConfig, eval_only: bool = False) -> None:
+    """Validate every dataset the run uses (one-line DataError on the first problem), then register it."""
+    wanted = (
+        {cfg.dataloader.test.dataset.names}
+        if eval_only
+        else {
+            cfg.dataloader.train.dataset.names,
+            cfg.dataloader.test.dataset.names,
+            cfg.train.get("test_dataset"),
+        }
+        - {"", None}
+    )
+    known = dict(cfg.get("datasets", {}))
+    for name, paths in coco2017_paths().items():
+        known.setdefault(name, paths)
+    for name in wanted:
+        if name not in known:
+            raise ConfigError(
+                f"dataset {name!r} is not declared: add it to the config's `datasets` or pass "
+                "--train-json/--train-images, --val-json/--val-images, --test-json/--test-images or "
+                "--coco-root"
+            )
+        is_train = name == cfg.dataloader.train.dataset.names
+        counts = register_coco(name, known[name]["json"], known[name]["images"], need_annotations=is_train)
+        log.info("dataset %s: %s", name, counts)
+        if is_train:
+            check_mask_dependencies(known[name]["json"], counts)
+        if is_train and counts["rle_instances"]:  # polygon masks cannot hold RLE instances
+            cfg.dataloader.train.mapper.instance_mask_format = "bitmask"

@@ -10,7 +10,6 @@ final ``metrics.json`` with APbox / APmask and the AP breakdown.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import math
 import os
@@ -18,280 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..cli import (
     add_entry_args,
-    apply_backbone_args,
-    batch_rule,
-    check_backbone_size,
-    config_for_backbone,
 )
-from ..config import accepts_kwarg, check_override_type
-from ..console import console_to_log_files_only, log_printed
+from ..console import console_to_log_files_only
 from ..errors import ConfigError, NonFiniteLossError, UserError
 from ..kernels import set_attention_kernel
-from ..recipes import DET_BATCH, INIT_BACKBONE, det_entry_values, track_changes
+from ..recipes import DET_BATCH
 from ..rundir import lock_output_dir
 from ..runlog import ComputeMeter, read_jsonl, setup_logging, truncate_jsonl, write_curves
-from ..utils import autocast_training_forward, cpu_has_native_bf16, precision_name, write_json_atomic
+from ..utils import autocast_training_forward, precision_name
 from .checkpoint import SafeDetectionCheckpointer
-from .data import check_mask_dependencies, coco2017_paths, register_coco
-from .recipe import bottom_up, det_card, det_values
+from .config import load_config
+from .data import register_datasets
+from .evaluate import _ap, _nan_to_zero, do_test, write_metrics
+from .recipe import bottom_up, det_card
 
 log = logging.getLogger("mae_transfer.det")
-
-
-# ----------------------------------------------------------------------------- config
-def apply_entry(cfg: DictConfig, init: str) -> None:
-    """``--init``: the entry's initialization; on a config that claims a published recipe, also that
-    recipe's lr / wd / drop path / layer decay for the entry (a config that claims none keeps its numbers)."""
-    cfg.entry.init = init
-    if cfg.entry.get("recipe"):
-        values = det_entry_values(init, cfg.entry.size, cfg.entry.recipe)
-        cfg.optimizer.lr = values["lr"]
-        cfg.optimizer.weight_decay = values["weight_decay"]
-        cfg.optimizer.params.layer_decay = values["layer_decay"]
-        bottom_up(cfg).drop_path_rate = values["drop_path"]
-    for key, value in INIT_BACKBONE.get(init, {}).items():
-        bottom_up(cfg)[key] = value
-
-
-def check_override_key(cfg: DictConfig, key: str) -> None:
-    """A key must exist, or be an argument of the LazyCall target that holds it; else ConfigError."""
-    if OmegaConf.select(cfg, key, default="__missing__") != "__missing__":
-        return
-    parent_key, _, leaf = key.rpartition(".")
-    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
-    if isinstance(parent, DictConfig) and "_target_" in parent:
-        target = parent._target_
-        if isinstance(target, str):
-            from detectron2.utils.registry import locate
-
-            target = locate(target)
-        if accepts_kwarg(target, leaf):
-            return
-        raise ConfigError(
-            f"unknown config key {key!r}: {getattr(target, '__name__', target)} takes no argument {leaf!r}"
-        )
-    raise ConfigError(f"unknown config key {key!r}")
-
-
-def load_config(args: argparse.Namespace) -> DictConfig:
-    """The LazyConfig with --init, backbone flags, --output-dir, overrides and datasets applied; what each
-    changed in the recipe's numbers is kept in ``cfg.entry.changed_by`` for the recipe card."""
-    from detectron2.config import LazyConfig
-
-    args.config = config_for_backbone(args.config, "configs/det/mask_rcnn_vit_{size}_100ep.py", args.backbone)
-    if not Path(args.config).is_file():
-        raise ConfigError(f"config file not found: {args.config}")
-    cfg = LazyConfig.load(args.config)
-    if cfg.entry.get("recipe"):
-        check_backbone_size(args.config, cfg.entry.size, args.backbone)
-    changed_by: dict[str, str] = {}
-
-    track = functools.partial(track_changes, lambda: det_values(cfg), changed_by)
-    if args.init:
-        track(f"--init {args.init}", lambda: apply_entry(cfg, args.init))
-    track("--backbone", lambda: apply_backbone_args(bottom_up(cfg), args))
-    if not args.init and not cfg.entry.get("recipe") and not bottom_up(cfg).get("weights"):
-        cfg.entry.init = "random"  # a config that claims no recipe names its run by what it loads
-    if args.iters is not None:  # before the overrides: an explicit key wins
-        if args.iters < 1:
-            raise ConfigError(f"--iters must be at least 1, got {args.iters}")
-        track(f"--iters {args.iters}", lambda: set_run_length(cfg, args.iters))
-    if args.output_dir:
-        cfg.train.output_dir = args.output_dir
-    before = {}
-    for ov in args.opts:
-        if "=" not in ov:
-            raise ConfigError(f"override {ov!r} is not of the form key=value")
-        key = ov.split("=", 1)[0]
-        check_override_key(cfg, key)
-        before[key] = OmegaConf.select(cfg, key, default=None)
-
-    def apply_overrides() -> None:
-        LazyConfig.apply_overrides(cfg, list(args.opts))
-        for key, old in before.items():
-            check_override_type(key, old, OmegaConf.select(cfg, key))
-
-    track("override", apply_overrides)
-    _datasets_from_flags(cfg, args)
-    if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
-        raise ConfigError(
-            f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} --machine-rank "
-            f"{args.machine_rank}: need at least one GPU and machine, and 0 <= machine rank < machines"
-        )
-    if args.dist_timeout <= 0:
-        raise ConfigError(f"--dist-timeout must be positive (seconds), got {args.dist_timeout:g}")
-    world = args.num_gpus * args.num_machines
-    batch = cfg.dataloader.train.total_batch_size
-    if batch % world:
-        raise ConfigError(
-            f"global batch {batch} (dataloader.train.total_batch_size) does not split over {world} "
-            "processes (--num-gpus x --num-machines)"
-        )
-    factor, cfg.entry.batch_note = batch_rule(
-        batch,
-        world,
-        str(batch // world),
-        cfg.entry.get("recipe", ""),
-        DET_BATCH,
-        args.batch_scaling,
-        args.print_recipe,
-        args.iters is not None,
-    )
-    if factor != 1.0:
-
-        def scale() -> None:
-            cfg.optimizer.lr = cfg.optimizer.lr * factor
-            if args.iters is None:  # --iters is the run length asked for
-                scale_iterations(cfg, 1 / factor)
-
-        track("--batch-scaling linear", scale)
-    if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
-        cfg.train.device = "cpu"
-    if cfg.train.device == "cpu" and cfg.train.amp.enabled and not cpu_has_native_bf16():
-        # emulated bf16 is slower
-        track("CPU without native bf16", lambda: setattr(cfg.train.amp, "enabled", False))
-    cfg.entry.changed_by = changed_by
-    return cfg
-
-
-def scale_iterations(cfg: DictConfig, ratio: float) -> None:
-    """Every iteration count x ratio: the run length, evaluation and checkpoint periods, step milestones."""
-
-    def iters(n: int) -> int:
-        return max(1, round(n * ratio))
-
-    cfg.train.max_iter, cfg.train.eval_period = iters(cfg.train.max_iter), iters(cfg.train.eval_period)
-    cfg.train.checkpointer.period = iters(cfg.train.checkpointer.period)
-    sched = cfg.lr_multiplier.scheduler  # warmup_length is a fraction of max_iter: it follows by itself
-    if sched.get("milestones"):
-        sched.milestones = [iters(m) for m in sched.milestones]
-    if sched.get("num_updates"):
-        sched.num_updates = iters(sched.num_updates)
-
-
-def set_run_length(cfg: DictConfig, n: int) -> None:
-    """--iters: the run ends at iteration n, every other iteration count in proportion (progress lines
-    too)."""
-    ratio = n / cfg.train.max_iter
-    scale_iterations(cfg, ratio)
-    cfg.train.max_iter = n
-    cfg.train.log_period = max(1, round(cfg.train.log_period * ratio))
-
-
-def _datasets_from_flags(cfg: DictConfig, args: argparse.Namespace) -> None:
-    if "datasets" not in cfg:
-        cfg.datasets = {}
-    if args.train_json or args.train_images:
-        if not (args.train_json and args.train_images):
-            raise ConfigError("--train-json and --train-images go together")
-        cfg.datasets["custom_train"] = {"json": args.train_json, "images": args.train_images}
-        cfg.dataloader.train.dataset.names = "custom_train"
-    if args.val_json or args.val_images:
-        if not (args.val_json and args.val_images):
-            raise ConfigError("--val-json and --val-images go together")
-        cfg.datasets["custom_val"] = {"json": args.val_json, "images": args.val_images}
-        cfg.dataloader.test.dataset.names = "custom_val"
-    if args.test_json or args.test_images:
-        if not (args.test_json and args.test_images):
-            raise ConfigError("--test-json and --test-images go together")
-        cfg.datasets["custom_test"] = {"json": args.test_json, "images": args.test_images}
-        cfg.train.test_dataset = "custom_test"
-    if args.coco_root:
-        cfg.datasets.update(coco2017_paths(args.coco_root))
-
-
-def register_datasets(cfg: DictConfig, eval_only: bool = False) -> None:
-    """Validate every dataset the run uses (one-line DataError on the first problem), then register it."""
-    wanted = (
-        {cfg.dataloader.test.dataset.names}
-        if eval_only
-        else {
-            cfg.dataloader.train.dataset.names,
-            cfg.dataloader.test.dataset.names,
-            cfg.train.get("test_dataset"),
-        }
-        - {"", None}
-    )
-    known = dict(cfg.get("datasets", {}))
-    for name, paths in coco2017_paths().items():
-        known.setdefault(name, paths)
-    for name in wanted:
-        if name not in known:
-            raise ConfigError(
-                f"dataset {name!r} is not declared: add it to the config's `datasets` or pass "
-                "--train-json/--train-images, --val-json/--val-images, --test-json/--test-images or "
-                "--coco-root"
-            )
-        is_train = name == cfg.dataloader.train.dataset.names
-        counts = register_coco(name, known[name]["json"], known[name]["images"], need_annotations=is_train)
-        log.info("dataset %s: %s", name, counts)
-        if is_train:
-            check_mask_dependencies(known[name]["json"], counts)
-        if is_train and counts["rle_instances"]:  # polygon masks cannot hold RLE instances
-            cfg.dataloader.train.mapper.instance_mask_format = "bitmask"
-
-
-# ----------------------------------------------------------------------------- train / test
-def _sanitize(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _sanitize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_sanitize(v) for v in obj]
-    return obj
-
-
-def do_test(cfg: DictConfig, model: torch.nn.Module, dataset: str | None = None) -> dict[str, Any]:
-    """COCOEvaluator on the validation split, or on ``dataset`` (a registered name) through the same
-    loader."""
-    import copy
-
-    from detectron2.config import instantiate
-    from detectron2.evaluation import inference_on_dataset, print_csv_format
-
-    loaders = cfg.dataloader
-    if dataset:
-        loaders = copy.deepcopy(cfg.dataloader)
-        loaders.test.dataset.names = dataset  # the evaluator's dataset_name follows by interpolation
-    evaluator = instantiate(loaders.evaluator)
-    evaluator._output_dir = os.path.join(
-        cfg.train.output_dir, "inference" + (f"_{dataset}" if dataset else "")
-    )
-    results = log_printed(lambda: inference_on_dataset(model, instantiate(loaders.test), evaluator), log)
-    print_csv_format(results)
-    return results
-
-
-def _nan_to_zero(ap: float) -> float:
-    """COCOeval's AP is NaN when the model predicts nothing: that is AP 0."""
-    return ap if math.isfinite(ap) else 0.0
-
-
-def _ap(results: dict[str, Any], dataset: str) -> dict[str, Any]:
-    bbox, segm = results.get("bbox", {}), results.get("segm", {})
-    return {"APbox": bbox.get("AP"), "APmask": segm.get("AP"), "bbox": bbox, "segm": segm, "dataset": dataset}
-
-
-def write_metrics(
-    cfg: DictConfig, results: dict[str, Any], iteration: int, name: str = "metrics.json", **extra: Any
-) -> Path:
-    """``name`` in the output dir: APbox / APmask and the AP breakdown, the run's backbone and entry,
-    ``extra``."""
-    bu = bottom_up(cfg)
-    metrics = {
-        **_ap(results, cfg.dataloader.test.dataset.names),
-        "iteration": iteration,
-        "backbone": bu.name,
-        "weights": bu.weights or "random init",
-        "entry": OmegaConf.to_container(cfg.entry),
-        **extra,
-    }
-    return write_json_atomic(_sanitize(metrics), Path(cfg.train.output_dir) / name)
 
 
 # progress with ETA, training time, inference progress
@@ -475,7 +219,7 @@ def write_val_preview(cfg: DictConfig, model: torch.nn.Module, n: int = 4) -> No
     picture is not worth failing a finished run: a problem drawing it is a warning."""
     from detectron2.data import DatasetCatalog
 
-    from ..predict import DetPredictor, det_val_preview
+    from .predict import DetPredictor, det_val_preview
 
     try:
         records = DatasetCatalog.get(cfg.dataloader.test.dataset.names)[:n]

@@ -8,6 +8,7 @@ from ..config import ConfigBase, check_ranges, option
 from ..data import describe_augmentation, pretrain_transform
 from ..errors import ConfigError
 from ..kernels import check_kernels
+from ..models.mae import MaskedAutoencoderViT, build_mae
 from ..recipes import PRETRAIN_REFERENCES, WD_EXEMPT, RecipeCard, make_card
 
 
@@ -169,3 +170,19 @@ class PretrainConfig(ConfigBase):
             self.recipe,
             notes=notes,
         )
+
+
+def build_model(cfg: PretrainConfig) -> MaskedAutoencoderViT:
+    """The MAE model a config trains (its registered model, input size, loss and masking)."""
+    return build_mae(
+        cfg.model,
+        **{
+            **dict(
+                img_size=cfg.input_size,
+                norm_pix_loss=cfg.norm_pix_loss,
+                loss_on_all_patches=cfg.loss_on_all_patches,
+                mask_strategy=cfg.mask_strategy,
+            ),
+            **cfg.model_overrides,
+        },
+    )

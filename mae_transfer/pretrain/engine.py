@@ -7,7 +7,6 @@ from ``checkpoint-last.pth`` ends with exactly the weights of an uninterrupted o
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import math
@@ -22,42 +21,25 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .. import dist
-from ..checkpoints import extract_state_dict, load_checkpoint, save_atomic
 from ..data import SkipCounter, UnlabeledImages, collate_skip_bad, image_key, pretrain_transform
-from ..errors import CheckpointError, DataError, NonFiniteLossError
+from ..errors import DataError, NonFiniteLossError
 from ..kernels import adamw, set_attention_kernel
-from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, build_mae, encoder_arch
+from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, encoder_arch
 from ..optim import (
+    AccumulatedSteps,
     cosine_lr,
     describe_groups,
     param_groups,
-    set_lr,
     takes_weight_decay,
     takes_weight_decay_official_mae,
 )
 from ..rundir import run_in_output_dir
 from ..runlog import RunLogger, read_jsonl, setup_logging, truncate_jsonl, write_curves
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
-from .config import PretrainConfig
+from .checkpoints import LAST, export_encoder, load_training_state, save_training_state
+from .config import PretrainConfig, build_model
 
 log = logging.getLogger("mae_transfer.pretrain")
-
-LAST = "checkpoint-last.pth"
-
-
-def build_model(cfg: PretrainConfig) -> MaskedAutoencoderViT:
-    return build_mae(
-        cfg.model,
-        **{
-            **dict(
-                img_size=cfg.input_size,
-                norm_pix_loss=cfg.norm_pix_loss,
-                loss_on_all_patches=cfg.loss_on_all_patches,
-                mask_strategy=cfg.mask_strategy,
-            ),
-            **cfg.model_overrides,
-        },
-    )
 
 
 def effective_lr(cfg: PretrainConfig, world: int) -> float:
@@ -81,7 +63,7 @@ def pretrain_param_groups(model: torch.nn.Module, cfg: PretrainConfig, lr: float
 
 def next_commands(cfg: PretrainConfig, encoder: Path) -> str:
     """What to run with the encoder: detection, segmentation, linear probe."""
-    from backbones.mae_vit import backbone_for
+    from ..backbone import backbone_for
 
     arch = encoder_arch(cfg.model) | cfg.model_overrides
     name = backbone_for(arch["embed_dim"], arch["depth"], arch["patch_size"])
@@ -241,6 +223,14 @@ def train_one_epoch(
         mininterval=1.0,
         dynamic_ncols=True,
     )
+    steps = AccumulatedSteps(
+        net,
+        optimizer,
+        scaler,
+        cfg.accum_iter,
+        n_iter,
+        lambda e: cosine_lr(e, base_lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr),
+    )
     optimizer.zero_grad(set_to_none=True)
     for it, (imgs, index, bad) in enumerate(bar):
         skipped.add(bad)
@@ -248,18 +238,8 @@ def train_one_epoch(
             if dist.world_size() > 1:
                 raise DataError(f"a whole batch of {len(bad)} images was unreadable (e.g. {bad[0]})")
             continue
-        if it % cfg.accum_iter == 0:
-            set_lr(
-                optimizer, cosine_lr(epoch + it / n_iter, base_lr, cfg.epochs, cfg.warmup_epochs, cfg.min_lr)
-            )
         imgs = imgs.to(device, non_blocking=True)
-        step_now = (it + 1) % cfg.accum_iter == 0 or it + 1 == n_iter
-        sync = (
-            net.no_sync()
-            if (isinstance(net, DistributedDataParallel) and not step_now)
-            else contextlib.nullcontext()
-        )
-        with sync:
+        with steps.iteration(epoch, it):
             # the masks are drawn here, not inside the model: the same draws as the official forward's, and no
             # random op inside a torch.compile'd graph (whose RNG differs from eager)
             noise = mask_noise_for(model, cfg, epoch, index, device)
@@ -272,11 +252,7 @@ def train_one_epoch(
                 raise NonFiniteLossError(
                     f"loss is {loss_value} at epoch {epoch + 1}, iteration {it + 1}; stopping ({kept})"
                 )
-            scaler.scale(loss / cfg.accum_iter).backward()
-        if step_now:
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            steps.backward(loss)
         n = imgs.shape[0] * dist.world_size()
         total_loss += loss_value * n
         n_seen += n
@@ -332,88 +308,3 @@ def mask_noise_for(
         for i in index
     ]
     return torch.cat(keyed).to(device)
-
-
-# ----------------------------------------------------------------------------- checkpoints
-def save_training_state(
-    out: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    epoch: int,
-    cfg: PretrainConfig,
-) -> Path:
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "epoch": epoch,
-        "config": cfg.to_dict(),
-    }
-    path = save_atomic(state, out / LAST)
-    if cfg.save_every > 0 and (epoch % cfg.save_every == 0 or epoch == cfg.epochs):
-        save_atomic(state, out / f"checkpoint-{epoch:04d}.pth")
-    return path
-
-
-def load_training_state(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
-) -> int:
-    """Restore model/optimizer/scaler; returns the number of completed epochs."""
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "epoch" not in ckpt:
-        raise CheckpointError(
-            f"{path} is not a pretraining checkpoint written by this tool "
-            "(needs 'model', 'optimizer', 'epoch')"
-        )
-    load_mae_weights(model, ckpt["model"], str(path))
-    optimizer.load_state_dict(ckpt["optimizer"])
-    if "scaler" in ckpt and ckpt["scaler"]:
-        scaler.load_state_dict(ckpt["scaler"])
-    return int(ckpt["epoch"])
-
-
-def load_mae_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Strict load with a one-line error naming the first missing / unexpected / mis-shaped key."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if shapes:
-            k = shapes[0]
-            parts.append(
-                f"{len(shapes)} with wrong shape (e.g. {k}: checkpoint {tuple(state[k].shape)} "
-                f"vs model {tuple(own[k].shape)})"
-            )
-        raise CheckpointError(f"{source} does not fit the model: " + ", ".join(parts))
-    model.load_state_dict(state, strict=True)
-
-
-def export_encoder(
-    model_or_ckpt: torch.nn.Module | str | Path, out_path: str | Path, cfg: PretrainConfig | None = None
-) -> Path:
-    """Write the encoder alone as ``{'model': state}`` in official MAE / timm key format (plus 'arch')."""
-    if isinstance(model_or_ckpt, (str, Path)):
-        ckpt = load_checkpoint(model_or_ckpt)
-        state = extract_state_dict(ckpt, model_or_ckpt)
-        cfg = cfg or (
-            PretrainConfig.from_dict(ckpt["config"]) if isinstance(ckpt, dict) and "config" in ckpt else None
-        )
-        if cfg is None:
-            raise CheckpointError(
-                f"{model_or_ckpt}: no 'config' in the checkpoint; cannot tell its architecture"
-            )
-        model = build_model(cfg)
-        load_mae_weights(model, state, str(model_or_ckpt))
-    else:
-        model = model_or_ckpt
-    arch = dict(getattr(model, "arch", {}))
-    if cfg is not None:
-        arch["source_model"] = cfg.model
-    return save_atomic({"model": model.encoder_state_dict(), "arch": arch}, out_path)

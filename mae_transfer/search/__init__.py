@@ -2,8 +2,9 @@
 
 from .config import Entry, SearchConfig
 from .protocol import Protocol, TrialSpec, next_trials
-from .runner import run_workers, work
+from .runner import work
 from .store import TrialStore
+from .workers import run_workers
 
 __all__ = [
     "Entry",

@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
-from .convert import _collapse, detect_source, infer_vit_arch, to_canonical
-from .io import extract_state_dict, load_checkpoint
+from .backbone import backbone_for, build_backbone
+from .checkpoints.convert import _collapse, detect_source, infer_vit_arch, to_canonical
+from .checkpoints.io import extract_state_dict, load_checkpoint
+from .errors import CheckpointError
 
 # keys a transfer is expected to leave behind, and why
 EXPECTED_IGNORED = (
@@ -138,8 +139,6 @@ def _sort(keys: list[str], rules: tuple[tuple[str, str], ...]) -> tuple[list[tup
 def inspect_checkpoint(path: str, backbone: str | None = None, **overrides: Any) -> Diagnosis:
     """Name the format of ``path`` and load it into ``backbone`` (default: the registered backbone of its
     shape) the way a run would; see the module docstring."""
-    from ..backbone import build_backbone
-
     raw = load_checkpoint(path)
     state = extract_state_dict(raw, path)
     diag = Diagnosis(path=str(path), format=_container(raw, state))
@@ -160,8 +159,6 @@ def inspect_checkpoint(path: str, backbone: str | None = None, **overrides: Any)
         diag.suspicious.append(str(e))
         return diag
     diag.arch = infer_vit_arch(canonical)
-    from backbones.mae_vit import backbone_for
-
     name = backbone or backbone_for(diag.arch["embed_dim"], diag.arch["depth"], diag.arch["patch_size"])
     if name is None:
         diag.suspicious.append(

@@ -1,4 +1,5 @@
-"""``timm:<model_name>``: any timm model with ``forward_intermediates`` as a contract backbone, no code.
+"""``timm:<model_name>``, a backbone family: any timm model with ``forward_intermediates`` as a contract
+backbone, no code.
 
 Maps: ``s4, s8, s16, s32``. Where the model has a feature level at that stride (ConvNeXt, ResNet, Swin, ...)
 it is taken as is (the last level of that stride); a plain ViT has every block at its patch stride, so four
@@ -17,10 +18,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .backbone import TIMM_PREFIX, Backbone, default_taps
-from .checkpoints import LoadReport, apply_to_model, extract_state_dict, load_checkpoint
-from .errors import ConfigError
-from .optim import takes_weight_decay
+from mae_transfer.backbone import Backbone, default_taps, register_backbone_family
+from mae_transfer.checkpoints import LoadReport, apply_to_model, extract_state_dict, load_checkpoint
+from mae_transfer.errors import ConfigError
+from mae_transfer.optim import takes_weight_decay
 
 STRIDES = (4, 8, 16, 32)
 
@@ -104,10 +105,16 @@ class TimmBackbone(Backbone):
         report = apply_to_model(
             self,
             {f"body.{k}": v for k, v in raw.items()},
-            LoadReport(source=f"{TIMM_PREFIX}{self.model_name}", path=str(path)),
+            LoadReport(source=f"timm:{self.model_name}", path=str(path)),
         )
         report.ignored = [k.removeprefix("body.") for k in report.ignored]
         return report
+
+
+@register_backbone_family("timm")
+def timm_model(model_name: str, img_size: int | None = None, drop_path_rate: float = 0.0) -> TimmBackbone:
+    """``timm:<model_name>``."""
+    return TimmBackbone(model_name, img_size, drop_path_rate)
 
 
 def _create(model_name: str, img_size: int | None, drop_path_rate: float) -> torch.nn.Module:
