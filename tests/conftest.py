@@ -16,7 +16,11 @@ import torch
 
 from mae_transfer.paths import REPO_ROOT, shared_data
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# pytest-xdist workers share the cores: each test process (and the tools it starts) gets its share, so
+# OpenMP threads never outnumber the cores (spinning threads on a shared core cost more than they give)
+THREADS = str(max(1, min(2, os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+torch.set_num_threads(int(THREADS))
+os.environ["OMP_NUM_THREADS"] = THREADS  # every tool a test starts, run_tool or not
 
 CIFAR = Path(shared_data("cifar10"))
 COCO128 = Path(shared_data("coco128"))
@@ -54,7 +58,7 @@ def run_tool(
     *args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
     """Run ``python tools/<name>.py ...`` the way a user would."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2", **(env or {})}
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": THREADS, **(env or {})}
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from test_pretrain import overrides, tiny_cfg
 
-from conftest import kill_search_worker, one_line_error, run_tool, start_search
+from conftest import THREADS, kill_search_worker, one_line_error, run_tool, start_search
 from mae_transfer.paths import REPO_ROOT
 from mae_transfer.runlog import read_jsonl
 
@@ -44,7 +44,7 @@ def test_pretraining_killed_at_a_random_step_with_workers_resumes_bit_exact(cifa
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        env={**os.environ, "OMP_NUM_THREADS": THREADS},  # as run_tool: the same run bit for bit
     )
 
     def reached() -> bool:
