@@ -56,8 +56,8 @@ def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
         "## MAE pretraining step (forward + backward + AdamW)",
         "",
-        "| model | batch | precision | variant | img/s | x reference | peak GiB | TFLOP/s | % of bf16 matmul "
-        "peak |",
+        "| model | batch | precision | variant | img/s | x reference | peak GiB | TFLOP/s | % of matmul peak "
+        "(TFLOP/s, dtype) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results["pretrain"]:
@@ -66,7 +66,8 @@ def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
             lines.append(
                 f"| {res['model']} | {res['batch']} | {r['precision']} | {r['variant']} | "
                 f"{r['images_per_s']:.1f} | {r['speedup_vs_reference']:.2f} | {mem} | {r['tflops']:.1f} | "
-                f"{100 * r['fraction_of_bf16_peak']:.0f}% (peak {res['bf16_matmul_peak_tflops']:.0f}) |"
+                f"{100 * r['fraction_of_peak']:.0f}% "
+                f"({res['matmul_peak_tflops']:.0f}, {res['matmul_peak_dtype']}) |"
             )
     for task, title in (("det", "Mask R-CNN training iteration"), ("seg", "UperNet training iteration")):
         lines += [
