@@ -176,6 +176,14 @@ def backbone_settings(name: str, **overrides: Any) -> dict[str, Any]:
     return builds.resolve_settings(settings) if hasattr(builds, "resolve_settings") else settings
 
 
+def check_backbone_name(name: str) -> None:
+    """A ConfigError naming the registered backbones when ``name`` is none of them and of no family (a
+    ``module:name`` plug-in is checked when it is built)."""
+    load_plugins()
+    if _family(name) is None and ":" not in name:
+        BACKBONES.get(name)
+
+
 def backbone_keys(name: str) -> set[str] | None:
     """The constructor keywords of a family backbone (``timm:<name>``: image size and drop path), so that a
     config written for another backbone can drop the rest; None for a named backbone (its config's keys are

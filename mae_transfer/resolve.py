@@ -161,13 +161,38 @@ def apply_backbone_args(node: Any, args: argparse.Namespace) -> None:
 
 
 def config_for_backbone(config: str | None, pattern: str, backbone: str | None) -> str:
-    """``--config`` as given, else the full-size config of ``--backbone``'s ViT size (``pattern`` has a
-    ``{size}`` field: b, l, ...); ViT-B's when the backbone has no sized config."""
+    """``--config`` as given; else, for a full-size ViT (or no ``--backbone``: ViT-B), the recipe of its
+    size (``pattern`` has a ``{size}`` field: b, l, ...; ViT-B's when the size has none, which the size
+    check then refuses); else the one shipped config that builds ``--backbone`` (a miniature on the shared
+    data). A backbone that no shipped config builds, or several do, is refused, naming the configs that fit:
+    a toy encoder never gets a full-size recipe."""
     if config:
         return config
-    size = VIT_SIZES.get(backbone or "", "B").lower()
-    path = pattern.format(size=size)
-    return path if (REPO_ROOT / path).is_file() or Path(path).is_file() else pattern.format(size="b")
+    size = VIT_SIZES.get(backbone or "mae_vit_b")
+    if size is not None:
+        path = pattern.format(size=size.lower())
+        return path if (REPO_ROOT / path).is_file() or Path(path).is_file() else pattern.format(size="b")
+    from .backbone import check_backbone_name
+
+    check_backbone_name(backbone)  # an unknown name is the error to show, not a missing config
+    fits = shipped_configs(Path(pattern).parts[1], backbone)  # configs/<task>/...
+    if len(fits) == 1:
+        return fits[0]
+    which = f"configs that build it: {', '.join(fits)}" if fits else "no shipped config builds it"
+    raise ConfigError(
+        f"--backbone {backbone} is not a full-size ViT ({', '.join(VIT_SIZES)}) and {which}: pass --config"
+    )
+
+
+def shipped_configs(task: str, backbone: str | None) -> list[str]:
+    """The configs under ``configs/<task>/`` that name ``backbone`` (a quoted string), relative to the repo:
+    a config names its backbone once, by its registered name."""
+    root = REPO_ROOT / "configs" / task
+    return sorted(
+        str(p.relative_to(REPO_ROOT))
+        for p in root.rglob("*.py")
+        if f'"{backbone}"' in p.read_text() or f"'{backbone}'" in p.read_text()
+    )
 
 
 def check_backbone_size(config: str, config_size: str, backbone: str | None) -> None:

@@ -168,17 +168,21 @@ def test_pretraining_data_is_flat_or_class_folders_or_several(tmp_path):
 
 
 def test_the_run_ends_with_the_commands_that_transfer_its_encoder(tmp_path):
-    from mae_transfer.pretrain.engine import next_commands
+    from mae_transfer.pretrain.next_steps import next_commands
 
     text = next_commands(PretrainConfig(model="mae_vit_mini_patch8"), tmp_path / "encoder.pth")
-    assert (
-        f"tools/train_det.py --backbone mae_vit_mini_p8 --weights {tmp_path / 'encoder.pth'} --init mae"
-        in text
+    assert (  # a miniature encoder: the shipped miniature config that builds its backbone
+        "tools/train_det.py --config configs/det/mini/mask_rcnn_vit_mini_p8_balloon.py "
+        f"--weights {tmp_path / 'encoder.pth'} --init mae" in text
     )
+    assert "tools/train_seg.py --config configs/seg/mini/upernet_vit_mini_p8_camvid.py" in text
+    assert "eval_cls.py" not in text  # no probe config fits it
     assert "--backbone mae_vit_l " in next_commands(PretrainConfig(model="mae_vit_large_patch16"), tmp_path)
-    assert "--backbone mae_vit_h " in next_commands(PretrainConfig(model="mae_vit_huge_patch14"), tmp_path)
+    assert "--coco-root " in next_commands(PretrainConfig(model="mae_vit_large_patch16"), tmp_path)
+    huge = next_commands(PretrainConfig(model="mae_vit_huge_patch14"), tmp_path)  # no ViT-H recipe is shipped
+    assert "--backbone" not in huge and "train_det.py --config YOUR_CONFIG" in huge
     odd = next_commands(PretrainConfig(model="mae_vit_tiny_patch4", model_overrides={"depth": 2}), tmp_path)
-    assert "--config YOUR_CONFIG" in odd and "model=mae_vit_tiny_patch4" in odd
+    assert "--config YOUR_CONFIG" in odd and "eval_cls.py" not in odd
 
 
 def test_cli_rejects_unknown_key_and_bad_value(tmp_path):

@@ -289,6 +289,34 @@ def test_print_recipe_shows_the_vit_l_row_and_refuses_a_mismatched_config():
     assert rows["lr"][1:] == ["mae_a4", "(--init", "random)"] or rows["lr"][1] == "mae_a4"
 
 
+def test_a_backbone_without_config_gets_a_config_of_its_size_or_a_refusal_naming_the_ones_that_fit():
+    """--backbone X without --config: a full-size ViT takes the paper's recipe of its size, a miniature one
+    the one shipped config that builds it; a toy encoder never gets a full-size recipe."""
+    from conftest import one_line_error, run_tool
+    from mae_transfer.errors import ConfigError
+    from mae_transfer.resolve import config_for_backbone
+
+    det, seg = (
+        "configs/det/mask_rcnn_vit_{size}_100ep.py",
+        "configs/seg/upernet_vit_{size}_512x512_160k_ade20k.py",
+    )
+    assert config_for_backbone(None, det, "mae_vit_l") == "configs/det/mask_rcnn_vit_l_100ep.py"
+    assert config_for_backbone(None, det, None) == "configs/det/mask_rcnn_vit_b_100ep.py"
+    assert (
+        config_for_backbone(None, det, "mae_vit_tiny_p4")
+        == "configs/det/mini/mask_rcnn_vit_tiny_p4_coco128.py"
+    )
+    assert (
+        config_for_backbone(None, seg, "mae_vit_mini_p8") == "configs/seg/mini/upernet_vit_mini_p8_camvid.py"
+    )
+    assert config_for_backbone("my.py", det, "mae_vit_tiny_p4") == "my.py"
+    with pytest.raises(ConfigError, match="unknown backbone 'mae_vit_nope'"):
+        config_for_backbone(None, det, "mae_vit_nope")
+    err = one_line_error(run_tool("tools/train_seg.py", "--backbone", "convnext_t", "--print-recipe"))
+    assert "--backbone convnext_t is not a full-size ViT" in err and "no shipped config builds it" in err
+    assert "pass --config" in err
+
+
 def test_a_global_batch_other_than_the_recipes_is_refused_or_scaled_linearly():
     """Li et al. fix batch 64, the seg recipe 16 (8 x 2). At 8 processes x 2 images a detection run stops (one
     line) unless --batch-scaling linear, which scales lr by 16/64 and every iteration count by 64/16; the

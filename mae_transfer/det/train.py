@@ -233,7 +233,8 @@ def write_val_preview(cfg: DictConfig, model: torch.nn.Module, n: int = 4) -> No
 def add_args(parser: argparse.ArgumentParser) -> None:
     add_entry_args(
         parser,
-        "LazyConfig file (default: configs/det/mask_rcnn_vit_{b,l}_100ep.py by --backbone's size)",
+        "LazyConfig file (default: configs/det/mask_rcnn_vit_{b,l}_100ep.py by --backbone's size; for a "
+        "miniature backbone, the one shipped config that builds it)",
         "Table 4",
         "lr / weight decay / drop path",
         DET_BATCH,

@@ -24,7 +24,7 @@ from .. import dist
 from ..data import SkipCounter, UnlabeledImages, collate_skip_bad, image_key, pretrain_transform
 from ..errors import DataError, NonFiniteLossError
 from ..kernels import adamw, set_attention_kernel
-from ..models.mae import MAE_MODELS, MaskedAutoencoderViT, encoder_arch
+from ..models.mae import MAE_MODELS, MaskedAutoencoderViT
 from ..optim import (
     AccumulatedSteps,
     cosine_lr,
@@ -38,6 +38,7 @@ from ..runlog import RunLogger, read_jsonl, setup_logging, truncate_jsonl, write
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .checkpoints import LAST, export_encoder, load_training_state, save_training_state
 from .config import PretrainConfig, build_model
+from .next_steps import next_commands
 
 log = logging.getLogger("mae_transfer.pretrain")
 
@@ -59,25 +60,6 @@ def pretrain_param_groups(model: torch.nn.Module, cfg: PretrainConfig, lr: float
     """AdamW groups: weight decay on all but biases and 1-D tensors (official), or the tokens too."""
     decays = takes_weight_decay if cfg.wd_exempt_tokens else takes_weight_decay_official_mae
     return param_groups(model, lr=lr, weight_decay=cfg.weight_decay, decays=decays)
-
-
-def next_commands(cfg: PretrainConfig, encoder: Path) -> str:
-    """What to run with the encoder: detection, segmentation, linear probe."""
-    from ..backbone import backbone_for
-
-    arch = encoder_arch(cfg.model) | cfg.model_overrides
-    name = backbone_for(arch["embed_dim"], arch["depth"], arch["patch_size"])
-    bb = f"--backbone {name}" if name else "--config YOUR_CONFIG"
-    return "\n".join(
-        [
-            "next, with this encoder:",
-            f"  python tools/train_det.py {bb} --weights {encoder} --init mae     # Mask R-CNN (Table 4)",
-            f"  python tools/train_seg.py {bb} --weights {encoder} --init mae     # UperNet (Table 5)",
-            f"  python tools/eval_cls.py --config configs/cls/linprobe_vit_base.py model={cfg.model} "
-            f"weights={encoder} "
-            "data_path=DATA     # linear probe (Table 10)",
-        ]
-    )
 
 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:

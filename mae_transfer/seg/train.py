@@ -172,7 +172,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     add_entry_args(
         parser,
         "mmengine config (default: configs/seg/upernet_vit_{b,l}_512x512_160k_ade20k.py by --backbone's "
-        "size)",
+        "size; for a miniature backbone, the one shipped config that builds it)",
         "Table 5",
         "lr / drop path / layer decay",
         SEG_BATCH,

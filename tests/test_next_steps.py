@@ -1,0 +1,52 @@
+"""A newcomer's path: the README's first command (MAE pretraining), then each command it prints."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from conftest import run_tool
+from mae_transfer.paths import REPO_ROOT
+
+# what each printed command gets on top, to run a few iterations into a fresh output dir
+QUICK = {
+    "train_det.py": lambda out: ["--iters", "2", "--output-dir", str(out)],
+    "train_seg.py": lambda out: ["--iters", "2", "--work-dir", str(out)],
+    "eval_cls.py": lambda out: ["epochs=1", "warmup_epochs=0", f"output_dir={out}"],
+}
+# the metric each reports in its run's metrics.json
+METRIC = {"train_det.py": "APbox", "train_seg.py": "mIoU", "eval_cls.py": "top1"}
+
+
+def printed_commands(console: str) -> list[list[str]]:
+    """The command lines under 'next, with this encoder:', their trailing comments dropped."""
+    lines = console.split("next, with this encoder:", 1)[1].splitlines()[1:]
+    return [shlex.split(ln, comments=True) for ln in lines if ln.startswith("  ")]
+
+
+@pytest.mark.slow
+def test_every_command_pretraining_prints_runs_as_printed(cifar_small, tmp_path):
+    """The README's first command on a small folder, then each printed next step from a fresh output dir:
+    each exits 0 and reports its metric (APbox / mIoU / top-1 accuracy)."""
+    res = run_tool(
+        "tools/pretrain.py",
+        "--config",
+        "configs/pretrain/cifar10_smoke.py",
+        f"data_path={cifar_small / 'train'}",
+        "epochs=1",
+        "warmup_epochs=0",
+        f"output_dir={tmp_path / 'pretrain'}",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    commands = printed_commands(res.stdout + res.stderr)
+    assert [c[1].rsplit("/", 1)[-1] for c in commands] == ["train_det.py", "train_seg.py", "eval_cls.py"]
+    for command in commands:
+        tool = command[1].rsplit("/", 1)[-1]
+        assert "YOUR_CONFIG" not in command and not any(a.startswith("/path/to") for a in command), command
+        out = tmp_path / tool
+        done = run_tool(*command[1:], *QUICK[tool](out), cwd=REPO_ROOT, timeout=900)
+        assert done.returncode == 0, (command, done.stderr[-3000:])
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics[METRIC[tool]] is not None, metrics
