@@ -26,6 +26,7 @@ HARMLESS_WARNINGS = {
     "pkg_resources is deprecated": "detectron2's / fvcore's imports; no behaviour depends on it",
     "torch.meshgrid: in an upcoming release": "detectron2's anchor generator; the result is the same",
     "The given NumPy array is not writable": "detectron2 wraps read-only mask arrays it never writes",
+    "Importing from timm.models.layers is deprecated": "detectron2's ViT imports timm's old path",
 }
 # torch loggers whose warnings are about paths these runs never take
 QUIET_LOGGERS = {
