@@ -40,6 +40,9 @@ def test_every_command_pretraining_prints_runs_as_printed(cifar_small, tmp_path)
         f"output_dir={tmp_path / 'pretrain'}",
     )
     assert res.returncode == 0, res.stderr[-3000:]
+    console = (res.stdout + res.stderr).splitlines()
+    first_screen = console[: next(i for i, ln in enumerate(console) if " iter " in ln and "eta" in ln)]
+    assert len(first_screen) <= 25 and not any("Warning" in ln for ln in console), "\n".join(first_screen)
     commands = printed_commands(res.stdout + res.stderr)
     assert [c[1].rsplit("/", 1)[-1] for c in commands] == ["train_det.py", "train_seg.py", "eval_cls.py"]
     for command in commands:
@@ -50,3 +53,19 @@ def test_every_command_pretraining_prints_runs_as_printed(cifar_small, tmp_path)
         assert done.returncode == 0, (command, done.stderr[-3000:])
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics[METRIC[tool]] is not None, metrics
+
+
+def test_importing_the_package_and_loading_configs_prints_nothing():
+    """No third-party FutureWarning / deprecation line from ``import mae_transfer`` or a config load through
+    the public API, with Python's default warning filters (each warning shown once)."""
+    code = (
+        "import mae_transfer\n"
+        "from detectron2.config import LazyConfig\n"
+        "from mmengine.config import Config\n"
+        "from mae_transfer.backbone import build_backbone\n"
+        "LazyConfig.load('configs/det/mask_rcnn_vit_b_100ep.py')\n"
+        "Config.fromfile('configs/seg/upernet_vit_b_512x512_160k_ade20k.py')\n"
+        "build_backbone('mae_vit_tiny_p4')\n"
+    )
+    res = run_tool("-W", "default", "-c", code)
+    assert res.returncode == 0 and not res.stdout.strip() and not res.stderr.strip(), res.stderr[-3000:]
