@@ -7,7 +7,7 @@
 #   benchmarks/gpu_check.sh            # on a GPU machine
 #   benchmarks/gpu_check.sh --smoke    # the same scripts at toy sizes on CPU (the test suite runs this)
 #
-# A bare GPU machine may hold only Python + torch + timm: wheels carried in .whl/ (see README,
+# A bare GPU machine may hold only Python + torch + timm: wheels carried in .whl/ (see docs/precision_speed.md,
 # "Measuring on a GPU") are installed into a temporary folder first, without network.
 set -euo pipefail
 cd "$(dirname "$0")/.."

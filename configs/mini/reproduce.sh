@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2.2 h on a day like run B's; README). Run
+# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2.2 h on a day like run B's; docs/miniature.md). Run
 # from the repository root after the install; a stage whose output exists is skipped, and a killed search
 # resumes where it stopped.
 #   1. MAE-pretrain the miniature encoder twice on the training images (no labels): CamVid + balloon (the
@@ -16,7 +16,7 @@ stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce] $name: $((SE
 # Stages 1-2 as two single-threaded lanes side by side (this project's choice): one core per process does
 # ~1.2x the work of one process on both (MAE pretraining: 2 x 93 against 158 img/s, 2026-11-28). The thread
 # count changes the encoders' summation order and so their weights: a run on both cores is another draw
-# (README: run A vs run B).
+# (docs/miniature_history.md: run A vs run B).
 export OMP_NUM_THREADS=1
 lane1() {  # the CamVid table's MAE encoder
     [[ -f $out/pretrain/encoder.pth ]] || \

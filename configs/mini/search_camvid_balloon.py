@@ -1,5 +1,6 @@
-# The miniature Tables 4 and 5, runs A and B's recipe (README), and the base of configs/mini/search_tables.py
-# (what configs/mini/reproduce.sh runs now: run D's protocol for the CamVid entries): real data, CPU, seeds.
+# The miniature Tables 4 and 5, runs A and B's recipe (docs/miniature_history.md), and the base of
+# configs/mini/search_tables.py (what configs/mini/reproduce.sh runs now: run D's protocol for the CamVid
+# entries): real data, CPU, seeds.
 # Table 4: Mask R-CNN on balloon (61 train / 13 val photos), Table 5: UperNet on CamVid (367 train / 101 val),
 # both at 128px with the miniature encoder (patch 8, 192 wide, 4 blocks). Entries: random init, supervised
 # (the encoder trained with CIFAR-10 labels, configs/cls/cifar10_mini_supervised.py) and MAE, pretrained on
@@ -7,7 +8,7 @@
 # configs/pretrain/mini_camvid_balloon.py (CamVid frames + balloon photos), for balloon the one of
 # configs/pretrain/mini_camvid_balloon6.py (balloon listed six times beside CamVid). At this scale an
 # encoder's gain follows the images it saw most, and one encoder of this length does not serve both tasks
-# (README).
+# (docs/miniature_history.md).
 # Protocol (this project's choice, sized for 2 CPU cores): lr in {2e-4, 4e-4} at the configs' weight decay,
 # drop path and schedule (selected on validation), then the selected lr re-run with seeds 1..3; each cell is
 # the mean ± std of those three runs and its difference to random init carries a Welch 95% interval.

@@ -1,5 +1,5 @@
-# The CamVid table (Table 5 miniature) with five runs a side and the pretraining run counted (README,
-# miniature reproduction, run D). Runs A-C read MAE +1.5 / +1.6 / +1.5 test mIoU above random init with a std
+# The CamVid table (Table 5 miniature) with five runs a side and the pretraining run counted (run D of
+# docs/miniature_history.md). Runs A-C read MAE +1.5 / +1.6 / +1.5 test mIoU above random init with a std
 # of ~0.7 per side: at three runs a side Welch's interval is ~±1.6 wide, at five ~±1.0. Four changes against
 # configs/mini/search_pretraining_runs.py, all this project's choice:
 #   - lr fixed at 4e-4: every CamVid entry selected it on validation in all three draws (runs A-C), so the
@@ -8,7 +8,7 @@
 #   - seeds 5; MAE fine-tunes pretraining seeds 0-4 of configs/pretrain/mini_camvid_balloon.py, one each
 #   - the supervised entry is back, with its one encoder (its spread counts fine-tuning seeds only)
 #   - balloon is left out (its lr pick flips between draws; its 13 validation photos need another lever:
-#     README)
+#     docs/miniature_history.md)
 # After reproduce.sh's CamVid encoder and the four more (two lanes, one core each):
 #   export OMP_NUM_THREADS=1
 #   for s in 1 3; do python tools/pretrain.py --config configs/pretrain/mini_camvid_balloon.py seed=$s \

@@ -1,5 +1,5 @@
-# The miniature tables' MAE-vs-random comparison with the pretraining run counted (README, miniature
-# reproduction): each MAE entry fine-tunes three pretraining runs of its recipe -- pretraining seeds 0
+# The miniature tables' MAE-vs-random comparison with the pretraining run counted (docs/miniature.md):
+# each MAE entry fine-tunes three pretraining runs of its recipe -- pretraining seeds 0
 # (configs/mini/reproduce.sh's encoder), 1 and 2 -- one per seed run, so its spread and the Δ interval hold
 # the variance of pretraining as well as of fine-tuning. Selection (stage 1) runs on seed 0's encoder, as in
 # the base. The supervised entries are left out (this project's choice, to fit the CPU budget: their one

@@ -1,4 +1,4 @@
-# A detection-leaning variant of mini_camvid_balloon.py (README, miniature reproduction): balloon's 61
+# A detection-leaning variant of mini_camvid_balloon.py (docs/miniature_history.md): balloon's 61
 # training photos listed six times beside CamVid's 367 frames (733 images an epoch, half of them balloon),
 # 240 epochs: 2640 steps against the base's 2400, about its wall time. The balloon table's MAE encoder in
 # configs/mini/search_camvid_balloon.py; this project's choice.

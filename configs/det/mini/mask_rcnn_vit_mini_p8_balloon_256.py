@@ -1,7 +1,7 @@
 # The miniature Table 4 at 256px: balloon's median instance (~130 px across in its 1024 px photos) is ~17 px
 # at 128px -- two patch-8 tokens -- and ~33 px here. Same encoder (its 16x16 pretraining grid's position
 # embedding resized to 32x32), same heads; 256px LSJ and test resize; ~2x the 128px iteration's time. This
-# project's choice, measured for the miniature's learning curves (README, "Miniature reproduction").
+# project's choice, measured for the miniature's learning curves (docs/miniature_history.md).
 from .mask_rcnn_vit_mini_p8_balloon import dataloader, datasets, entry, lr_multiplier, model, optimizer, train
 
 image_size = 256
