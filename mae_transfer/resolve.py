@@ -187,12 +187,13 @@ def config_for_backbone(config: str | None, pattern: str, backbone: str | None) 
 def shipped_configs(task: str, backbone: str | None) -> list[str]:
     """The configs under ``configs/<task>/`` that name ``backbone`` (a quoted string), relative to the repo:
     a config names its backbone once, by its registered name."""
-    root = REPO_ROOT / "configs" / task
-    return sorted(
-        str(p.relative_to(REPO_ROOT))
-        for p in root.rglob("*.py")
-        if f'"{backbone}"' in p.read_text() or f"'{backbone}'" in p.read_text()
-    )
+    quoted = (f'"{backbone}"', f"'{backbone}'")
+    found = []
+    for path in sorted((REPO_ROOT / "configs" / task).rglob("*.py")):
+        text = path.read_text()
+        if any(q in text for q in quoted):
+            found.append(str(path.relative_to(REPO_ROOT)))
+    return found
 
 
 def check_backbone_size(config: str, config_size: str, backbone: str | None) -> None:
