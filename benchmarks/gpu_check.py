@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Runs bench_pretrain / bench_det / bench_seg with the GPU check's settings (or toy ones with --smoke) and
-writes their rows as gpu_check.json and a markdown table gpu_check.md. Called by gpu_check.sh."""
+"""Runs bench_pretrain / bench_det / bench_seg / bench_data with the GPU check's settings (or toy ones with
+--smoke) and writes their rows as gpu_check.json and a markdown table gpu_check.md. Called by gpu_check.sh."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ FULL = {
         ]
     ],
     "seg": [["--configs", "configs/seg/upernet_vit_b_512x512_160k_ade20k.py", MMSEG_MAE, "--steps", "5"]],
+    # the pretraining loader on the machine's cores beside ViT-B at its Table 8 per-GPU batch (4096 / 32)
+    "data": [["--workers", "1", "2", "8", "16", "--batches", "20", "--model-batch", "128"]],
 }
 SMOKE = {
     "pretrain": [
@@ -41,6 +43,10 @@ SMOKE = {
     ],
     "det": [["--configs", "configs/det/mini/mask_rcnn_vit_tiny_coco128.py", "--image-size", "256"]],
     "seg": [["--configs", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--image-size", "128"]],
+    "data": [
+        ["--workers", "0", "1", "--batch", "4", "--batches", "2", "--model", "mae_vit_tiny_patch4"]
+        + ["--model-batch", "4", "--steps", "1", "--device", "cpu"]
+    ],
 }
 
 
@@ -83,6 +89,24 @@ def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
                     f"| {r['model']} | {r['precision']} | {r['step_s']:.3f} | {r['peak_mib']:.0f} | "
                     f"{r.get('time_ratio', 1.0):.2f} | {r.get('memory_ratio', 1.0):.2f} |"
                 )
+    for res in results["data"]:
+        m = res["model"]
+        lines += [
+            "",
+            f"## Pretraining data loader ({res['augmentation']} at {m['image_size']}px, "
+            f"{res['cores']} cores)",
+            "",
+            "| workers | img/s | img/s per worker |",
+            "|---|---|---|",
+            *(
+                f"| {r['workers']} | {r['images_per_s']:.0f} | {r['images_per_s_per_worker']:.0f} |"
+                for r in res["loader"]
+            ),
+            "",
+            f"{m['model']} ({m['precision']}, batch {m['batch']}, {res['device']}): "
+            f"{m['images_per_s']:.0f} img/s; the loader's best is {res['loader_over_model']:.2f}x that; "
+            f"workers needed: {res['workers_needed']}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -98,7 +122,12 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plan = SMOKE if args.smoke else FULL
-    scripts = {"pretrain": "bench_pretrain.py", "det": "bench_det.py", "seg": "bench_seg.py"}
+    scripts = {
+        "pretrain": "bench_pretrain.py",
+        "det": "bench_det.py",
+        "seg": "bench_seg.py",
+        "data": "bench_data.py",
+    }
     results: dict[str, list[dict[str, Any]]] = {}
     for task, runs in plan.items():
         results[task] = [run_bench(scripts[task], a, out / f"{task}_{i}.json") for i, a in enumerate(runs)]

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 # ``extra=`` of a log call for a record meant for one of the two handlers only (e.g. a long table)
 FILE_ONLY = {"file_only": True}
 CONSOLE_ONLY = {"console_only": True}
+# this project's threshold: above it the data loader, not the model, sets a run's pace
+DATA_WAIT_WARNING = 0.10
 
 
 def setup_logging(output_dir: str | Path | None = None, main: bool = True, name: str = "log.txt") -> None:
@@ -142,7 +144,8 @@ def write_curves(
 class ComputeMeter:
     """What a run costs, for ``metrics.json``'s ``compute`` block: training seconds (``start``/``stop``
     around the loop, evaluations inside it ``excluded``), seconds per iteration, peak memory, images seen,
-    the device.
+    the device, and the fraction of the training time spent waiting for the data loader (each iteration's
+    wait given to ``add_data_wait``; ``warn_on_data_wait`` says once when it exceeds ``DATA_WAIT_WARNING``).
 
     Measured in this process (rank 0 of a distributed run: its peak memory, its clock); a resumed run counts
     the iterations this process trained."""
@@ -153,6 +156,9 @@ class ComputeMeter:
         self.device = torch.device(device)
         self.train_s = 0.0
         self._since: float | None = None
+        self.data_wait_s = 0.0
+        self.waits = 0
+        self._warned = False
 
     @property
     def running(self) -> bool:
@@ -178,11 +184,38 @@ class ComputeMeter:
             if running:
                 self.start()
 
+    def add_data_wait(self, seconds: float) -> None:
+        """One iteration's time spent waiting for its batch."""
+        self.data_wait_s += seconds
+        self.waits += 1
+
+    @property
+    def data_wait_fraction(self) -> float | None:
+        """Data wait / training time so far (None before the first wait)."""
+        train_s = self.train_s + (time.perf_counter() - self._since if self._since is not None else 0.0)
+        return min(self.data_wait_s / train_s, 1.0) if self.waits and train_s > 0 else None
+
+    def warn_on_data_wait(self, log: logging.Logger, knob: str, min_waits: int = 20) -> None:
+        """Warn once when, after ``min_waits`` iterations, more than ``DATA_WAIT_WARNING`` of the training
+        time went to waiting for data; ``knob`` names the setting that gives the loader more workers."""
+        fraction = self.data_wait_fraction
+        if self._warned or self.waits < min_waits or fraction is None or fraction <= DATA_WAIT_WARNING:
+            return
+        self._warned = True
+        log.warning(
+            "%.0f%% of the training time so far went to waiting for data (over %.0f%%: the data loader, not "
+            "the model, sets the pace); give the loader more workers (%s) or smaller / cached images",
+            100 * fraction,
+            100 * DATA_WAIT_WARNING,
+            knob,
+        )
+
     def record(self, iterations: int, images_seen: int, processes: int) -> dict[str, Any]:
         import resource
 
         import torch
 
+        fraction = self.data_wait_fraction
         if self.device.type == "cuda":
             name = torch.cuda.get_device_name(self.device)
             peak = torch.cuda.max_memory_allocated(self.device) / 2**20
@@ -196,4 +229,5 @@ class ComputeMeter:
             "s_per_iter": round(self.train_s / iterations, 4) if iterations > 0 else None,
             "peak_mem_mib": round(peak),
             "images_seen": images_seen,
+            "data_wait_fraction": None if fraction is None else round(fraction, 4),
         }

@@ -46,8 +46,13 @@ def test_gpu_check_smoke_writes_json_and_markdown(tmp_path):
         rows = summary[task][0]["rows"]
         assert rows and all(r["step_s"] > 0 and r["peak_mib"] > 0 for r in rows), task
         assert all(v == v for r in rows for v in r["losses"].values()), task  # finite losses
+    data = summary["data"][0]
+    assert [r["workers"] for r in data["loader"]] == [0, 1]
+    assert all(r["images_per_s"] > 0 for r in data["loader"]) and data["model"]["images_per_s"] > 0
+    assert data["workers_needed"] >= 1
     table = (tmp_path / "gpu_check.md").read_text()
     assert "## MAE pretraining step" in table and "## Mask R-CNN" in table and "## UperNet" in table
+    assert "## Pretraining data loader" in table
 
 
 @pytest.mark.parametrize(
@@ -59,6 +64,8 @@ def test_gpu_check_smoke_writes_json_and_markdown(tmp_path):
         ["benchmarks/bench_seg.py", "--steps", "0"],
         ["benchmarks/bench_precision.py", "--configs", "configs/det/missing.py"],
         ["benchmarks/bench_precision.py", "--iters", "5"],
+        ["benchmarks/bench_data.py", "--data", "nowhere/"],
+        ["benchmarks/bench_data.py", "--workers", "-1"],
     ],
 )
 def test_benchmark_bad_arguments_are_one_line_errors(args):

@@ -135,6 +135,9 @@ def test_train_and_evaluate_end_to_end(trained_run):
     compute = metrics["compute"]  # what the run cost: 30 iterations x batch 2, evaluation time left out
     assert compute["images_seen"] == 60 and compute["processes"] == 1 and compute["device"] == "cpu"
     assert 0 < compute["s_per_iter"] * 30 == pytest.approx(compute["train_s"], abs=0.1)
+    # the time spent waiting for batches: in metrics.json and, as the fraction so far, in each log.jsonl row
+    assert 0 < compute["data_wait_fraction"] < 1
+    assert all(0 < r["data_wait"] < 1 for r in log)
     # --iters 30: evaluated at its end
     assert metrics["iteration"] == 30 and metrics["dataset"] == "custom_val"
     # no weights given

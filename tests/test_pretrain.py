@@ -12,7 +12,7 @@ import torch.nn as nn
 from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
-from conftest import CAMVID, CIFAR, make_image_folder, one_line_error, run_tool
+from conftest import BALLOON, CAMVID, CIFAR, make_image_folder, one_line_error, run_tool
 from mae_transfer.checkpoints import load_checkpoint, save_atomic
 from mae_transfer.errors import ConfigError, DataError, NonFiniteLossError
 from mae_transfer.models.mae import MaskedAutoencoderViT
@@ -65,7 +65,8 @@ def test_loss_decreases_and_outputs_written(cifar_small, tmp_path):
     assert epochs[-1]["epoch/loss"] < 0.85 * epochs[0]["epoch/loss"], [e["epoch/loss"] for e in epochs]
     assert stats["images_per_s"] > 0
     iters = [r for r in read_jsonl(tmp_path / "log.jsonl") if "loss" in r]
-    assert {"loss", "lr", "images_per_s"} <= set(iters[0])
+    assert {"loss", "lr", "images_per_s", "data_wait"} <= set(iters[0])
+    assert all(0 <= r["data_wait"] <= 1 for r in iters) and 0 < stats["data_wait_fraction"] < 1
     assert any((tmp_path / "tensorboard").iterdir())
     assert Image.open(tmp_path / "curves.png").size == (500, 340)  # the loss over iterations
     assert json.loads((tmp_path / "config.json").read_text())["model_overrides"] == TINY_MODEL
@@ -103,6 +104,17 @@ def test_interrupted_checkpoint_write_keeps_last_good(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.load(path, weights_only=True)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-last.pth"]  # no temp file left behind
+
+
+def test_a_loader_slower_than_the_model_is_measured_and_named(tmp_path, caplog):
+    """Balloon's photos (up to 2048 px) decoded in the training process for a 32px two-block model: the data
+    wait dominates the step, the epoch stats say so, and one warning names the setting that fixes it."""
+    cfg = tiny_cfg(BALLOON / "train", tmp_path, epochs=2, batch_size=4, log_every=1)  # 2 x 15 iterations
+    with caplog.at_level("WARNING"):
+        stats = pretrain(cfg)
+    assert stats["data_wait_fraction"] > 0.5, stats
+    warnings = [r.getMessage() for r in caplog.records if "waiting for data" in r.getMessage()]
+    assert len(warnings) == 1 and "num_workers=N" in warnings[0], warnings
 
 
 def test_corrupt_images_are_skipped_and_counted(cifar_small, tmp_path, caplog):

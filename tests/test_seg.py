@@ -100,6 +100,9 @@ def test_train_and_evaluate_end_to_end(tmp_path, folders):
     assert len(metrics["per_class_IoU"]) == 133 and "person" in metrics["per_class_IoU"]
     compute = metrics["compute"]  # 150 iterations x batch 2 in one process, validation time left out
     assert compute["images_seen"] == 300 and compute["processes"] == 1 and compute["s_per_iter"] > 0
+    assert 0 < compute["data_wait_fraction"] < 1  # the time spent waiting for batches
+    waits = [r["data_wait"] for r in scalars(tmp_path) if "data_wait" in r]  # logged with the loss
+    assert waits and all(0 < w < 1 for w in waits)
     # AmpOptimWrapper on CPU: bf16 autocast (CPUAmpOptimWrapper) where the CPU has native bf16, else fp32
     expected = "bf16 autocast (CPU)" if cpu_has_native_bf16() else "precision: fp32"
     assert expected in (tmp_path / "recipe.json").read_text()

@@ -88,6 +88,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     from detectron2.utils import comm
     from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
+    from .hooks import DataWaitHook
+
     cfg = load_config(args)
     args.config_file = args.config  # default_setup logs the config file by this name
     lock_output_dir(cfg.train.output_dir, comm.get_rank() == 0)  # before anything is written there
@@ -157,6 +159,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     trainer.register_hooks(
         [
             hooks.IterationTimer(),
+            DataWaitHook(meter),
             hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
             hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer)
             if comm.is_main_process()

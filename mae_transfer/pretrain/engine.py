@@ -34,7 +34,7 @@ from ..optim import (
     takes_weight_decay_official_mae,
 )
 from ..rundir import run_in_output_dir
-from ..runlog import RunLogger, read_jsonl, setup_logging, truncate_jsonl, write_curves
+from ..runlog import ComputeMeter, RunLogger, read_jsonl, setup_logging, truncate_jsonl, write_curves
 from ..utils import autocast, precision_name, resolve_precision, seed_all, write_json_atomic
 from .checkpoints import LAST, export_encoder, load_training_state, save_training_state
 from .config import PretrainConfig, build_model
@@ -146,6 +146,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
     if cfg.compile:
         net = torch.compile(net)
     logger = RunLogger(out, enabled=main)
+    meter = ComputeMeter(device)  # this run's data-wait fraction
+    meter.start()
     stats: dict[str, Any] = {}
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -153,7 +155,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, rank: int, world: int) 
             sampler.set_epoch(epoch)
             dataset.set_epoch(epoch)
             stats = train_one_epoch(
-                net, model, loader, optimizer, scaler, epoch, cfg, lr, device, amp_dtype, logger
+                net, model, loader, optimizer, scaler, epoch, cfg, lr, device, amp_dtype, logger, meter
             )
             if main:
                 save_training_state(out, model, optimizer, scaler, epoch + 1, cfg)
@@ -189,12 +191,16 @@ def train_one_epoch(
     device: torch.device,
     amp_dtype: torch.dtype | None,
     logger: RunLogger,
+    meter: ComputeMeter,
 ) -> dict[str, float]:
+    """One epoch; the loss, img/s, seconds and the fraction of them spent waiting for data. Each log line
+    carries the data-wait fraction of its window; ``meter`` warns once when the run's exceeds 10%."""
     net.train()
     n_iter = len(loader)
     skipped = SkipCounter()
     total_loss, n_seen, t0 = 0.0, 0, time.perf_counter()
     window_imgs, window_t = 0, time.perf_counter()
+    epoch_wait, window_wait, batch_asked = 0.0, 0.0, time.perf_counter()
     # a bar on a terminal only: in a file its redraws would interleave with the log lines (which carry the
     # ETA)
     bar = tqdm(
@@ -215,10 +221,15 @@ def train_one_epoch(
     )
     optimizer.zero_grad(set_to_none=True)
     for it, (imgs, index, bad) in enumerate(bar):
+        wait = time.perf_counter() - batch_asked
+        meter.add_data_wait(wait)
+        epoch_wait += wait
+        window_wait += wait
         skipped.add(bad)
         if imgs.numel() == 0:
             if dist.world_size() > 1:
                 raise DataError(f"a whole batch of {len(bad)} images was unreadable (e.g. {bad[0]})")
+            batch_asked = time.perf_counter()
             continue
         imgs = imgs.to(device, non_blocking=True)
         with steps.iteration(epoch, it):
@@ -244,22 +255,33 @@ def train_one_epoch(
             ips = window_imgs / max(now - window_t, 1e-9)
             lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_scale", 1.0)
             step = epoch * n_iter + it + 1
-            logger.log(step, loss=loss_value, lr=lr_now, images_per_s=ips, epoch=epoch + (it + 1) / n_iter)
+            data_wait = window_wait / max(now - window_t, 1e-9)
+            logger.log(
+                step,
+                loss=loss_value,
+                lr=lr_now,
+                images_per_s=ips,
+                data_wait=data_wait,
+                epoch=epoch + (it + 1) / n_iter,
+            )
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_now:.2e}", ips=f"{ips:.0f}", refresh=False)
             if logger.enabled:
                 left = (cfg.epochs - epoch) * n_iter - it - 1  # iterations after this one, this run
                 eta = datetime.timedelta(seconds=round(left * (now - window_t) / max(window_imgs / n, 1)))
                 log.info(
-                    "epoch %d iter %d/%d loss %.4f lr %.3e %.1f img/s eta %s",
+                    "epoch %d iter %d/%d loss %.4f lr %.3e %.1f img/s data %.0f%% eta %s",
                     epoch + 1,
                     it + 1,
                     n_iter,
                     loss_value,
                     lr_now,
                     ips,
+                    100 * data_wait,
                     eta,
                 )
-            window_imgs, window_t = 0, now
+                meter.warn_on_data_wait(log, "num_workers=N")
+            window_imgs, window_t, window_wait = 0, now, 0.0
+        batch_asked = time.perf_counter()
     if n_seen == 0:
         raise DataError(
             f"epoch {epoch + 1}: all {len(skipped.paths)} images were unreadable (e.g. "
@@ -271,6 +293,7 @@ def train_one_epoch(
         "loss": total_loss / max(n_seen, 1),
         "images_per_s": n_seen / max(elapsed, 1e-9),
         "time_s": elapsed,
+        "data_wait_fraction": epoch_wait / max(elapsed, 1e-9),
     }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from ..runlog import ComputeMeter
 from ..utils import write_json_atomic
 from .metrics import clean_number
 
+log = logging.getLogger("mae_transfer.seg")
+
 
 @HOOKS.register_module()
 class MetricsJSONHook(Hook):
@@ -25,7 +29,9 @@ class MetricsJSONHook(Hook):
     results go under a ``test`` key of the training run's metrics.json instead of replacing its validation
     results. ``eval_only_checkpoint`` (set by ``--eval-only``): the results go to ``metrics_eval.json`` with
     the checkpoint evaluated, and a training run's metrics.json is left as it is. A training run's metrics
-    carry its ``compute`` block (``runlog.ComputeMeter``: validation time left out)."""
+    carry its ``compute`` block (``runlog.ComputeMeter``: validation time left out). Each training iteration's
+    wait for its batch goes to the meter; the data-wait fraction so far is
+    logged as ``train/data_wait`` and a warning says once when it exceeds 10%."""
 
     priority = "LOW"
     test_after_training = False
@@ -33,11 +39,24 @@ class MetricsJSONHook(Hook):
     meter: ComputeMeter | None = None
     start_iter = 0
     _was_training = False
+    _iter_end = 0.0  # when the last training iteration (or a validation inside training) ended
 
     def before_train(self, runner) -> None:
         self.meter = ComputeMeter("cuda" if torch.cuda.is_available() else "cpu")
         self.start_iter = runner.iter  # a resumed run trains from here
         self.meter.start()
+        self._iter_end = time.perf_counter()
+
+    # the wait is timed here (mmengine's train/data_time would count a validation's metric computation too)
+    def before_train_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
+        if self.meter is not None:
+            self.meter.add_data_wait(time.perf_counter() - self._iter_end)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if self.meter is not None:
+            runner.message_hub.update_scalar("train/data_wait", self.meter.data_wait_fraction)
+            self.meter.warn_on_data_wait(log, "train_dataloader.num_workers=N")
+        self._iter_end = time.perf_counter()
 
     def after_train(self, runner) -> None:
         if self.meter is not None:
@@ -80,6 +99,7 @@ class MetricsJSONHook(Hook):
         self._write(runner, metrics, runner.val_loop, "val")
         if self._was_training:
             self.meter.start()
+            self._iter_end = time.perf_counter()
 
     def after_test_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:
         self._write(runner, metrics, runner.test_loop, "test")
