@@ -185,8 +185,34 @@ def subset_coco(json_file: str | Path, out_file: str | Path, num_images: int, mi
     return Path(out_file)
 
 
+def keep_categories(json_file: str | Path, out_file: str | Path, names: list[str]) -> Path:
+    """Write a COCO json that keeps every image but only the annotations and categories named in ``names``
+    (e.g. coco128 as a one-class ``person`` task). Images without them stay: they are negatives that an
+    evaluation counts false positives on (detectron2 drops annotation-free images from training itself)."""
+    data = json.loads(Path(json_file).read_text())
+    by_name = {c["name"]: c for c in data["categories"]}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise DataError(f"{json_file} has no category {unknown[0]!r} (it has: {', '.join(sorted(by_name))})")
+    ids = {by_name[n]["id"] for n in names}
+    out = dict(
+        data,
+        categories=[c for c in data["categories"] if c["id"] in ids],
+        annotations=[a for a in data["annotations"] if a["category_id"] in ids],
+    )
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_name(f".{out_file.name}.{os.getpid()}")  # every rank writes it: replace atomically
+    tmp.write_text(json.dumps(out))
+    os.replace(tmp, out_file)
+    return out_file
+
+
 def register_datasets(cfg: DictConfig, eval_only: bool = False) -> None:
-    """Validate every dataset the run uses (one-line DataError on the first problem), then register it."""
+    """Validate every dataset the run uses (one-line DataError on the first problem), then register it.
+
+    A declaration is ``{"json": ..., "images": ...}``, optionally with ``"categories": [names]``: the run
+    then uses the file's annotations of those categories only, written to ``<output_dir>/datasets/``."""
     wanted = (
         {cfg.dataloader.test.dataset.names}
         if eval_only
@@ -208,9 +234,14 @@ def register_datasets(cfg: DictConfig, eval_only: bool = False) -> None:
                 "--coco-root"
             )
         is_train = name == cfg.dataloader.train.dataset.names
-        counts = register_coco(name, known[name]["json"], known[name]["images"], need_annotations=is_train)
+        json_file = known[name]["json"]
+        if known[name].get("categories"):
+            validate_coco(json_file, known[name]["images"], need_annotations=False)
+            out = Path(cfg.train.output_dir) / "datasets" / f"{name}.json"
+            json_file = str(keep_categories(json_file, out, list(known[name]["categories"])))
+        counts = register_coco(name, json_file, known[name]["images"], need_annotations=is_train)
         log.info("dataset %s: %s", name, counts)
         if is_train:
-            check_mask_dependencies(known[name]["json"], counts)
+            check_mask_dependencies(json_file, counts)
         if is_train and counts["rle_instances"]:  # polygon masks cannot hold RLE instances
             cfg.dataloader.train.mapper.instance_mask_format = "bitmask"

@@ -27,6 +27,7 @@ dataloader.evaluator = L(COCOEvaluator)(
     dataset_name="${..test.dataset.names}", use_fast_impl=False, tasks=("bbox", "segm")
 )
 
-# COCO-format datasets to validate and register before training: name -> {json, images}.
+# COCO-format datasets to validate and register before training: name -> {json, images[, categories]}
+# (categories: keep the annotations of these category names only, e.g. ["person"]).
 # The standard COCO 2017 split is found under $DETECTRON2_DATASETS/coco (or --coco-root).
 datasets = {}
