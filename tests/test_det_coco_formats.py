@@ -200,3 +200,26 @@ def test_missing_shapely_is_one_line_error(balloon_json, tmp_path):
     )
     line = one_line_error(res)
     assert "shapely" in line and "train_mixed.json" in line and "polygon" in line
+
+
+def test_a_declaration_can_keep_some_categories(tmp_path):
+    """coco128 as a one-class person task: the config's dataset keeps every image (the person-free ones are
+    negatives) and only the person annotations, crowd RLE included; a name the file lacks is a one-line error."""
+    from detectron2.config import LazyConfig
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from mae_transfer.det.data import register_datasets
+    from mae_transfer.errors import DataError
+
+    cfg = LazyConfig.load("configs/det/mini/mask_rcnn_vit_mini_p8_coco128_person.py")
+    cfg.train.output_dir = str(tmp_path)
+    register_datasets(cfg)
+    for name, persons, crowd in (("coco128_person_train", 209, 4), ("coco128_person_val", 287, 4)):
+        kept = json.loads((tmp_path / "datasets" / f"{name}.json").read_text())
+        assert len(kept["images"]) == 100 and [c["name"] for c in kept["categories"]] == ["person"]
+        assert len(kept["annotations"]) == persons and sum(a["iscrowd"] for a in kept["annotations"]) == crowd
+        assert len(DatasetCatalog.get(name)) == 100
+        assert MetadataCatalog.get(name).thing_classes == ["person"]
+    cfg.datasets.coco128_person_val.categories = ["person", "unicorn"]
+    with pytest.raises(DataError, match="has no category 'unicorn'"):
+        register_datasets(cfg)
