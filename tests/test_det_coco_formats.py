@@ -204,7 +204,7 @@ def test_missing_shapely_is_one_line_error(balloon_json, tmp_path):
 
 def test_a_declaration_can_keep_some_categories(tmp_path):
     """coco128 as a one-class person task: the config's dataset keeps every image (the person-free ones are
-    negatives) and only the person annotations, crowd RLE included; a name the file lacks is a one-line error."""
+    negatives) and only the person annotations, crowd RLE included; a name the file lacks is a DataError."""
     from detectron2.config import LazyConfig
     from detectron2.data import DatasetCatalog, MetadataCatalog
 

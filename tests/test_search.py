@@ -190,6 +190,42 @@ def test_welch_interval_equals_scipy_ttest():
     assert Summary.of([None, float("nan")]) is None and Summary.of([3.0]) == Summary(3.0, 0.0, 1)
 
 
+def test_noise_verdicts_name_each_difference_of_table_4():
+    """Detection: APbox and APmask each get their verdict; one seed a side gets none."""
+    from scipy import stats
+
+    from mae_transfer.search.stats import Summary
+    from mae_transfer.search.tables import noise_verdicts
+
+    def row(init, box, mask):
+        return dict(
+            entry=f"det/{init}",
+            task="det",
+            init=init,
+            size="mini",
+            result=Summary.of(box),
+            result_APmask=Summary.of(mask),
+            result_test=None,
+        )
+
+    rows = [
+        row("random", [3.6, 1.9, 5.3], [3.0, 2.0, 4.0]),
+        row("mae", [5.2, 4.5, 5.9], [9.0, 9.5, 10.0]),
+        row("supervised", [4.0], [3.0]),
+    ]
+    box = stats.ttest_ind([5.2, 4.5, 5.9], [3.6, 1.9, 5.3], equal_var=False).confidence_interval(0.95)
+    mask = stats.ttest_ind([9.0, 9.5, 10.0], [3.0, 2.0, 4.0], equal_var=False).confidence_interval(0.95)
+    assert box.low < 0 < box.high and mask.low > 0
+    assert noise_verdicts(rows, "det") == [
+        f"- MAE (mini): APbox +1.6 [{box.low:+.1f}, {box.high:+.1f}]: within seed noise (the interval "
+        f"contains 0); APmask +6.5 [{mask.low:+.1f}, {mask.high:+.1f}]: **outside seed noise**, above "
+        "random init.",
+        "- supervised (mini): APbox +0.4 (one seed a side: no interval, so no verdict); "
+        "APmask +0.0 (one seed a side: no interval, so no verdict).",
+    ]
+    assert noise_verdicts(rows, "seg") == []
+
+
 def test_report_cells_are_seed_means_with_welch_intervals(tmp_path):
     """Three entries with finished seed runs in a real store: the table shows mean ± std, the Δ to random
     init with its interval (≈ when it holds 0), and seeds.csv / results.json carry every seed's value."""
@@ -240,6 +276,14 @@ config = SearchConfig(
     assert rows["MAE"][-4:] == ["3", "5", "-", "0 |"]  # seeds, trials; no cost recorded by this test
     assert rows["init"][2] == "val mIoU" and rows["init"][5] == "test mIoU"
     assert rows["MAE"][5] == "24.3 ± 1.0" and rows["MAE"][6] == f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]"
+    # under the table, one plain line per entry: each difference outside seed noise or not
+    verdict = report.split("Outside seed noise?")[1].split("\n\n")[1].splitlines()
+    outside = f"+5.3 [{ci.low:+.1f}, {ci.high:+.1f}]: **outside seed noise**, above random init"
+    assert verdict[0] == f"- MAE (B): val mIoU {outside}; test mIoU {outside}."
+    assert (
+        verdict[1].startswith("- supervised (B): val mIoU +0.2 [")
+        and verdict[1].count("within seed noise") == 2
+    )
     with open(tmp_path / "report" / "seeds.csv") as f:
         lines = list(csv.DictReader(f))
     assert [

@@ -14,7 +14,7 @@ from .config import METRICS, SearchConfig
 from .plots import plot_grids
 from .protocol import selection_seed
 from .results import COST_KEYS, SECOND, collect
-from .tables import fmt, fmt_hours, markdown, reference_label, tables
+from .tables import fmt, fmt_hours, markdown, noise_verdicts, reference_label, tables
 
 
 def write_seed_values(rows: list[dict[str, Any]], out: Path) -> None:
@@ -145,6 +145,10 @@ def write_report(cfg: SearchConfig, out_dir: str | Path, reference: str = "rando
             ),
             "",
         ]
+        verdicts = noise_verdicts(rows, "det" if "Table 4" in title else "seg", reference)
+        if verdicts:
+            md += [f"Outside seed noise? (Δ vs {reference_label(reference)}, 95% interval)", ""]
+            md += [*verdicts, ""]
         if any("†" in cell for row in table[1:] for cell in row):
             md += [
                 "† from the results cache: a finished run of the same identity (checkpoint content, recipe "

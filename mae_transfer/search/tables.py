@@ -192,6 +192,44 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
     return out
 
 
+def _verdict(d: Any, digits: int, reference: str) -> str:
+    text = f"{d.delta:+.{digits}f}"
+    if d.lo is None:
+        return text + " (one seed a side: no interval, so no verdict)"
+    interval = f"[{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
+    if d.within_noise:
+        return f"{text} {interval}: within seed noise (the interval contains 0)"
+    side = "above" if d.delta > 0 else "below"
+    return f"{text} {interval}: **outside seed noise**, {side} {reference_label(reference)}"
+
+
+def noise_verdicts(rows: list[dict[str, Any]], task: str, reference: str = "random") -> list[str]:
+    """One plain line per entry of ``task`` that has a reference: is each of its differences (validation
+    metric, APmask for detection, test metric where a test split ran) outside seed noise?"""
+    refs = reference_rows(rows, reference)
+    metric, second = METRICS[task], SECOND[task]
+    keys = [("val " if any(r["result_test"] for r in rows if r["task"] == task) else "", "result", metric)]
+    if task == "det":
+        keys.append((keys[0][0], "result_" + second, second))
+    if keys[0][0]:
+        keys.append(("test ", "result_test", metric))
+    lines = []
+    for r in rows:
+        ref = refs[r["entry"]]
+        if r["task"] != task or ref is None:
+            continue
+        parts = []
+        for split, key, name in keys:
+            if r[key] is None or ref[key] is None:
+                continue
+            digits = _column_digits([r[key].mean, ref[key].mean])
+            parts.append(f"{split}{name} {_verdict(welch_difference(r[key], ref[key]), digits, reference)}")
+        if parts:
+            label = INIT_LABELS.get(r["init"], r["init"])
+            lines.append(f"- {label} ({r['size']}): " + "; ".join(parts) + ".")
+    return lines
+
+
 def markdown(table: list[list[str]]) -> str:
     head, *body = table
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
