@@ -171,17 +171,24 @@ def config_for_backbone(config: str | None, pattern: str, backbone: str | None) 
     size = VIT_SIZES.get(backbone or "mae_vit_b")
     if size is not None:
         path = pattern.format(size=size.lower())
-        return path if (REPO_ROOT / path).is_file() or Path(path).is_file() else pattern.format(size="b")
+        return _from_cwd(path if (REPO_ROOT / path).is_file() else pattern.format(size="b"))
     from .backbone import check_backbone_name
 
     check_backbone_name(backbone)  # an unknown name is the error to show, not a missing config
     fits = shipped_configs(Path(pattern).parts[1], backbone)  # configs/<task>/...
     if len(fits) == 1:
-        return fits[0]
+        return _from_cwd(fits[0])
     which = f"configs that build it: {', '.join(fits)}" if fits else "no shipped config builds it"
     raise ConfigError(
         f"--backbone {backbone} is not a full-size ViT ({', '.join(VIT_SIZES)}) and {which}: pass --config"
     )
+
+
+def _from_cwd(shipped: str) -> str:
+    """A shipped config's path (relative to the repository) as the current directory reaches it: as is in
+    the repository's root, else absolute (a run started elsewhere)."""
+    path = REPO_ROOT / shipped
+    return shipped if Path(shipped).resolve() == path.resolve() else str(path)
 
 
 def shipped_configs(task: str, backbone: str | None) -> list[str]:

@@ -289,7 +289,7 @@ def test_print_recipe_shows_the_vit_l_row_and_refuses_a_mismatched_config():
     assert rows["lr"][1:] == ["mae_a4", "(--init", "random)"] or rows["lr"][1] == "mae_a4"
 
 
-def test_a_backbone_without_config_gets_a_config_of_its_size_or_a_refusal_naming_the_ones_that_fit():
+def test_a_backbone_without_config_gets_a_config_of_its_size_or_a_refusal_naming_the_ones_that_fit(tmp_path):
     """--backbone X without --config: a full-size ViT takes the paper's recipe of its size, a miniature one
     the one shipped config that builds it; a toy encoder never gets a full-size recipe."""
     from conftest import one_line_error, run_tool
@@ -312,6 +312,11 @@ def test_a_backbone_without_config_gets_a_config_of_its_size_or_a_refusal_naming
     assert config_for_backbone("my.py", det, "mae_vit_tiny_p4") == "my.py"
     with pytest.raises(ConfigError, match="unknown backbone 'mae_vit_nope'"):
         config_for_backbone(None, det, "mae_vit_nope")
+    # started outside the repository: the shipped config is found all the same
+    away = run_tool(
+        str(REPO_ROOT / "tools/train_det.py"), "--backbone", "mae_vit_l", "--print-recipe", cwd=tmp_path
+    )
+    assert away.returncode == 0 and "ViT-L, 100 epochs" in away.stdout, away.stderr[-2000:]
     err = one_line_error(run_tool("tools/train_seg.py", "--backbone", "convnext_t", "--print-recipe"))
     assert "--backbone convnext_t is not a full-size ViT" in err and "no shipped config builds it" in err
     assert "pass --config" in err
