@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -57,11 +58,26 @@ def cifar_small(tmp_path_factory) -> Path:
 def run_tool(
     *args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    """Run ``python tools/<name>.py ...`` the way a user would."""
+    """Run ``python tools/<name>.py ...`` the way a user would. In a session of its own: on a timeout the
+    whole process group dies (data-loader workers, DDP children), not the tool alone, leaving orphans that
+    hold the CPU for the tests after it."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": THREADS, **(env or {})}
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def start_search(config: Path, *args: str, output: bool = False) -> subprocess.Popen:
@@ -100,7 +116,6 @@ def assert_seed_decides_the_run(runs: dict[str, tuple[list[float], dict]]) -> No
 def kill_search_worker(worker_pid: int, trial_dir: Path) -> None:
     """SIGKILL a search worker and check that the trial it was running dies with it (no orphan run)."""
     import json
-    import signal
     import time
 
     from mae_transfer.rundir import pid_alive
