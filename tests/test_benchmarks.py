@@ -71,3 +71,43 @@ def test_gpu_check_smoke_writes_json_and_markdown(tmp_path):
 def test_benchmark_bad_arguments_are_one_line_errors(args):
     proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "error:" in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
+
+
+def test_gpu_check_names_a_default_path_under_its_fraction_of_peak_target():
+    """The targets apply to the default path (fast kernels, bf16) of ViT-B and ViT-L; the markdown says met /
+    missed for each, and only the models with a target are checked."""
+    from benchmarks.gpu_check import markdown, peak_targets
+
+    def res(model, fraction):
+        rows = [
+            {
+                "precision": "bf16",
+                "variant": v,
+                "images_per_s": 1.0,
+                "speedup_vs_reference": 1.0,
+                "tflops": 1.0,
+            }
+            | {"fraction_of_peak": f}
+            for v, f in (("reference", 0.9), ("fast", fraction))
+        ]
+        return {
+            "model": model,
+            "batch": 64,
+            "matmul_peak_tflops": 800,
+            "matmul_peak_dtype": "bf16",
+            "rows": rows,
+        }
+
+    pretrain = [res("mae_vit_base_patch16", 0.41), res("mae_vit_large_patch16", 0.14), res("tiny", 0.01)]
+    nothing = [{"device": "cpu", "rows": []}]
+    results = {"pretrain": pretrain, "det": nothing, "seg": nothing, "data": []}
+    assert peak_targets(results) == [
+        ("mae_vit_base_patch16", 0.41, 0.40),
+        ("mae_vit_large_patch16", 0.14, 0.45),
+    ]
+    lines = [line for line in markdown(results).splitlines() if line.startswith("Default path")]
+    head = "Default path (fast kernels, bf16) of"
+    assert lines == [
+        f"{head} mae_vit_base_patch16: 41% of the matmul peak, target 40%: met.",
+        f"{head} mae_vit_large_patch16: 14% of the matmul peak, target 45%: **missed**.",
+    ]
