@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from detectron2.engine import HookBase
+from detectron2.utils import comm
 
 from ..runlog import ComputeMeter
 
@@ -26,4 +27,5 @@ class DataWaitHook(HookBase):
             return
         self.meter.add_data_wait(value)
         storage.put_scalar("data_wait", self.meter.data_wait_fraction, smoothing_hint=False)
-        self.meter.warn_on_data_wait(log, "dataloader.train.num_workers=N")
+        if comm.is_main_process():  # one warning per run, not one per process
+            self.meter.warn_on_data_wait(log, "dataloader.train.num_workers=N")

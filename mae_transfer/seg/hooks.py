@@ -55,7 +55,8 @@ class MetricsJSONHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         if self.meter is not None:
             runner.message_hub.update_scalar("train/data_wait", self.meter.data_wait_fraction)
-            self.meter.warn_on_data_wait(log, "train_dataloader.num_workers=N")
+            if runner.rank == 0:  # one warning per run, not one per process
+                self.meter.warn_on_data_wait(log, "train_dataloader.num_workers=N")
         self._iter_end = time.perf_counter()
 
     def after_train(self, runner) -> None:
