@@ -14,7 +14,8 @@ from typing import Any, Iterator
 # ``extra=`` of a log call for a record meant for one of the two handlers only (e.g. a long table)
 FILE_ONLY = {"file_only": True}
 CONSOLE_ONLY = {"console_only": True}
-# this project's threshold: above it the data loader, not the model, sets a run's pace
+# this project's threshold (checked after 20 iterations, also its choice): above it the data loader, not the
+# model, sets a run's pace
 DATA_WAIT_WARNING = 0.10
 
 

@@ -62,10 +62,15 @@ def run_tool(
     whole process group dies (data-loader workers, DDP children), not the tool alone, leaving orphans that
     hold the CPU for the tests after it."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": THREADS, **(env or {})}
+    return run_in_session([sys.executable, *args], cwd, full_env, timeout)
+
+
+def run_in_session(cmd: list[str], cwd: Path, env: dict, timeout: int) -> subprocess.CompletedProcess:
+    """``cmd`` in a session of its own, output captured; on a timeout its whole process group is killed."""
     proc = subprocess.Popen(
-        [sys.executable, *args],
+        cmd,
         cwd=cwd,
-        env=full_env,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -4,33 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
 
+from conftest import run_in_session
 from mae_transfer.paths import REPO_ROOT
 
 
 def test_gpu_check_smoke_writes_json_and_markdown(tmp_path):
-    env = dict(os.environ, OUT=str(tmp_path))
     # a session of its own: on a timeout the benchmarks the script started die with it, not as orphans
-    proc = subprocess.Popen(
-        ["bash", "benchmarks/gpu_check.sh", "--smoke"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    proc = run_in_session(
+        ["bash", "benchmarks/gpu_check.sh", "--smoke"], REPO_ROOT, dict(os.environ, OUT=str(tmp_path)), 900
     )
-    try:
-        _, stderr = proc.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
     assert summary["smoke"] is True
     pre = summary["pretrain"][0]["rows"]

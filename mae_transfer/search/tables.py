@@ -9,7 +9,7 @@ from typing import Any
 from ..recipes import TABLE4, TABLE5
 from .config import METRICS
 from .results import SECOND, device_hours
-from .stats import Summary, welch_difference
+from .stats import Difference, Summary, welch_difference
 
 INIT_LABELS = {
     "random": "random init",
@@ -192,7 +192,7 @@ def tables(rows: list[dict[str, Any]], reference: str = "random") -> dict[str, l
     return out
 
 
-def _verdict(d: Any, digits: int, reference: str) -> str:
+def _verdict(d: Difference, digits: int, reference: str) -> str:
     text = f"{d.delta:+.{digits}f}"
     if d.lo is None:
         return text + " (one seed a side: no interval, so no verdict)"
@@ -208,10 +208,12 @@ def noise_verdicts(rows: list[dict[str, Any]], task: str, reference: str = "rand
     metric, APmask for detection, test metric where a test split ran) outside seed noise?"""
     refs = reference_rows(rows, reference)
     metric, second = METRICS[task], SECOND[task]
-    keys = [("val " if any(r["result_test"] for r in rows if r["task"] == task) else "", "result", metric)]
+    with_test = any(r["result_test"] for r in rows if r["task"] == task)
+    split = "val " if with_test else ""
+    keys = [(split, "result", metric)]  # (label prefix, row key, metric name)
     if task == "det":
-        keys.append((keys[0][0], "result_" + second, second))
-    if keys[0][0]:
+        keys.append((split, "result_" + second, second))
+    if with_test:
         keys.append(("test ", "result_test", metric))
     lines = []
     for r in rows:
