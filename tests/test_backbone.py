@@ -201,6 +201,26 @@ def test_vitdet_mode_equals_detectron2_vit_and_simple_pyramid(tmp_path):
         assert close_fp32(feats[name], ref)
 
 
+def test_pyramid_upsampling_matmul_equals_transposed_convolution():
+    """The CPU path of ConvTranspose2x2 (matmul + pixel shuffle) is torch's transposed convolution: outputs
+    and every gradient, batch > 1 and a non-square map; under bf16 autocast the output stays bf16."""
+    from mae_transfer.pyramid import ConvTranspose2x2
+
+    up = randomize(ConvTranspose2x2(12, 8), seed=3)
+    x = torch.randn(2, 12, 5, 7, requires_grad=True)
+    grad = torch.randn(2, 8, 10, 14)
+    y = up(x)
+    y.backward(grad)
+    ours = (y.detach(), x.grad, up.weight.grad, up.bias.grad)
+    x.grad = up.weight.grad = up.bias.grad = None
+    ref = F.conv_transpose2d(x, up.weight, up.bias, stride=2)
+    ref.backward(grad)
+    for a, b in zip(ours, (ref.detach(), x.grad, up.weight.grad, up.bias.grad)):
+        assert a.shape == b.shape and close_fp32(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert up(x).dtype == torch.bfloat16
+
+
 @pytest.mark.parametrize(
     "name,size,taps", [("mae_vit_b", 1024, (2, 5, 8, 11)), ("mae_vit_b", 512, (3, 5, 7, 11))]
 )

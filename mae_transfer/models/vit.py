@@ -137,7 +137,11 @@ class TransferBlock(Block):
             y = y.reshape(b, h * w, c)
         if cls is not None:  # global blocks only: the cls token joins the sequence in front
             y = torch.cat([self.norm1(cls), y], dim=1)
-        y = self.attn(y, attn_mask=None if bias is None else bias.to(y.dtype))
+        if bias is not None:
+            # (1, heads, N, N): with one image (or window) per batch the add's gradient is the bias's as is;
+            # a (heads, N, N) bias made autograd reduce over the batch dim (a 0.6 s fill + sum at 4096 tokens)
+            bias = bias.to(y.dtype)[None]
+        y = self.attn(y, attn_mask=bias)
         if cls is not None:
             cls = cls + self.drop_path1(self.ls1(y[:, :1]))
             cls = cls + self.drop_path2(self.ls2(self.mlp(self.norm2(cls))))
