@@ -12,13 +12,6 @@
 # "Measuring on a GPU") are installed into a temporary folder first, without network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py="${PYTHON:-python3}"
-[[ -x .venv/bin/python && -z "${PYTHON:-}" ]] && py=.venv/bin/python
-if ! "$py" -c "import detectron2, mmseg, mmengine, pycocotools" 2>/dev/null; then
-    [[ -d .whl ]] || { echo "error: detectron2/mmseg are not importable and no .whl/ folder of wheels is here" >&2; exit 2; }
-    site="$(mktemp -d)"
-    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .whl/*.whl
-    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+needs="detectron2 mmseg mmengine pycocotools"
+source scripts/gpu_env.sh
 exec "$py" benchmarks/gpu_check.py --out "${OUT:-output/gpu_check}" "$@"
