@@ -67,3 +67,27 @@ def test_reproduce_gpu_smoke_makes_both_tables(smoke_data, tmp_path):
     assert (out / "pretrain_balloon6" / "encoder.pth").is_file() and (
         out / "supervised" / "metrics.json"
     ).is_file()
+
+
+def test_packer_bad_inputs_are_one_line_and_keep_what_exists(tmp_path):
+    existing = tmp_path / "copy"
+    existing.mkdir()
+    (existing / "mine.txt").write_text("kept")
+    missing = tmp_path / "new"
+    for dest, env, culprit in (
+        (existing, {}, str(existing)),
+        (missing, {"MAE_TRANSFER_DATA": str(tmp_path / "nowhere")}, "instances_train.json"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "scripts/pack_mini_data.py", str(dest), "--smoke"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+        assert culprit in lines[0]
+    assert (existing / "mine.txt").read_text() == "kept" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "copy"
+    ]

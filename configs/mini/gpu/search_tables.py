@@ -1,9 +1,10 @@
 # The GPU miniature's Tables 4 and 5 (configs/mini/reproduce_gpu.sh): the CPU miniature's entries
 # (configs/mini/search_camvid_balloon.py: random init, supervised on CIFAR-10 labels, MAE on the task's own
-# unlabeled images) with the GPU configs of configs/mini/gpu/. Protocol: one lr per task (balloon 3e-4 at
-# batch 8, CamVid 4e-4, as the CPU miniature selects) and seeds 1-5 (every cell: mean ± std of 5 runs, its
-# difference to random init with a Welch 95% interval); 4 workers share the GPU. This project's first GPU
-# sizing, not yet timed on a GPU. Output under $MAE_TRANSFER_MINI_OUT (reproduce_gpu.sh sets it).
+# unlabeled images) with the GPU configs of configs/mini/gpu/. Protocol: one lr per task (balloon 3e-4, the
+# CPU balloon config's own, between the 2e-4 / 4e-4 its search picks from; CamVid 4e-4, every CamVid entry's
+# pick on CPU) and seeds 1-5 (every cell: mean ± std of 5 runs, its difference to random init with a Welch
+# 95% interval); 4 workers share the GPU. This project's first GPU sizing, not yet timed on a GPU. Output
+# under $MAE_TRANSFER_MINI_OUT (reproduce_gpu.sh sets it).
 import os
 
 from mae_transfer.search import Entry, Protocol, SearchConfig
