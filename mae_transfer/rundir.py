@@ -2,9 +2,9 @@
 
 Two runs writing into one folder interleave their logs and replace each other's checkpoints and configs;
 every tool takes this lock (rank 0 of a distributed run) before it writes anything there. The lock file
-names the holder's pid and host; a lock whose pid is dead on this host is stale and taken over with a
-warning. Temporary files of atomic writes interrupted by a kill (``.NAME.XXXX.tmp``) are removed by the
-next holder.
+names the holder's pid, its start time and host; a lock whose process is gone from this host is stale and
+taken over with a warning. Temporary files of atomic writes interrupted by a kill (``.NAME.XXXX.tmp``) are
+removed by the next holder.
 """
 
 from __future__ import annotations
@@ -27,8 +27,25 @@ LOCK_NAME = ".lock"
 HOST = socket.gethostname()
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs on this host (a zombie, killed but not yet reaped, does not count)."""
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot, ``/proc/PID/stat``); None when there is no such
+    process or no /proc. A pid number is handed to a new process (or thread) once its owner is gone -- within
+    minutes where ``pid_max`` is 32768 -- so a process is its pid *and* its start time."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def this_process() -> dict[str, Any]:
+    """This process as a record names it: ``pid`` and ``pid_start`` (see :func:`process_start`)."""
+    return {"pid": os.getpid(), "pid_start": process_start(os.getpid())}
+
+
+def pid_alive(pid: int, start: int | None = None) -> bool:
+    """Whether ``pid`` runs on this host (a zombie, killed but not yet reaped, does not count); with
+    ``start`` (its :func:`process_start` when recorded), whether that same process still runs, not another
+    one given its number since."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -36,9 +53,10 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return True
+    return fields[0] != "Z" and (start is None or int(fields[19]) == start)
 
 
 def ensure_dir(path: str | Path, what: str = "output dir") -> Path:
@@ -63,16 +81,19 @@ class RunDirLock:
 
     def acquire(self) -> RunDirLock:
         ensure_dir(self.dir)
-        record = json.dumps({"pid": os.getpid(), "host": HOST, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+        me = this_process()
+        record = json.dumps({**me, "host": HOST, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = self._holder()
-                if holder.get("host") == HOST and holder.get("pid") == os.getpid():
+                if holder.get("host") == HOST and all(holder.get(k) == v for k, v in me.items()):
                     self.held = True  # this process already holds it (a second run in the same process)
                     return self
-                if holder.get("host") == HOST and not pid_alive(int(holder.get("pid", -1))):
+                if holder.get("host") == HOST and not pid_alive(
+                    int(holder.get("pid", -1)), holder.get("pid_start")
+                ):
                     log.warning(
                         "taking over the stale lock of run pid %s in %s (no longer running)",
                         holder.get("pid"),

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from test_pretrain import overrides, tiny_cfg
 
@@ -95,6 +96,26 @@ def test_second_run_into_the_same_output_dir_is_refused(cifar_small, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "stale lock" in res.stdout + res.stderr
     assert not Path(tmp_path / "out/.lock").exists()
+
+
+def test_a_lock_whose_pid_now_names_another_process_is_stale(tmp_path):
+    """pid numbers come back (pid_max is 32768 here): a lock naming a running pid whose start time is not
+    the recorded one was left by a process that is gone, and is taken over; the live holder keeps it."""
+    import json
+
+    from mae_transfer.errors import ConfigError
+    from mae_transfer.rundir import HOST, LOCK_NAME, RunDirLock, process_start
+
+    parent = os.getppid()  # a live process other than this one
+    lock = tmp_path / LOCK_NAME
+    lock.write_text(json.dumps({"pid": parent, "pid_start": process_start(parent), "host": HOST}))
+    with pytest.raises(ConfigError, match=f"in use by pid {parent}"):
+        RunDirLock(tmp_path).acquire()
+    lock.write_text(json.dumps({"pid": parent, "pid_start": process_start(parent) - 1, "host": HOST}))
+    mine = RunDirLock(tmp_path).acquire()
+    assert mine.held and json.loads(lock.read_text())["pid"] == os.getpid()
+    mine.release()
+    assert not lock.exists()
 
 
 def test_segmentation_killed_during_its_final_evaluation_evaluates_on_resume(tmp_path):

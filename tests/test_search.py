@@ -503,6 +503,20 @@ def test_dead_worker_trials_are_requeued(tmp_path):
     assert store.enqueue("e", next_trials(p, [])[0]) == 1  # so the same run is enqueued again
 
 
+def test_a_worker_pid_given_to_another_process_counts_as_gone(tmp_path):
+    """A claim names its worker by pid and start time: a pid number now held by another live process (pids
+    come back within minutes where pid_max is 32768) is a dead worker, not a 15-minute silent one."""
+    from mae_transfer.rundir import process_start
+
+    p = Protocol(lrs=(1e-4,), weight_decays=(0.05,))
+    store = TrialStore(f"journal:{tmp_path / 's.journal'}", p)
+    store.enqueue("e", next_trials(p, [])[0])
+    claimed = store.claim("e")
+    assert store.reclaim_stale("e") == 0  # this process: alive
+    store.storage.set_trial_user_attr(claimed.trial_id, "pid_start", process_start(os.getpid()) - 1)
+    assert store.reclaim_stale("e") == 1 and store.finished("e") == []
+
+
 def test_a_trial_being_claimed_is_not_taken_for_a_silent_one(tmp_path):
     """A claim moves the trial to RUNNING, then writes its worker's pid and first heartbeat: another worker
     that looks in between must not re-queue it (it would run twice, and the claimer's writes fail). Its start

@@ -182,7 +182,10 @@ class _Halving:
 
 
 # a trial's own bookkeeping, never copied from the run it reuses
-_OWN_ATTRS = ("key", "stage", "spec", "host", "pid", "claimed_at", "heartbeat", "retry", "duplicate_of")
+_OWN_ATTRS = (
+    *("key", "stage", "spec", "retry", "duplicate_of"),
+    *("host", "pid", "pid_start", "claimed_at", "heartbeat"),  # the claim's: store.claim
+)
 
 
 def _reuse(store: TrialStore, claimed: Claimed, identity: str, study: str, t: Any) -> float:

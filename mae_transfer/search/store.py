@@ -21,7 +21,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from ..errors import ConfigError
-from ..rundir import HOST, pid_alive
+from ..rundir import HOST, pid_alive, this_process
 from .cache import checkpoint_sha256
 from .protocol import Finished, Protocol, TrialSpec
 
@@ -248,7 +248,7 @@ class TrialStore:
             for name, value in spec.params().items():
                 self.storage.set_trial_param(tid, name, dists[name].to_internal_repr(value), dists[name])
             now = time.time()
-            for k, v in (("host", HOST), ("pid", os.getpid()), ("claimed_at", now), ("heartbeat", now)):
+            for k, v in {"host": HOST, **this_process(), "claimed_at": now, "heartbeat": now}.items():
                 self.storage.set_trial_user_attr(tid, k, v)
             return Claimed(entry, tid, t.number, spec)
         return None
@@ -299,7 +299,11 @@ class TrialStore:
         study_id = self.storage.get_study_id_from_name(entry)
         for t in self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             a = t.user_attrs
-            dead = a.get("host") == HOST and a.get("pid") is not None and not pid_alive(int(a["pid"]))
+            dead = (
+                a.get("host") == HOST
+                and a.get("pid") is not None
+                and not pid_alive(int(a["pid"]), a.get("pid_start"))
+            )
             # a claim writes its worker's pid and first heartbeat just after the RUNNING state: a trial caught
             # in between is being claimed now, not silent since 1970 (its start time stands in)
             started = t.datetime_start.timestamp() if t.datetime_start else 0.0
