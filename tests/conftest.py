@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ from typing import Iterator
 import pytest
 import torch
 
+from forkserver import ForkServer
 from mae_transfer.paths import REPO_ROOT, shared_data
 
 # pytest-xdist workers share the cores: each test process (and the tools it starts) gets its share, so
@@ -55,14 +57,28 @@ def cifar_small(tmp_path_factory) -> Path:
     return root
 
 
+_FORK_SERVER: ForkServer | None = None
+
+
 def run_tool(
-    *args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600
+    *args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600, fresh: bool = False
 ) -> subprocess.CompletedProcess:
     """Run ``python tools/<name>.py ...`` the way a user would. In a session of its own: on a timeout the
     whole process group dies (data-loader workers, DDP children), not the tool alone, leaving orphans that
-    hold the CPU for the tests after it."""
+    hold the CPU for the tests after it. A script runs in a child of this worker's fork server (the
+    frameworks already imported, see forkserver.py); ``fresh``, anything else (``-c``) or an environment
+    that changes what Python imports, in a new process."""
+    global _FORK_SERVER
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": THREADS, **(env or {})}
-    return run_in_session([sys.executable, *args], cwd, full_env, timeout)
+    imports_change = any(k.startswith("PYTHON") and k != "PYTHONUNBUFFERED" for k in env or {})
+    if fresh or imports_change or not args[0].endswith(".py"):
+        return run_in_session([sys.executable, *args], cwd, full_env, timeout)
+    if _FORK_SERVER is None:
+        _FORK_SERVER = ForkServer(
+            REPO_ROOT, {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": THREADS}
+        )
+        atexit.register(_FORK_SERVER.close)
+    return _FORK_SERVER.run(list(args), cwd, full_env, timeout)
 
 
 def run_in_session(cmd: list[str], cwd: Path, env: dict, timeout: int) -> subprocess.CompletedProcess:
@@ -125,12 +141,12 @@ def kill_search_worker(worker_pid: int, trial_dir: Path) -> None:
 
     from mae_transfer.rundir import pid_alive
 
-    trial_pid = json.loads((trial_dir / ".lock").read_text())["pid"]
+    trial = json.loads((trial_dir / ".lock").read_text())
     os.kill(worker_pid, signal.SIGKILL)
     gone = time.time() + 20
-    while time.time() < gone and pid_alive(trial_pid):
+    while time.time() < gone and pid_alive(trial["pid"], trial.get("pid_start")):
         time.sleep(0.1)
-    assert not pid_alive(trial_pid), "the killed worker's trial kept running as an orphan"
+    assert not pid_alive(trial["pid"], trial.get("pid_start")), "the killed worker's trial kept running"
 
 
 def _postgres_bin(name: str) -> str | None:

@@ -38,6 +38,7 @@ def test_every_command_pretraining_prints_runs_as_printed(cifar_small, tmp_path)
         "epochs=1",
         "warmup_epochs=0",
         f"output_dir={tmp_path / 'pretrain'}",
+        fresh=True,  # its whole console, import-time warnings included
     )
     assert res.returncode == 0, res.stderr[-3000:]
     console = (res.stdout + res.stderr).splitlines()

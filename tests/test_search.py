@@ -886,6 +886,25 @@ def test_sigterm_to_a_multi_worker_search_stops_its_workers_and_their_trials(tmp
                 os.kill(p, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("task", ["det", "seg"])
+def test_a_trials_recipe_card_is_the_one_its_harness_prints(task, tmp_path):
+    """A worker resolves each trial's card in its own process: the card equals the one the trial's command
+    prints with --print-recipe json, and arguments the harness refuses give none."""
+    from mae_transfer.search.cache import recipe_card
+
+    args = {
+        "det": ["--config", "configs/det/mini/mask_rcnn_vit_tiny_coco128.py", "train.max_iter=2"],
+        "seg": seg_trial_args(tmp_path, "--cfg-options", "train_cfg.max_iters=2"),
+    }[task]
+    tool = {"det": "tools/train_det.py", "seg": "tools/train_seg.py"}[task]
+    cmd = [sys.executable, str(REPO_ROOT / tool), "--init", "random", "--weights", "", *args]
+    printed = run_tool(*cmd[1:], "--print-recipe", "json")
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    assert recipe_card(cmd) == json.loads(printed.stdout.strip().splitlines()[-1])
+    bad = {"det": "train.max_iter=abc", "seg": "train_cfg.max_iters=abc"}[task]
+    assert recipe_card([*cmd, bad]) is None
+
+
 def test_a_finished_run_is_reused_by_identity_even_after_its_checkpoint_moved(tmp_path):
     """Results cache: a trial whose identity (checkpoint content, recipe card, arguments, code) already
     finished in any study of the storage is completed from it without running; renaming the checkpoint does

@@ -8,15 +8,17 @@ arguments or any source file gives a new one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from ..paths import REPO_ROOT
+from .config import TOOLS
 
 # arguments that say where a run writes or reads its checkpoint, not what it computes
 _PATH_FLAGS = ("--output-dir", "--work-dir", "--weights")
@@ -54,19 +56,21 @@ def code_version() -> str:
 
 
 def recipe_card(cmd: list[str]) -> dict[str, Any] | None:
-    """The recipe card the harness resolves for ``cmd`` (a trial command of ``runner.trial_command``), from
-    its ``--print-recipe json``; None when the harness refuses the arguments (the run itself will fail and
-    say why)."""
+    """The recipe card the harness resolves for ``cmd`` (a trial command of ``runner.trial_command``): its
+    ``--print-recipe json``, run in this process (the worker has the frameworks imported; a new process would
+    spend seconds importing them per trial); None when the harness refuses the arguments (the run itself will
+    fail and say why)."""
+    from ..cli import harness_tool
+
     tool = _tool_index(cmd)
-    res = subprocess.run(
-        [sys.executable, cmd[tool], *cmd[tool + 1 :], "--print-recipe", "json"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
+    harness = next(task for task, path in TOOLS.items() if Path(cmd[tool]).name == Path(path).name)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+            harness_tool([*cmd[tool + 1 :], "--print-recipe", "json"], "", harness)
+    except (UserError, OSError, SystemExit):  # SystemExit: argparse's refusal
         return None
-    return json.loads(next(ln for ln in reversed(res.stdout.splitlines()) if ln.startswith("{")))
+    return json.loads(next(ln for ln in reversed(printed.getvalue().splitlines()) if ln.startswith("{")))
 
 
 def trial_identity(cmd: list[str], weights: str, card: dict[str, Any]) -> str:

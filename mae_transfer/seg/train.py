@@ -36,12 +36,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
-    compat.patch_mmengine()
     cfg = load_config(args)
     card = seg_card(cfg, cfg.entry["changed_by"])
-    if args.print_recipe:
+    if args.print_recipe:  # mmengine left as it is: a search worker resolves its trials' cards in-process
         print(card.render(args.print_recipe))
         return {}
+    compat.patch_mmengine()
     main = launcher_rank_world(args.launcher)[0] == 0
     lock_output_dir(cfg.work_dir, main)  # before anything is written there
     setup_logging(cfg.work_dir, main, name="log_mae_transfer.txt")
