@@ -6,15 +6,20 @@ import json
 import shlex
 
 import pytest
+from test_seg import label_folder
 
-from conftest import run_tool
+from conftest import COCO128, run_tool
+from mae_transfer.det.data import subset_coco
 from mae_transfer.paths import REPO_ROOT
 
-# what each printed command gets on top, to run a few iterations into a fresh output dir
+COCO_VAL = COCO128 / "annotations/instances_val2017.json"
+
+# what each printed command gets on top: a few iterations into a fresh output dir, validated on a few images
+# (the printed config's own training data stays)
 QUICK = {
-    "train_det.py": lambda out: ["--iters", "2", "--output-dir", str(out)],
-    "train_seg.py": lambda out: ["--iters", "2", "--work-dir", str(out)],
-    "eval_cls.py": lambda out: ["epochs=1", "warmup_epochs=0", f"output_dir={out}"],
+    "train_det.py": lambda out, few: ["--iters", "2", "--output-dir", str(out), *few["det"]],
+    "train_seg.py": lambda out, few: ["--iters", "2", "--work-dir", str(out), *few["seg"]],
+    "eval_cls.py": lambda out, few: ["epochs=1", "warmup_epochs=0", f"output_dir={out}", *few["cls"]],
 }
 # the metric each reports in its run's metrics.json
 METRIC = {"train_det.py": "APbox", "train_seg.py": "mIoU", "eval_cls.py": "top1"}
@@ -46,11 +51,23 @@ def test_every_command_pretraining_prints_runs_as_printed(cifar_small, tmp_path)
     assert len(first_screen) <= 25 and not any("Warning" in ln for ln in console), "\n".join(first_screen)
     commands = printed_commands(res.stdout + res.stderr)
     assert [c[1].rsplit("/", 1)[-1] for c in commands] == ["train_det.py", "train_seg.py", "eval_cls.py"]
+    seg_val = label_folder(tmp_path / "seg_val", "validation", 4)
+    few = {
+        "det": [
+            *("--val-json", str(subset_coco(COCO_VAL, tmp_path / "val4.json", 4))),
+            *("--val-images", str(COCO128 / "val2017")),
+        ],
+        "seg": [
+            *("--val-images", seg_val[0], "--val-labels", seg_val[1]),
+            *("--classes", str(COCO128 / "semantic/classes.txt")),
+        ],
+        "cls": [f"data_path={cifar_small}", "batch_size=32"],
+    }
     for command in commands:
         tool = command[1].rsplit("/", 1)[-1]
         assert "YOUR_CONFIG" not in command and not any(a.startswith("/path/to") for a in command), command
         out = tmp_path / tool
-        done = run_tool(*command[1:], *QUICK[tool](out), cwd=REPO_ROOT, timeout=900)
+        done = run_tool(*command[1:], *QUICK[tool](out, few), cwd=REPO_ROOT, timeout=900)
         assert done.returncode == 0, (command, done.stderr[-3000:])
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics[METRIC[tool]] is not None, metrics
