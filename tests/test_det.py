@@ -214,7 +214,8 @@ def test_predict_tool_draws_every_image_and_skips_broken_ones(trained_run, tmp_p
 
 @pytest.mark.slow
 def test_learning_is_real_on_a_handful_of_images(coco_subsets, tmp_path):
-    """Trained on 2 images for 100 iterations, APbox on those images rises far above the untrained model's."""
+    """Trained on 2 images for 50 iterations, APbox on those images rises far above the untrained model's
+    (31.5 vs 0 on this project's CPU machine; the test asks for +10)."""
     data = [
         "--train-json",
         coco_subsets["train2"],
@@ -232,8 +233,8 @@ def test_learning_is_real_on_a_handful_of_images(coco_subsets, tmp_path):
         "--output-dir",
         str(tmp_path / "trained"),
         "--iters",
-        "100",
-        "optimizer.lr=4e-4",
+        "50",
+        "optimizer.lr=8e-4",  # 30 iterations at 1e-3 reach APbox 3 only
         "train.checkpointer.period=1000",
         "--test-json",
         coco_subsets["train2"],
