@@ -663,9 +663,18 @@ def seg_trial_args(tmp_path: Path, *overrides: str) -> list[str]:
     ]
 
 
-def tiny_search(tmp_path: Path) -> Path:
-    """A seg search small enough for CI: 2-3 iteration schedules on 2 train / 2 val coco128 images."""
+def tiny_search(tmp_path: Path, whole: bool = True) -> Path:
+    """A seg search small enough for CI: 2-3 iteration schedules on 2 train / 2 val coco128 images. Whole:
+    every stage (random init: 3 stage-1 runs with the grid extended once, 2 stage-2 runs, maybe 1 stage-3
+    run, 2 seed runs) and an entry whose weights are missing; else random init's stages with one drop path
+    and no seed runs (a few runs in sequence)."""
     common = seg_trial_args(tmp_path, "default_hooks.logger.interval=1")
+    drop_paths, seeds = ((0.0, 0.1), 2) if whole else ((0.0,), 1)
+    broken = (
+        f'"seg/broken/B": Entry(init="mae", task="seg", weights="{tmp_path}/missing.pth", args=common),'
+        if whole
+        else ""
+    )
     path = tmp_path / "search.py"
     path.write_text(f"""
 from mae_transfer.search import Entry, Protocol, SearchConfig
@@ -673,12 +682,12 @@ common = {common!r}
 config = SearchConfig(
     name="tiny", storage="journal:{tmp_path}/study.journal", output_dir="{tmp_path}/trials",
     protocol=Protocol(name="tiny", lrs=(1e-4, 2e-4), weight_decays=(0.05,), max_extensions=1,
-                      drop_paths=(0.0, 0.1), stage1_schedule="short", stage2_schedule="long",
-                      schedules=("short", "long"), seeds=2),
+                      drop_paths={drop_paths!r}, stage1_schedule="short", stage2_schedule="long",
+                      schedules=("short", "long"), seeds={seeds}),
     schedules={{"seg": {{"short": ["train_cfg.max_iters=2"], "long": ["train_cfg.max_iters=3"]}}}},
     entries={{
         "seg/random/B": Entry(init="random", task="seg", args=common),
-        "seg/broken/B": Entry(init="mae", task="seg", weights="{tmp_path}/missing.pth", args=common),
+        {broken}
     }},
     heartbeat_s=2.0,
 )
@@ -777,7 +786,7 @@ def test_two_workers_share_one_study_and_report(tmp_path):
 
 
 def test_killed_search_resumes_without_rerunning_or_losing_trials(tmp_path):
-    path = tiny_search(tmp_path)
+    path = tiny_search(tmp_path, whole=False)
     proc = start_search(path)
     deadline = time.time() + 600
     while time.time() < deadline:
