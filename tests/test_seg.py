@@ -200,9 +200,9 @@ def test_learning_is_real_on_two_images(tmp_path, folders):
         "--work-dir",
         str(tmp_path / "trained"),
         "--cfg-options",
-        "train_cfg.max_iters=200",
-        "train_cfg.val_interval=200",
-        "optim_wrapper.optimizer.lr=5e-4",
+        "train_cfg.max_iters=140",
+        "train_cfg.val_interval=140",
+        "optim_wrapper.optimizer.lr=8e-4",  # mIoU 59.4 here (200 at 5e-4: 60.8)
     )
     assert after.returncode == 0, after.stderr[-3000:]
     untrained = json.loads((tmp_path / "untrained/metrics_eval.json").read_text())
@@ -216,12 +216,12 @@ def test_learning_is_real_on_two_images(tmp_path, folders):
     # --test-images: one evaluation of the trained model after training, kept beside the validation result
     # (here the same two images, so the same mIoU)
     assert trained["phase"] == "val" and trained["test"]["phase"] == "test"
-    assert trained["test"]["mIoU"] == trained["mIoU"] and trained["test"]["iteration"] == 200
+    assert trained["test"]["mIoU"] == trained["mIoU"] and trained["test"]["iteration"] == 140
     # --eval-only on the trained run: metrics_eval.json names the checkpoint; the training metrics stay
     again = seg(*args, "--work-dir", str(tmp_path / "trained"), "--eval-only")
     assert again.returncode == 0, again.stderr[-3000:]
     evaluated = json.loads((tmp_path / "trained/metrics_eval.json").read_text())
-    assert evaluated["checkpoint"].endswith("iter_200.pth") and evaluated["mIoU"] == trained["mIoU"]
+    assert evaluated["checkpoint"].endswith("iter_140.pth") and evaluated["mIoU"] == trained["mIoU"]
     assert json.loads((tmp_path / "trained/metrics.json").read_text()) == trained
 
 
