@@ -896,7 +896,7 @@ def test_sigterm_to_a_multi_worker_search_stops_its_workers_and_their_trials(tmp
 
 
 @pytest.mark.parametrize("task", ["det", "seg"])
-def test_a_trials_recipe_card_is_the_one_its_harness_prints(task, tmp_path):
+def test_a_trials_recipe_card_is_the_one_its_harness_prints(task, tmp_path, monkeypatch):
     """A worker resolves each trial's card in its own process: the card equals the one the trial's command
     prints with --print-recipe json, and arguments the harness refuses give none."""
     from mae_transfer.search.cache import recipe_card
@@ -909,7 +909,9 @@ def test_a_trials_recipe_card_is_the_one_its_harness_prints(task, tmp_path):
     cmd = [sys.executable, str(REPO_ROOT / tool), "--init", "random", "--weights", "", *args]
     printed = run_tool(*cmd[1:], "--print-recipe", "json")
     assert printed.returncode == 0, printed.stderr[-2000:]
+    monkeypatch.chdir(tmp_path)  # a worker started elsewhere: the trial's relative paths are the repo's
     assert recipe_card(cmd) == json.loads(printed.stdout.strip().splitlines()[-1])
+    assert Path.cwd() == tmp_path
     bad = {"det": "train.max_iter=abc", "seg": "train_cfg.max_iters=abc"}[task]
     assert recipe_card([*cmd, bad]) is None
 

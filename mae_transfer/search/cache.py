@@ -13,6 +13,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,15 @@ def recipe_card(cmd: list[str]) -> dict[str, Any] | None:
 
     tool = _tool_index(cmd)
     harness = next(task for task, path in TOOLS.items() if Path(cmd[tool]).name == Path(path).name)
-    printed = io.StringIO()
+    printed, here = io.StringIO(), os.getcwd()
+    os.chdir(REPO_ROOT)  # where the trial runs (toolrun): its relative paths name the same files
     try:
         with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
             harness_tool([*cmd[tool + 1 :], "--print-recipe", "json"], "", harness)
     except (UserError, OSError, SystemExit):  # SystemExit: argparse's refusal
         return None
+    finally:
+        os.chdir(here)
     return json.loads(next(ln for ln in reversed(printed.getvalue().splitlines()) if ln.startswith("{")))
 
 
