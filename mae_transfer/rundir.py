@@ -27,14 +27,20 @@ LOCK_NAME = ".lock"
 HOST = socket.gethostname()
 
 
-def process_start(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks after boot, ``/proc/PID/stat``); None when there is no such
-    process or no /proc. A pid number is handed to a new process (or thread) once its owner is gone -- within
-    minutes where ``pid_max`` is 32768 -- so a process is its pid *and* its start time."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` from the state on (field 3); None when it cannot be read."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot, ``/proc/PID/stat`` field 22); None when there is
+    no such process or no /proc. A pid number is handed to a new process (or thread) once its owner is gone --
+    within minutes where ``pid_max`` is 32768 -- so a process is its pid *and* its start time."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def this_process() -> dict[str, Any]:
@@ -52,9 +58,8 @@ def pid_alive(pid: int, start: int | None = None) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+    fields = _proc_stat(pid)
+    if fields is None:  # no /proc: the signal check is all there is
         return True
     return fields[0] != "Z" and (start is None or int(fields[19]) == start)
 

@@ -183,8 +183,16 @@ class _Halving:
 
 # a trial's own bookkeeping, never copied from the run it reuses
 _OWN_ATTRS = (
-    *("key", "stage", "spec", "retry", "duplicate_of"),
-    *("host", "pid", "pid_start", "claimed_at", "heartbeat"),  # the claim's: store.claim
+    "key",
+    "stage",
+    "spec",
+    "retry",
+    "duplicate_of",
+    "host",  # host ... heartbeat: the claim's (store.claim)
+    "pid",
+    "pid_start",
+    "claimed_at",
+    "heartbeat",
 )
 
 
