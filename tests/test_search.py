@@ -318,6 +318,26 @@ def test_every_shipped_search_config_validates(path):
             first, _ = next_trials(cfg.protocol_for(name), [])
             seeds = ([1, 2, 3, 4, 5], 5) if e.task == "seg" else ([None, None], 3)  # CamVid: no selecting run
             assert ([s.seed for s in first], cfg.protocol_for(name).seeds) == seeds
+    # reproduce_table4.sh's: balloon at one lr (no selecting run), ten seed runs for random init and MAE
+    if path.name == "search_table4_seeds10.py":
+        plan = {e.init: next_trials(cfg.protocol_for(n), [])[0] for n, e in cfg.entries.items()}
+        assert {i: [s.seed for s in specs] for i, specs in plan.items()} == {
+            "random": list(range(1, 11)),
+            "mae": list(range(1, 11)),
+            "supervised": [1, 2, 3],
+        }
+    # ... and its two lanes: between them every entry, each with the full search's storage, definition and
+    # protocol, so the workers of all three share each entry's study instead of running it again
+    if path.name == "search_table4_seeds10.py":
+        lanes = [load_config(path.with_name(f"search_table4_{lane}.py")) for lane in ("random", "pretrained")]
+        assert [list(lane.entries) for lane in lanes] == [
+            ["det/random/mini"],
+            ["det/supervised/mini", "det/mae/mini"],
+        ]
+        for lane in lanes:
+            assert lane.storage == cfg.storage
+            for name, e in lane.entries.items():
+                assert e == cfg.entries[name] and lane.protocol_for(name) == cfg.protocol_for(name)
 
 
 def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):
