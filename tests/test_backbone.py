@@ -221,6 +221,33 @@ def test_pyramid_upsampling_matmul_equals_transposed_convolution():
         assert up(x).dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("rel_pos", ["shared", "per_block"])
+def test_attention_bias_in_the_autocast_dtype(rel_pos):
+    """Under bf16 autocast every block's attention gets its relative-position bias in bf16 (the fp32
+    residual stream must not promote the scores to fp32: 1.5x the bf16 ViT-B step at 1024 on CPU), the
+    tables keep fp32 gradients; without autocast the bias is the model's dtype."""
+    from mae_transfer.models.vit import TransferViT
+
+    vit = randomize(
+        TransferViT(img_size=64, patch_size=16, window_size=2, global_blocks=(1, 3), rel_pos=rel_pos, **SMALL)
+    )
+    seen: list[torch.dtype] = []
+    for blk in vit.blocks:
+        blk.attn.register_forward_pre_hook(
+            lambda m, args, kwargs: seen.append(kwargs["attn_mask"].dtype), with_kwargs=True
+        )
+    x = torch.randn(1, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = vit.forward_taps(x, [3])[0]
+    out.float().square().sum().backward()
+    assert seen == [torch.bfloat16] * 4
+    tables = [p for n, p in vit.named_parameters() if "relative_position_bias_table" in n]
+    assert tables and all(t.grad.dtype == torch.float32 and t.grad.abs().sum() > 0 for t in tables)
+    seen.clear()
+    vit.forward_taps(x, [3])
+    assert seen == [torch.float32] * 4
+
+
 @pytest.mark.parametrize(
     "name,size,taps", [("mae_vit_b", 1024, (2, 5, 8, 11)), ("mae_vit_b", 512, (3, 5, 7, 11))]
 )

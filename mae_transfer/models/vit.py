@@ -128,6 +128,8 @@ class TransferBlock(Block):
         self.rel_pos = rel_pos  # only set for per-block tables; shared tables live on the ViT
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, cls: torch.Tensor | None = None):
+        """``x`` (B, H, W, C); ``bias`` (1, heads, N, N) in the attention's compute dtype (see
+        ``TransferViT._bias``); ``cls`` (B, 1, C) for global blocks when the cls token is kept."""
         b, h, w, c = x.shape
         shortcut = x
         y = self.norm1(x)
@@ -137,10 +139,6 @@ class TransferBlock(Block):
             y = y.reshape(b, h * w, c)
         if cls is not None:  # global blocks only: the cls token joins the sequence in front
             y = torch.cat([self.norm1(cls), y], dim=1)
-        if bias is not None:
-            # (1, heads, N, N): with one image (or window) per batch the add's gradient is the bias's as is;
-            # a (heads, N, N) bias made autograd reduce over the batch dim (a 0.6 s fill + sum at 4096 tokens)
-            bias = bias.to(y.dtype)[None]
         y = self.attn(y, attn_mask=bias)
         if cls is not None:
             cls = cls + self.drop_path1(self.ls1(y[:, :1]))
@@ -267,16 +265,26 @@ class TransferViT(nn.Module):
         )
 
     def _bias(
-        self, blk: TransferBlock, is_global: bool, grid: tuple[int, int], cache: dict
+        self, blk: TransferBlock, is_global: bool, grid: tuple[int, int], cache: dict, dtype: torch.dtype
     ) -> torch.Tensor | None:
+        """The block's attention bias as (1, heads, N, N) in ``dtype``, the attention's compute dtype.
+
+        Cast here, once per forward: the residual stream stays fp32 under autocast, so a bias cast to its
+        dtype made the attention scores fp32 (at a global block an fp32 add, softmax and gradient over
+        12 x 4096² values and a cast back for attn @ v: a bf16 ViT-B Mask R-CNN step at 1024 on CPU took
+        31.1 s and 11.8 GiB, 19.9 s and 7.9 GiB with the cast here). The leading 1: with one image (or
+        window) per batch the add's gradient is the bias's as is; a (heads, N, N) bias made autograd reduce
+        over the batch dim (a 0.6 s fill + sum at 4096 tokens).
+        """
         if self.rel_pos_mode is None:
             return None
+        size = grid if is_global else (self.window_size,) * 2
         if blk.rel_pos is not None:
-            return blk.rel_pos(grid if is_global else (self.window_size,) * 2)
+            return blk.rel_pos(size).to(dtype)[None]
         key = "global" if is_global else "window"
         if key not in cache:  # a shared table yields one bias per forward, reused by all its blocks
             table = self.rel_pos_global if is_global else self.rel_pos_window
-            cache[key] = table(grid if is_global else (self.window_size,) * 2)
+            cache[key] = table(size).to(dtype)[None]
         return cache[key]
 
     def forward_taps(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
@@ -291,9 +299,11 @@ class TransferViT(nn.Module):
         x = x + pos.reshape(1, h, w, c)
         outs: list[torch.Tensor | None] = [None] * len(indices)
         cache: dict[str, torch.Tensor] = {}
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         last = max(indices)
         for i, blk in enumerate(self.blocks[: last + 1]):
-            bias = self._bias(blk, i in self.global_blocks, (h, w), cache)
+            bias = self._bias(blk, i in self.global_blocks, (h, w), cache, dtype)
             if self.act_checkpoint and self.training:
                 x, cls = cp.checkpoint(blk, x, bias, cls, use_reentrant=False)
             else:
