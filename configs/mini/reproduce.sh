@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2.2 h on a day like run B's; docs/miniature.md). Run
-# from the repository root after the install; a stage whose output exists is skipped, and a killed search
-# resumes where it stopped.
+# from the repository root after the install; a finished stage is skipped, and a killed one (an encoder's training
+# or the search) resumes where it stopped.
 #   1. MAE-pretrain the miniature encoder twice on the training images (no labels): CamVid + balloon (the
 #      CamVid table's encoder), and with balloon listed six times (the balloon table's encoder)
 #   2. train the same encoder with CIFAR-10 labels (the supervised initialization)
@@ -20,12 +20,13 @@ stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce] $name: $((SE
 export OMP_NUM_THREADS=1
 lane1() {  # the CamVid table's MAE encoder
     [[ -f $out/pretrain/encoder.pth ]] || \
-        stage pretrain $py tools/pretrain.py --config configs/pretrain/mini_camvid_balloon.py output_dir=$out/pretrain
+        stage pretrain $py tools/pretrain.py --resume auto --config configs/pretrain/mini_camvid_balloon.py \
+            output_dir=$out/pretrain
 }
 lane2() {  # the supervised encoder (both tables), then the balloon table's MAE encoder
-    [[ -f $out/supervised/checkpoint-last.pth ]] || stage supervised $py tools/eval_cls.py \
+    [[ -f $out/supervised/metrics.json ]] || stage supervised $py tools/eval_cls.py --resume auto \
         --config configs/cls/cifar10_mini_supervised.py output_dir=$out/supervised
-    [[ -f $out/pretrain_balloon6/encoder.pth ]] || stage pretrain_balloon6 $py tools/pretrain.py \
+    [[ -f $out/pretrain_balloon6/encoder.pth ]] || stage pretrain_balloon6 $py tools/pretrain.py --resume auto \
         --config configs/pretrain/mini_camvid_balloon6.py output_dir=$out/pretrain_balloon6
 }
 t0=$SECONDS

@@ -5,7 +5,7 @@
 #   2. the search (configs/mini/gpu/search_tables.py; 4 workers share the GPU): random / supervised / MAE init
 #   3. the tables (mean ± std, Δ vs random init with Welch's 95% CI, "outside seed noise?"), plots, curves
 # Sized to end within one device call (~8 minutes on an H100 was the aim; first sizing, not yet timed on a GPU);
-# the wall time of each stage is printed. A stage whose output exists is skipped; a killed search resumes.
+# the wall time of each stage is printed. A finished stage is skipped; a killed one resumes.
 # Data: MAE_TRANSFER_DATA (default ../shared/data), e.g. the small copy of scripts/pack_mini_data.py.
 #   bash configs/mini/reproduce_gpu.sh            # output/mini_gpu (or $MAE_TRANSFER_MINI_OUT)
 #   bash configs/mini/reproduce_gpu.sh --smoke    # the same pipeline at 64px for 2 iterations per run (CPU too)
@@ -34,14 +34,14 @@ out=$MAE_TRANSFER_MINI_OUT
 stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce_gpu] $name: $((SECONDS - t0)) s"; }
 encoder() {  # NAME CONFIG TOOL DONE_FILE [overrides]
     local name=$1 config=$2 tool=$3 done=$4; shift 4
-    [[ -f $out/$name/$done ]] || stage "$name" "$py" "tools/$tool" --config "$config" output_dir="$out/$name" "$@" \
+    [[ -f $out/$name/$done ]] || stage "$name" "$py" "tools/$tool" --resume auto --config "$config" output_dir="$out/$name" "$@" \
         > >(sed -u "s/^/[$name] /") 2>&1
 }
 t0=$SECONDS
 pids=()
 encoder pretrain configs/mini/gpu/pretrain.py pretrain.py encoder.pth "${pre[@]}" & pids+=($!)
 encoder pretrain_balloon6 configs/mini/gpu/pretrain_balloon6.py pretrain.py encoder.pth "${pre[@]}" & pids+=($!)
-encoder supervised configs/mini/gpu/supervised.py eval_cls.py checkpoint-last.pth "${cls[@]}" & pids+=($!)
+encoder supervised configs/mini/gpu/supervised.py eval_cls.py metrics.json "${cls[@]}" & pids+=($!)
 rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done; ((rc == 0)) || exit $rc
 echo "[reproduce_gpu] encoders: $((SECONDS - t0)) s"
 stage search "$py" tools/search.py run --config $search --workers $workers

@@ -2,8 +2,8 @@
 # The miniature Table 4 with ten seed runs a side (configs/mini/search_table4_seeds10.py; docs/miniature.md):
 # the longer, detection-only companion of reproduce.sh, whose three seed runs a side leave balloon's Table 4
 # inside seed noise. Run from the repository root after the install; it shares reproduce.sh's encoders
-# (output/mini/pretrain_balloon6, output/mini/supervised: made here when missing, skipped when present), and a
-# killed run resumes where it stopped. Two lanes, one core each (OMP_NUM_THREADS=1, as reproduce.sh), on one
+# (output/mini/pretrain_balloon6, output/mini/supervised: made here when missing, skipped when finished), and a
+# killed stage resumes where it stopped. Two lanes, one core each (OMP_NUM_THREADS=1, as reproduce.sh), on one
 # search storage where each entry is its own study, so no run is made twice:
 #   lane 1: the balloon table's MAE encoder, the supervised one, then their entries' runs
 #   lane 2: random init's runs (they need no encoder), then a worker of the whole search, which takes the
@@ -15,9 +15,9 @@ search=configs/mini/search_table4_seeds10.py
 stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce_table4] $name: $((SECONDS - t0)) s"; }
 export OMP_NUM_THREADS=1
 lane1() {
-    [[ -f $out/pretrain_balloon6/encoder.pth ]] || stage pretrain_balloon6 $py tools/pretrain.py \
+    [[ -f $out/pretrain_balloon6/encoder.pth ]] || stage pretrain_balloon6 $py tools/pretrain.py --resume auto \
         --config configs/pretrain/mini_camvid_balloon6.py output_dir=$out/pretrain_balloon6
-    [[ -f $out/supervised/checkpoint-last.pth ]] || stage supervised $py tools/eval_cls.py \
+    [[ -f $out/supervised/metrics.json ]] || stage supervised $py tools/eval_cls.py --resume auto \
         --config configs/cls/cifar10_mini_supervised.py output_dir=$out/supervised
     touch $out/.table4_encoders_ready
     stage "supervised and MAE" $py tools/search.py run --config configs/mini/search_table4_pretrained.py
