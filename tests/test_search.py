@@ -915,6 +915,28 @@ def test_sigterm_to_a_multi_worker_search_stops_its_workers_and_their_trials(tmp
                 os.kill(p, signal.SIGKILL)
 
 
+def test_a_termination_while_resolving_a_recipe_card_is_not_a_refusal(monkeypatch):
+    """A worker's SIGTERM handler exits 143 wherever it lands; inside ``recipe_card`` (right after a claim,
+    where the SIGTERM test's signal often lands) it must end the worker, not read as the harness refusing
+    the arguments (exit 2), which made the worker run on and the stopped search hang in CI."""
+    import mae_transfer.cli
+    from mae_transfer.search.cache import recipe_card
+
+    cmd = [sys.executable, str(REPO_ROOT / "tools/train_det.py"), "--init", "random"]
+    for code, refused in ((2, True), (143, False)):
+
+        def exit_with(*_, code=code):
+            raise SystemExit(code)
+
+        monkeypatch.setattr(mae_transfer.cli, "harness_tool", exit_with)
+        if refused:
+            assert recipe_card(cmd) is None
+        else:
+            with pytest.raises(SystemExit) as e:
+                recipe_card(cmd)
+            assert e.value.code == 143
+
+
 @pytest.mark.parametrize("task", ["det", "seg"])
 def test_a_trials_recipe_card_is_the_one_its_harness_prints(task, tmp_path, monkeypatch):
     """A worker resolves each trial's card in its own process: the card equals the one the trial's command

@@ -70,7 +70,14 @@ def recipe_card(cmd: list[str]) -> dict[str, Any] | None:
     try:
         with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
             harness_tool([*cmd[tool + 1 :], "--print-recipe", "json"], "", harness)
-    except (UserError, OSError, SystemExit):  # SystemExit: argparse's refusal
+    except (UserError, OSError):
+        return None
+    except SystemExit as e:
+        # 2 is argparse's refusal; any other code ends this process (a worker's SIGTERM handler exits 143
+        # from wherever it lands, often here, right after a claim: swallowed, the worker ran on and the
+        # stopped search waited for it)
+        if e.code != 2:
+            raise
         return None
     finally:
         os.chdir(here)
