@@ -326,9 +326,8 @@ def test_every_shipped_search_config_validates(path):
             "mae": list(range(1, 11)),
             "supervised": [1, 2, 3],
         }
-    # ... and its two lanes: between them every entry, each with the full search's storage, definition and
-    # protocol, so the workers of all three share each entry's study instead of running it again
-    if path.name == "search_table4_seeds10.py":
+        # ... and its two lanes: between them every entry, each with the full search's storage, definition
+        # and protocol, so the workers of all three share each entry's study instead of running it again
         lanes = [load_config(path.with_name(f"search_table4_{lane}.py")) for lane in ("random", "pretrained")]
         assert [list(lane.entries) for lane in lanes] == [
             ["det/random/mini"],

@@ -34,8 +34,8 @@ out=$MAE_TRANSFER_MINI_OUT
 stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce_gpu] $name: $((SECONDS - t0)) s"; }
 encoder() {  # NAME CONFIG TOOL DONE_FILE [overrides]
     local name=$1 config=$2 tool=$3 done=$4; shift 4
-    [[ -f $out/$name/$done ]] || stage "$name" "$py" "tools/$tool" --resume auto --config "$config" output_dir="$out/$name" "$@" \
-        > >(sed -u "s/^/[$name] /") 2>&1
+    [[ -f $out/$name/$done ]] || stage "$name" "$py" "tools/$tool" --resume auto --config "$config" \
+        output_dir="$out/$name" "$@" > >(sed -u "s/^/[$name] /") 2>&1
 }
 t0=$SECONDS
 pids=()

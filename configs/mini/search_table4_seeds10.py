@@ -4,7 +4,7 @@
 #   - lr fixed at 3e-4, the balloon config's own (between the grid's 2e-4 and 4e-4: each entry's pick flipped
 #     between runs A-C on 13 validation photos, docs/miniature_history.md);
 #   - random init and MAE: seeds 1-10. At balloon's seed std (0.7-2.4 APbox a side in runs A-C) three runs a
-#     side give a Welch interval of +-4 APbox; ten give about +-1.5, the size of the MAE gap seen so far;
+#     side give a Welch interval of +-4 APbox; ten, about +-1.5 by that std (measured: +-1.7);
 #   - supervised: seeds 1-3, reported beside them (the separation asked of the table is MAE vs random init).
 # All of it this project's choice, sized for 2 CPU cores.
 from mae_transfer.config import load_config
