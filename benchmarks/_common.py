@@ -1,5 +1,7 @@
 """Side-by-side measurement plumbing: every model runs in its own subprocess (clean peak-RSS accounting on
-CPU, the allocator's peak on CUDA) and the rows are printed with their ratios to the last one."""
+CPU, the allocator's peak on CUDA) and the rows are printed with their ratios to the last one. With
+``--rounds R`` the models take turns R times (A B A B ...), so a slow spell of a shared machine lands on both
+sides: each row keeps its fastest round, and the ratio of every round is printed beside it."""
 
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ def compare_isolated(
     p.add_argument(
         "--image-size", type=int, default=None, help="input side in pixels (default: the recipe's)"
     )
+    p.add_argument(
+        "--rounds", type=int, default=1, help="measure the configs in turn this many times (fastest kept)"
+    )
     p.add_argument("--json", default=None, help="write the rows here too")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -39,18 +44,24 @@ def compare_isolated(
     missing = [c for c in args.configs if ":" not in c and not (REPO_ROOT / c).is_file()]
     if missing:
         p.error(f"config file not found: {missing[0]}")
-    if args.steps < 1 or (args.image_size is not None and args.image_size < 32):
-        p.error("--steps must be >= 1 and --image-size >= 32")
+    if args.steps < 1 or args.rounds < 1 or (args.image_size is not None and args.image_size < 32):
+        p.error("--steps and --rounds must be >= 1 and --image-size >= 32")
     if args.one:
         print(json.dumps(one(args.one, steps=args.steps, image_size=args.image_size)))
         return
-    rows = []
-    for cfg in args.configs:
-        cmd = [sys.executable, script, "--one", cfg, "--steps", str(args.steps)]
-        if args.image_size:
-            cmd += ["--image-size", str(args.image_size)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO_ROOT).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+    rounds: list[list[dict[str, Any]]] = []
+    for _ in range(args.rounds):
+        rounds.append([])
+        for cfg in args.configs:
+            cmd = [sys.executable, script, "--one", cfg, "--steps", str(args.steps)]
+            if args.image_size:
+                cmd += ["--image-size", str(args.image_size)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO_ROOT).stdout
+            rounds[-1].append(json.loads(out.strip().splitlines()[-1]))
+    rows = [min(runs, key=lambda r: r["step_s"]) for runs in zip(*rounds)]
+    for i, runs in enumerate(zip(*rounds)):
+        rows[i]["round_step_s"] = [r["step_s"] for r in runs]
+        rows[i]["peak_mib"] = max(r["peak_mib"] for r in runs)
     dev = rows[0]["device"]
     where = torch.cuda.get_device_name() if dev == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{title}, on {where}")
@@ -63,6 +74,9 @@ def compare_isolated(
         r["time_ratio"] = r["step_s"] / base["step_s"]
         r["memory_ratio"] = r["peak_mib"] / base["peak_mib"]
         print(f"{r['model']} / {base['model']}: time x{r['time_ratio']:.2f}, memory x{r['memory_ratio']:.2f}")
+        if args.rounds > 1:
+            each = [a / b for a, b in zip(r["round_step_s"], base["round_step_s"])]
+            print(f"  time ratio per round: {', '.join(f'x{x:.2f}' for x in each)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"title": title, "device": where, "rows": rows}, f, indent=2)

@@ -44,7 +44,10 @@ SMOKE = {
     "pretrain": [
         ["--model", "mae_vit_tiny_patch4", "--batch", "4", "--steps", "1", "--no-skip", "--device", "cpu"]
     ],
-    "det": [["--configs", "configs/det/mini/mask_rcnn_vit_tiny_coco128.py", "--image-size", "256"]],
+    "det": [
+        ["--configs", "configs/det/mini/mask_rcnn_vit_tiny_coco128.py", "--image-size", "256"]
+        + ["--rounds", "2"]
+    ],
     "seg": [["--configs", "configs/seg/mini/upernet_vit_tiny_coco128.py", "--image-size", "128"]],
     "data": [
         ["--workers", "0", "1", "--batch", "4", "--batches", "2", "--model", "mae_vit_tiny_patch4"]

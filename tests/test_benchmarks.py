@@ -34,6 +34,8 @@ def test_gpu_check_smoke_writes_json_and_markdown(tmp_path):
         rows = summary[task][0]["rows"]
         assert rows and all(r["step_s"] > 0 and r["peak_mib"] > 0 for r in rows), task
         assert all(v == v for r in rows for v in r["losses"].values()), task  # finite losses
+    det = summary["det"][0]["rows"][0]  # --rounds 2: the fastest of two turns
+    assert len(det["round_step_s"]) == 2 and det["step_s"] == min(det["round_step_s"])
     data = summary["data"][0]
     assert [r["workers"] for r in data["loader"]] == [0, 1]
     assert all(r["images_per_s"] > 0 for r in data["loader"]) and data["model"]["images_per_s"] > 0
@@ -50,6 +52,7 @@ def test_gpu_check_smoke_writes_json_and_markdown(tmp_path):
         ["benchmarks/bench_pretrain.py", "--batch", "0"],
         ["benchmarks/bench_det.py", "--configs", "nope.py"],
         ["benchmarks/bench_seg.py", "--steps", "0"],
+        ["benchmarks/bench_det.py", "--rounds", "0"],
         ["benchmarks/bench_precision.py", "--configs", "configs/det/missing.py"],
         ["benchmarks/bench_precision.py", "--iters", "5"],
         ["benchmarks/bench_data.py", "--data", "nowhere/"],
