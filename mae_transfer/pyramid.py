@@ -74,6 +74,10 @@ class ConvTranspose2x2(nn.ConvTranspose2d):
     1.3-1.5x faster forward + backward than oneDNN's transposed convolution at ViT-B widths on 64-128 px maps
     (the multi-tap pyramid's 4x path is most of its cost). Other devices keep the library kernel.
 
+    A 1x1 convolution that follows (a neck's lateral conv) can run inside it: ``forward(x, project)`` is
+    ``project(self(x))`` as one transposed convolution with the composed weight, so the full-width upsampled
+    map is never made (see ``ViTPyramidBackbone.fold``).
+
     Args:
         in_channels: input width.
         out_channels: output width.
@@ -82,13 +86,20 @@ class ConvTranspose2x2(nn.ConvTranspose2d):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(in_channels, out_channels, kernel_size=2, stride=2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, project: nn.Conv2d | None = None) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
+        if project is not None:  # (P W) x + P b + b_P: a 1x1 conv is a matmul over the output channels
+            p = project.weight.flatten(1)  # (C', Cout)
+            weight = torch.einsum("oc,icyx->ioyx", p, weight)
+            bias = None if bias is None else p @ bias
+            if project.bias is not None:
+                bias = project.bias if bias is None else bias + project.bias
         if x.device.type != "cpu":
-            return super().forward(x)
+            return F.conv_transpose2d(x, weight, bias, stride=2)
         b, _, h, w = x.shape
         # weight (Cin, Cout, 2, 2) -> (Cout * 4, Cin); output column c * 4 + 2 * dy + dx
-        bias = None if self.bias is None else self.bias.repeat_interleave(4)
-        y = F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1).t(), bias)  # (B, H, W, Cout * 4)
+        bias = None if bias is None else bias.repeat_interleave(4)
+        y = F.linear(x.permute(0, 2, 3, 1), weight.flatten(1).t(), bias)  # (B, H, W, Cout * 4)
         y = y.view(b, h, w, -1, 2, 2).permute(0, 3, 1, 4, 2, 5)  # (B, Cout, H, dy, W, dx)
         return y.reshape(b, -1, 2 * h, 2 * w)
 
@@ -124,6 +135,22 @@ class _ScalePyramid(nn.Module):
         self.levels = nn.ModuleList(m for m, _ in mods)
         self.out_channels = [c for _, c in mods]
 
+    def foldable(self) -> list[bool]:
+        """Per level: whether it ends in a ``ConvTranspose2x2``, which can run a following 1x1 conv inside."""
+        return [isinstance(_last(m), ConvTranspose2x2) for m in self.levels]
+
+    def _level(self, i: int, x: torch.Tensor, project: nn.Conv2d | None) -> torch.Tensor:
+        level = self.levels[i]
+        if project is None:
+            return level(x)
+        if isinstance(level, nn.Sequential):
+            x = level[:-1](x)
+        return _last(level)(x, project)
+
+
+def _last(module: nn.Module) -> nn.Module:
+    return module[-1] if isinstance(module, nn.Sequential) else module
+
 
 class MultiTapPyramid(_ScalePyramid):
     """Level i rescales tap i by ``scales[i]``, keeping the width.
@@ -137,8 +164,13 @@ class MultiTapPyramid(_ScalePyramid):
     def __init__(self, dim: int, scales: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5), norm: str = "GN") -> None:
         super().__init__(dim, scales, norm, halve_width=False)
 
-    def forward(self, taps: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [m(t) for m, t in zip(self.levels, taps)]
+    def forward(
+        self, taps: list[torch.Tensor], project: list[nn.Conv2d | None] | None = None
+    ) -> list[torch.Tensor]:
+        """Level i from ``taps[i]``; ``project[i]``, if given, a 1x1 conv run inside the level's last
+        transposed conv (only where ``foldable()``)."""
+        project = project or [None] * len(self.levels)
+        return [self._level(i, t, p) for i, (t, p) in enumerate(zip(taps, project))]
 
 
 class SingleTapPyramid(_ScalePyramid):
@@ -148,5 +180,8 @@ class SingleTapPyramid(_ScalePyramid):
     def __init__(self, dim: int, scales: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5), norm: str = "LN") -> None:
         super().__init__(dim, scales, norm, halve_width=True)
 
-    def forward(self, taps: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [m(taps[-1]) for m in self.levels]
+    def forward(
+        self, taps: list[torch.Tensor], project: list[nn.Conv2d | None] | None = None
+    ) -> list[torch.Tensor]:
+        project = project or [None] * len(self.levels)
+        return [self._level(i, taps[-1], p) for i, p in enumerate(project)]

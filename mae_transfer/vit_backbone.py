@@ -107,6 +107,7 @@ class ViTPyramidBackbone(Backbone):
             if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
+        self._folded: dict[str, nn.Conv2d] = {}  # a neck's lateral convs, not this module's parameters
 
     @staticmethod
     def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +121,29 @@ class ViTPyramidBackbone(Backbone):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         taps = self.vit.forward_taps(images, self.taps)
-        return dict(zip(self.names, self.pyramid(taps)))
+        project = [self._folded.get(n) for n in self.names]
+        return dict(zip(self.names, self.pyramid(taps, project)))
+
+    def foldable(self) -> list[str]:
+        """Outputs whose pyramid level ends in a 2x2 transposed conv (a 1x1 conv on them can be folded in)."""
+        return [n for n, ok in zip(self.names, self.pyramid.foldable()) if ok]
+
+    def fold(self, convs: dict[str, nn.Conv2d]) -> None:
+        """Run a neck's 1x1 lateral convs inside the last transposed conv of their levels: from then on output
+        ``name`` is ``convs[name]`` of the pyramid's map, computed as one upsampling with the composed weight.
+
+        The upsampling then writes the neck's width, not the ViT's: in the Table 4 recipe (FPN, ViT-B at
+        1024) the 768-wide 256 x 256 map and its 768 -> 256 conv are never made. The convs stay the neck's
+        parameters (its state-dict keys, init and optimizer groups); only their forward moves here.
+        """
+        for name, conv in convs.items():
+            if name not in self.foldable():
+                raise ConfigError(f"pyramid output {name!r} cannot take a folded conv; {self.foldable()} can")
+            if (conv.kernel_size, conv.stride, conv.padding, conv.groups) != ((1, 1), (1, 1), (0, 0), 1):
+                raise ConfigError(f"only a plain 1x1 conv folds into the pyramid, got {conv} for {name!r}")
+        self._folded = dict(convs)
+        for name, conv in convs.items():
+            self.out_channels[name] = conv.out_channels
 
     def layer_id(self, name: str) -> int:
         if name.startswith("vit."):

@@ -221,6 +221,20 @@ def test_pyramid_upsampling_matmul_equals_transposed_convolution():
         assert up(x).dtype == torch.bfloat16
 
 
+def test_only_plain_1x1_convs_fold_and_only_into_upsampling_levels():
+    """``fold`` takes a neck's 1x1 convs for the levels that end in a transposed conv (patch 16: s4 and s8;
+    patch 8, where s8 is the ViT's own grid: s4 only) and refuses anything else with a ConfigError."""
+    bb = build_backbone("mae_vit_b", img_size=64, **SMALL)
+    assert bb.foldable() == ["s4", "s8"]
+    assert build_backbone("mae_vit_b", img_size=64, patch_size=8, **SMALL).foldable() == ["s4"]
+    with pytest.raises(ConfigError, match="'s16' cannot take"):
+        bb.fold({"s16": nn.Conv2d(64, 8, 1)})
+    with pytest.raises(ConfigError, match="plain 1x1"):
+        bb.fold({"s4": nn.Conv2d(64, 8, 3, padding=1)})
+    bb.fold({"s4": nn.Conv2d(64, 8, 1)})
+    assert bb(torch.randn(1, 3, 64, 64))["s4"].shape == (1, 8, 16, 16) and bb.out_channels["s4"] == 8
+
+
 @pytest.mark.parametrize("rel_pos", ["shared", "per_block"])
 def test_attention_bias_in_the_autocast_dtype(rel_pos):
     """Under bf16 autocast every block's attention gets its relative-position bias in bf16 (the fp32

@@ -473,6 +473,53 @@ def test_init_applies_the_entry_table_to_recipe_configs_only():
     assert (mini.optimizer.lr, mini.optimizer.weight_decay, mini.entry.init) == (2e-4, 0.1, "random")
 
 
+@pytest.mark.parametrize("norm", ["", "GN"])
+def test_folded_fpn_equals_detectron2_fpn(norm):
+    """FoldedFPN (the laterals of s4 / s8 run inside the pyramid's transposed convs) == detectron2's FPN with
+    the same weights: state-dict keys, p2-p6 and every parameter's gradient; biased laterals (no norm) and
+    normed ones."""
+    from detectron2.modeling import FPN
+    from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+
+    from mae_transfer.det.modeling import Detectron2Backbone, FoldedFPN
+
+    def build(cls):
+        torch.manual_seed(0)
+        bottom_up = Detectron2Backbone(
+            "mae_vit_b", embed_dim=64, depth=4, num_heads=2, img_size=64, window_size=2, pyramid_norm="GN"
+        )
+        return cls(
+            bottom_up=bottom_up,
+            in_features=["s4", "s8", "s16", "s32"],
+            out_channels=32,
+            norm=norm,
+            top_block=LastLevelMaxPool(),
+        )
+
+    ref, ours = build(FPN), build(FoldedFPN)
+    assert sorted(ours.bottom_up.net._folded) == ["s4", "s8"]
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if p.ndim == 1 else 0.0))
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    outs = []
+    for model in (ref, ours):
+        feats = model(x)
+        sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() for f in feats.values()).backward()
+        outs.append((feats, {n: p.grad for n, p in model.named_parameters()}))
+    (ref_feats, ref_grads), (feats, grads) = outs
+    assert list(feats) == ["p2", "p3", "p4", "p5", "p6"]
+    for name, f in feats.items():
+        assert f.shape == ref_feats[name].shape
+        assert (f - ref_feats[name]).abs().max() <= 1e-5 * ref_feats[name].abs().max()
+    scale = max(g.abs().max() for g in ref_grads.values())  # GN cancels some gradients to ~0: one scale
+    for name, grad in grads.items():
+        assert (grad - ref_grads[name]).abs().max() <= 1e-5 * scale, name
+
+
 def test_vitdet_neck_equals_detectron2_simple_feature_pyramid():
     """Our ViTDet variant (contract backbone, simple pyramid + SimpleNeck) == detectron2's ViT + SFP,
     p2-p6."""
@@ -524,6 +571,7 @@ def test_vitdet_neck_equals_detectron2_simple_feature_pyramid():
         top_block=LastLevelMaxPool(),
         square_pad=128,
     ).eval()
+    assert sorted(ours.bottom_up.net._folded) == ["s4", "s8"]  # the 1x1 convs run inside the upsampling
     sd = ref.state_dict()
     mapped = {}
     for k, v in sd.items():

@@ -1,17 +1,17 @@
 # Mask R-CNN with the contract backbone + FPN, heads as in Li et al. / MAE App. A.3:
 # 2-conv RPN, 4conv+1fc box head with norm, norm in the mask head, SyncBN (tolerant of empty batches),
-# inputs padded to a 1024 square in training and inference.
+# inputs padded to a 1024 square in training and inference. FoldedFPN is detectron2's FPN with the lateral
+# 1x1 convs run inside the pyramid's upsampling (same parameters and math, less compute).
 from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
-from detectron2.modeling.backbone import FPN
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 
-from mae_transfer.det.modeling import Detectron2Backbone
+from mae_transfer.det.modeling import Detectron2Backbone, FoldedFPN
 
 image_size = 1024
 
 model = model_zoo.get_config("common/models/mask_rcnn_fpn.py").model
-model.backbone = L(FPN)(
+model.backbone = L(FoldedFPN)(
     bottom_up=L(Detectron2Backbone)(
         name="mae_vit_b",  # any registered backbone (--backbone)
         weights="",  # any supported checkpoint (--weights); empty = random init
