@@ -221,6 +221,29 @@ def test_pyramid_upsampling_matmul_equals_transposed_convolution():
         assert up(x).dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("grid", [(4, 5), (3, 5), (2, 2)])
+def test_relative_position_bias_is_the_table_at_each_offset(grid):
+    """bias[head, (y1, x1), (y2, x2)] = table[(y1 - y2 + th - 1) * (2tw - 1) + x1 - x2 + tw - 1, head] for the
+    table's own grid and smaller ones (cropped offsets), in fp32 and bf16; the table's gradient sums its
+    pairs' gradients."""
+    from mae_transfer.models.vit import RelativePositionBias
+
+    rpb = randomize(RelativePositionBias((4, 5), num_heads=3))
+    table = rpb.relative_position_bias_table
+    h, w = grid
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    rows = (ys[:, None] - ys[None, :] + 3) * 9 + xs[:, None] - xs[None, :] + 4
+    ref = table[rows].permute(2, 0, 1)  # (heads, N, N) by advanced indexing
+    grad = torch.randn(ref.shape)
+    (ref_grad,) = torch.autograd.grad(ref, table, grad)
+    for dtype in (torch.float32, torch.bfloat16):
+        bias = rpb(grid, dtype)
+        assert bias.dtype == dtype and torch.equal(bias, ref.to(dtype))
+        (g,) = torch.autograd.grad(bias, table, grad.to(dtype))
+        torch.testing.assert_close(g, ref_grad, atol=0.05 if dtype == torch.bfloat16 else 1e-6, rtol=0.01)
+
+
 def test_only_plain_1x1_convs_fold_and_only_into_upsampling_levels():
     """``fold`` takes a neck's 1x1 convs for the levels that end in a transposed conv (patch 16: s4 and s8;
     patch 8, where s8 is the ViT's own grid: s4 only) and refuses anything else with a ConfigError."""

@@ -85,8 +85,9 @@ class RelativePositionBias(nn.Module):
             self._index_cache[key] = (dy[:, None, :, None] * (2 * tw - 1) + dx[None, :, None, :]).reshape(-1)
         return self._index_cache[key]
 
-    def forward(self, grid: tuple[int, int]) -> torch.Tensor:
-        """(heads, N, N) bias for a ``grid`` of N = h * w tokens (N + 1 with the cls token)."""
+    def forward(self, grid: tuple[int, int], dtype: torch.dtype | None = None) -> torch.Tensor:
+        """(heads, N, N) bias for a ``grid`` of N = h * w tokens (N + 1 with the cls token), in ``dtype``
+        (default: the table's)."""
         h, w = grid
         th, tw = self.grid
         n_off = (2 * th - 1) * (2 * tw - 1)
@@ -99,12 +100,10 @@ class RelativePositionBias(nn.Module):
                 align_corners=False,
             )[0]
             th, tw = max(h, th), max(w, tw)
-        # one index_select: its backward is an index_add (a sort-free scatter; advanced indexing's is ~4x
-        # slower on GPU and was a quarter of a ViT-B UperNet step)
-        bias = table.reshape(self.num_heads, -1).index_select(1, self._index((h, w), (th, tw), table.device))
-        bias = bias.view(self.num_heads, h * w, h * w)
+        index = partial(self._index, (h, w), (th, tw), table.device)
+        bias = _ExpandRelPos.apply(table, (h, w), dtype or table.dtype, index)
         if self.with_cls:
-            extra = self.relative_position_bias_table[n_off:]  # (3, heads)
+            extra = self.relative_position_bias_table[n_off:].to(bias.dtype)  # (3, heads)
             full = bias.new_empty(self.num_heads, h * w + 1, h * w + 1)
             full[:, 1:, 1:] = bias
             full[:, 0, :] = extra[0][:, None]
@@ -112,6 +111,39 @@ class RelativePositionBias(nn.Module):
             full[:, 0, 0] = extra[2]
             bias = full
         return bias
+
+
+class _ExpandRelPos(torch.autograd.Function):
+    """(heads, 2th - 1, 2tw - 1) offset table -> (heads, N, N) bias of an h x w grid, made in ``dtype``.
+
+    Forward without an index: bias[y1, x1, y2, x2] = table[y1 - y2 + th - 1, x1 - x2 + tw - 1] is a strided
+    view of the flipped table (offsets grow with y2 and fall with y1) with its query axes flipped back: one
+    write of N^2 values per head, in the attention's dtype (a bf16 64 x 64 grid: 0.3 s vs 0.8 s for an fp32
+    index_select and a cast). Backward: each offset's gradient sums its (query, key) pairs, an index_add in
+    the table's dtype (fp32 under autocast) over the (cached) flat index ``index()``.
+    """
+
+    @staticmethod
+    def forward(ctx, table, grid, dtype, index):  # noqa: ANN001 - autograd.Function signature
+        heads, th2, tw2 = table.shape
+        h, w = grid
+        ctx.table_shape, ctx.table_dtype, ctx.index = table.shape, table.dtype, index
+        flipped = table.detach().flip(1, 2).to(dtype).contiguous()  # flipped[a, b] = table[2th-2-a, 2tw-2-b]
+        sh, sa, sb = flipped.stride()
+        start = ((th2 + 1) // 2 - h) * sa + (
+            (tw2 + 1) // 2 - w
+        ) * sb  # the grid's offsets, table may be larger
+        view = flipped.as_strided(
+            (heads, h, w, h, w), (sh, sa, sb, sa, sb), start
+        )  # [.., h-1-y1, w-1-x1, y2, x2]
+        return view.flip(1, 2).reshape(heads, h * w, h * w)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001
+        heads = ctx.table_shape[0]
+        flat = grad.reshape(heads, -1).to(ctx.table_dtype)
+        out = flat.new_zeros(heads, ctx.table_shape[1] * ctx.table_shape[2]).index_add_(1, ctx.index(), flat)
+        return out.view(ctx.table_shape), None, None, None
 
 
 class TransferBlock(Block):
@@ -269,10 +301,10 @@ class TransferViT(nn.Module):
     ) -> torch.Tensor | None:
         """The block's attention bias as (1, heads, N, N) in ``dtype``, the attention's compute dtype.
 
-        Cast here, once per forward: the residual stream stays fp32 under autocast, so a bias cast to its
-        dtype made the attention scores fp32 (at a global block an fp32 add, softmax and gradient over
-        12 x 4096² values and a cast back for attn @ v: a bf16 ViT-B Mask R-CNN step at 1024 on CPU took
-        31.1 s and 11.8 GiB, 19.9 s and 7.9 GiB with the cast here). The leading 1: with one image (or
+        The dtype is decided here, once per forward: the residual stream stays fp32 under autocast, so a bias
+        cast to its dtype made the attention scores fp32 (at a global block an fp32 add, softmax and gradient
+        over 12 x 4096² values and a cast back for attn @ v: a bf16 ViT-B Mask R-CNN step at 1024 on CPU took
+        31.1 s and 11.8 GiB, 19.9 s and 7.9 GiB in the autocast dtype). The leading 1: with one image (or
         window) per batch the add's gradient is the bias's as is; a (heads, N, N) bias made autograd reduce
         over the batch dim (a 0.6 s fill + sum at 4096 tokens).
         """
@@ -280,11 +312,11 @@ class TransferViT(nn.Module):
             return None
         size = grid if is_global else (self.window_size,) * 2
         if blk.rel_pos is not None:
-            return blk.rel_pos(size).to(dtype)[None]
+            return blk.rel_pos(size, dtype)[None]
         key = "global" if is_global else "window"
         if key not in cache:  # a shared table yields one bias per forward, reused by all its blocks
             table = self.rel_pos_global if is_global else self.rel_pos_window
-            cache[key] = table(size).to(dtype)[None]
+            cache[key] = table(size, dtype)[None]
         return cache[key]
 
     def forward_taps(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
