@@ -221,20 +221,25 @@ def test_pyramid_upsampling_matmul_equals_transposed_convolution():
         assert up(x).dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("grid", [(4, 5), (3, 5), (2, 2)])
+@pytest.mark.parametrize("grid", [(4, 5), (3, 5), (2, 2), (5, 7)])
 def test_relative_position_bias_is_the_table_at_each_offset(grid):
     """bias[head, (y1, x1), (y2, x2)] = table[(y1 - y2 + th - 1) * (2tw - 1) + x1 - x2 + tw - 1, head] for the
-    table's own grid and smaller ones (cropped offsets), in fp32 and bf16; the table's gradient sums its
-    pairs' gradients."""
+    table's own grid, smaller ones (cropped offsets) and a larger one (the table resampled bicubically to
+    the grid's offsets), in fp32 and bf16; the table's gradient sums its pairs' gradients."""
     from mae_transfer.models.vit import RelativePositionBias
 
     rpb = randomize(RelativePositionBias((4, 5), num_heads=3))
     table = rpb.relative_position_bias_table
     h, w = grid
+    th, tw = max(h, 4), max(w, 5)
+    offsets = table.t().reshape(1, 3, 7, 9)
+    if (th, tw) != (4, 5):
+        offsets = F.interpolate(offsets, size=(2 * th - 1, 2 * tw - 1), mode="bicubic", align_corners=False)
+    offsets = offsets[0].flatten(1).t()  # ((2th - 1) * (2tw - 1), heads)
     ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)
-    rows = (ys[:, None] - ys[None, :] + 3) * 9 + xs[:, None] - xs[None, :] + 4
-    ref = table[rows].permute(2, 0, 1)  # (heads, N, N) by advanced indexing
+    rows = (ys[:, None] - ys[None, :] + th - 1) * (2 * tw - 1) + xs[:, None] - xs[None, :] + tw - 1
+    ref = offsets[rows].permute(2, 0, 1)  # (heads, N, N) by advanced indexing
     grad = torch.randn(ref.shape)
     (ref_grad,) = torch.autograd.grad(ref, table, grad)
     for dtype in (torch.float32, torch.bfloat16):
