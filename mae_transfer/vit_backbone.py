@@ -136,9 +136,10 @@ class ViTPyramidBackbone(Backbone):
         1024) the 768-wide 256 x 256 map and its 768 -> 256 conv are never made. The convs stay the neck's
         parameters (its state-dict keys, init and optimizer groups); only their forward moves here.
         """
+        foldable = self.foldable()
         for name, conv in convs.items():
-            if name not in self.foldable():
-                raise ConfigError(f"pyramid output {name!r} cannot take a folded conv; {self.foldable()} can")
+            if name not in foldable:
+                raise ConfigError(f"pyramid output {name!r} cannot take a folded conv; {foldable} can")
             if (conv.kernel_size, conv.stride, conv.padding, conv.groups) != ((1, 1), (1, 1), (0, 0), 1):
                 raise ConfigError(f"only a plain 1x1 conv folds into the pyramid, got {conv} for {name!r}")
         self._folded = dict(convs)

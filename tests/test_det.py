@@ -498,6 +498,7 @@ def test_folded_fpn_equals_detectron2_fpn(norm):
 
     ref, ours = build(FPN), build(FoldedFPN)
     assert sorted(ours.bottom_up.net._folded) == ["s4", "s8"]
+    assert ours.bottom_up.output_shape()["s4"].channels == 32  # what the folded output now carries
     assert list(ours.state_dict()) == list(ref.state_dict())
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():

@@ -42,7 +42,7 @@ class Detectron2Backbone(D2Backbone):
         else:
             log.info("backbone %s: random initialization", name)
         self._out_features = list(self.net.out_channels)
-        self._out_feature_channels = dict(self.net.out_channels)
+        self._out_feature_channels = self.net.out_channels  # the same dict: a fold changes widths
         self._out_feature_strides = dict(self.net.out_strides)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -128,14 +128,11 @@ class _ExpandRelPos(torch.autograd.Function):
         heads, th2, tw2 = table.shape
         h, w = grid
         ctx.table_shape, ctx.table_dtype, ctx.index = table.shape, table.dtype, index
-        flipped = table.detach().flip(1, 2).to(dtype).contiguous()  # flipped[a, b] = table[2th-2-a, 2tw-2-b]
+        flipped = table.flip(1, 2).to(dtype).contiguous()  # flipped[a, b] = table[2th - 2 - a, 2tw - 2 - b]
         sh, sa, sb = flipped.stride()
-        start = ((th2 + 1) // 2 - h) * sa + (
-            (tw2 + 1) // 2 - w
-        ) * sb  # the grid's offsets, table may be larger
-        view = flipped.as_strided(
-            (heads, h, w, h, w), (sh, sa, sb, sa, sb), start
-        )  # [.., h-1-y1, w-1-x1, y2, x2]
+        # view[.., h-1-y1, w-1-x1, y2, x2] starts at the grid's offsets (a larger table is cropped)
+        start = ((th2 + 1) // 2 - h) * sa + ((tw2 + 1) // 2 - w) * sb
+        view = flipped.as_strided((heads, h, w, h, w), (sh, sa, sb, sa, sb), start)
         return view.flip(1, 2).reshape(heads, h * w, h * w)
 
     @staticmethod
