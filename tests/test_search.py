@@ -318,12 +318,12 @@ def test_every_shipped_search_config_validates(path):
             first, _ = next_trials(cfg.protocol_for(name), [])
             seeds = ([1, 2, 3, 4, 5], 5) if e.task == "seg" else ([None, None], 3)  # CamVid: no selecting run
             assert ([s.seed for s in first], cfg.protocol_for(name).seeds) == seeds
-    # reproduce_table4.sh's: balloon at one lr (no selecting run), ten seed runs for random init and MAE
-    if path.name == "search_table4_seeds10.py":
+    # reproduce_table4.sh's: balloon at one lr (no selecting run), twelve seed runs for random init and MAE
+    if path.name == "search_table4.py":
         plan = {e.init: next_trials(cfg.protocol_for(n), [])[0] for n, e in cfg.entries.items()}
         assert {i: [s.seed for s in specs] for i, specs in plan.items()} == {
-            "random": list(range(1, 11)),
-            "mae": list(range(1, 11)),
+            "random": list(range(1, 13)),
+            "mae": list(range(1, 13)),
             "supervised": [1, 2, 3],
         }
         # ... and its two lanes: between them every entry, each with the full search's storage, definition

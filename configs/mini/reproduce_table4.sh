@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The miniature Table 4 with ten seed runs a side (configs/mini/search_table4_seeds10.py; docs/miniature.md):
+# The miniature Table 4 with twelve seed runs a side (configs/mini/search_table4.py; docs/miniature.md):
 # the longer, detection-only companion of reproduce.sh, whose three seed runs a side leave balloon's Table 4
 # inside seed noise. Run from the repository root after the install; it shares reproduce.sh's encoders
 # (output/mini/pretrain_balloon6, output/mini/supervised: made here when missing, skipped when finished), and a
@@ -11,7 +11,7 @@
 set -euo pipefail
 out=output/mini
 py=.venv/bin/python
-search=configs/mini/search_table4_seeds10.py
+search=configs/mini/search_table4.py
 stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce_table4] $name: $((SECONDS - t0)) s"; }
 export OMP_NUM_THREADS=1
 lane1() {
