@@ -473,44 +473,6 @@ def test_init_applies_the_entry_table_to_recipe_configs_only():
     assert (mini.optimizer.lr, mini.optimizer.weight_decay, mini.entry.init) == (2e-4, 0.1, "random")
 
 
-@pytest.mark.parametrize(
-    "config",
-    [
-        "configs/det/mini/mask_rcnn_vit_mini_p8_balloon.py",
-        "configs/det/mini/mask_rcnn_vit_mini_p8_balloon_256.py",
-        "configs/mini/gpu/det_balloon.py",
-    ],
-)
-def test_miniature_anchors_cover_the_objects_it_evaluates(config):
-    """At the config's test resolution every validation balloon of at least 1/16 of the image across has an
-    anchor the RPN does not count as background (IoU >= its matcher's lower threshold). Mask R-CNN's
-    full-scale anchors (32-512 px) fail this at 128px for half of them."""
-    from detectron2.config import LazyConfig, instantiate
-    from detectron2.structures import Boxes, pairwise_iou
-
-    from mae_transfer.paths import shared_data
-
-    cfg = LazyConfig.load(str(REPO_ROOT / config))
-    size = cfg.model.backbone.square_pad
-    rpn = cfg.model.proposal_generator
-    generator = instantiate(rpn.anchor_generator)
-    grids = [torch.zeros(1, 1, -(-size // s), -(-size // s)) for s in generator.strides]
-    anchors = Boxes.cat(generator(grids))
-    resize = instantiate(cfg.dataloader.test.mapper.augmentations[0])
-    coco = json.loads(Path(shared_data("balloon", "annotations/instances_val.json")).read_text())
-    images = {im["id"]: im for im in coco["images"]}
-    boxes = []
-    for ann in coco["annotations"]:
-        im = images[ann["image_id"]]
-        x, y, w, h = ann["bbox"]
-        t = resize.get_transform(np.zeros((im["height"], im["width"], 3), np.uint8))
-        boxes.append(t.apply_box(np.array([[x, y, x + w, y + h]]))[0])
-    boxes = Boxes(torch.tensor(np.array(boxes), dtype=torch.float32))
-    learnable = boxes.area().sqrt() >= size / 16
-    best = pairwise_iou(boxes, anchors).max(dim=1).values[learnable]
-    assert learnable.sum() >= 30 and best.min() >= rpn.anchor_matcher.thresholds[0], best.sort().values[:5]
-
-
 @pytest.mark.parametrize("norm", ["", "GN"])
 def test_folded_fpn_equals_detectron2_fpn(norm):
     """FoldedFPN (the laterals of s4 / s8 run inside the pyramid's transposed convs) == detectron2's FPN with

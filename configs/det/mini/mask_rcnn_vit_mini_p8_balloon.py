@@ -19,14 +19,6 @@ dataloader.train.total_batch_size = 2
 
 model.backbone.bottom_up.update(name="mae_vit_mini_p8", window_size=16, drop_path_rate=0.1)
 model.roi_heads.num_classes = 1
-# Anchors and the ROI poolers' level assignment sized to the miniature's objects. At 128px balloon's
-# validation instances are 1-41 px across (median 15): Mask R-CNN's full-scale anchors (32-512 px, made for
-# its 1024 input) give every balloon under ~18 px no anchor it overlaps by IoU 0.3, only a low-quality match.
-# A quarter of them, and the canonical ROI size with them (224 -> 56), so a box still pools from the level
-# whose anchor is ~1.75x smaller than it, as at full scale. Variants at another size scale both with it.
-model.proposal_generator.anchor_generator.sizes = [[8], [16], [32], [64], [128]]
-model.roi_heads.box_pooler.canonical_box_size = 56
-model.roi_heads.mask_pooler.canonical_box_size = 56
 
 train.max_iter = train.eval_period = 600
 train.checkpointer.period = 100000

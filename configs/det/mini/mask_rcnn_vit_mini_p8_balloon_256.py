@@ -11,6 +11,4 @@ flip, resize, crop = dataloader.train.mapper.augmentations  # the base's LSJ, re
 resize.update(target_height=image_size, target_width=image_size)
 crop.crop_size = (image_size, image_size)
 dataloader.test.mapper.augmentations[0].update(short_edge_length=image_size, max_size=image_size)
-model.proposal_generator.anchor_generator.sizes = [[16], [32], [64], [128], [256]]  # the base's x2
-model.roi_heads.box_pooler.canonical_box_size = model.roi_heads.mask_pooler.canonical_box_size = 112
 train.output_dir = "output/det/mini_vit_mini_p8_balloon_256"

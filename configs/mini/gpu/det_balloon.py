@@ -19,8 +19,6 @@ flip, resize, crop = dataloader.train.mapper.augmentations  # the base's LSJ, re
 resize.update(target_height=image_size, target_width=image_size)
 crop.crop_size = (image_size, image_size)
 dataloader.test.mapper.augmentations[0].update(short_edge_length=image_size, max_size=image_size)
-model.proposal_generator.anchor_generator.sizes = [[24], [48], [96], [192], [384]]  # the base's x3
-model.roi_heads.box_pooler.canonical_box_size = model.roi_heads.mask_pooler.canonical_box_size = 168
 dataloader.train.total_batch_size = 8
 dataloader.train.num_workers = 4
 train.max_iter = train.eval_period = 800
