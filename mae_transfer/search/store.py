@@ -64,6 +64,11 @@ def _hashes(weights: str | list[str]) -> list[str]:
     return [weights] if isinstance(weights, str) else list(weights)
 
 
+def _but_seeds(protocol: dict[str, Any]) -> dict[str, Any]:
+    """A protocol's fields as a study holds them (JSON), all but its seed count."""
+    return {k: v for k, v in json.loads(json.dumps(protocol)).items() if k != "seeds"}
+
+
 class TrialStore:
     """``protocol``: the search's; ``entry_protocols``: entries whose protocol differs
     (``Entry.protocol``); ``entry_definitions``: ``entry_definition`` of each entry, recorded in its study
@@ -125,11 +130,15 @@ class TrialStore:
                 study.set_user_attr("protocol_fingerprint", fp)
                 study.set_user_attr("protocol", protocol.to_dict())
             elif attrs["protocol_fingerprint"] != fp:
-                raise ConfigError(
-                    f"storage {self.url} holds entry {entry!r} from protocol "
-                    f"{attrs.get('protocol', {}).get('name', '?')} ({attrs['protocol_fingerprint']}), "
-                    f"not this protocol {protocol.name} ({fp}); use another storage"
-                )
+                if _but_seeds(attrs.get("protocol", {})) != _but_seeds(protocol.to_dict()):
+                    raise ConfigError(
+                        f"storage {self.url} holds entry {entry!r} from protocol "
+                        f"{attrs.get('protocol', {}).get('name', '?')} ({attrs['protocol_fingerprint']}), "
+                        f"not this protocol {protocol.name} ({fp}); use another storage"
+                    )
+                # another seed count: the runs held stay valid (more seeds add seed runs, fewer read fewer)
+                study.set_user_attr("protocol_fingerprint", fp)
+                study.set_user_attr("protocol", protocol.to_dict())
             if entry in self.entry_definitions:
                 self._check_definition(study, entry, self.entry_definitions[entry])
             self._studies[entry] = study
