@@ -478,8 +478,7 @@ def test_store_deduplicates_and_refuses_another_protocol(tmp_path):
     assert {f.value for f in store.finished("e")} == {1.0, None}
     with pytest.raises(ConfigError, match="from protocol li2021.*not this protocol other"):
         TrialStore(url, Protocol(name="other", lrs=(1e-4, 2e-4), weight_decays=(0.05,))).study("e")
-    # another seed count goes on in the same study (more seed runs join the ones held); nothing else may
-    # differ
+    # another seed count goes on in the same study (new seed runs join those held); nothing else may differ
     for seeds in (12, 1):
         assert len(TrialStore(url, p.replace(seeds=seeds)).finished("e")) == 2
     with pytest.raises(ConfigError, match="use another storage"):
