@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2.2 h on a day like run B's; docs/miniature.md). Run
-# from the repository root after the install; a finished stage is skipped, and a killed one (an encoder's training
-# or the search) resumes where it stopped.
+# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2.1 h with AMX, ~3.0 h with AVX512-BF16 only;
+# docs/miniature.md). Run from the repository root after the install; a finished stage is skipped, and a killed one
+# (an encoder's training or the search) resumes where it stopped.
 #   1. MAE-pretrain the miniature encoder twice on the training images (no labels): CamVid + balloon (the
 #      CamVid table's encoder), and with balloon listed six times (the balloon table's encoder)
 #   2. train the same encoder with CIFAR-10 labels (the supervised initialization)
