@@ -527,6 +527,32 @@ def test_dead_worker_trials_are_requeued(tmp_path):
     assert store.enqueue("e", next_trials(p, [])[0]) == 1  # so the same run is enqueued again
 
 
+def test_workers_started_together_re_queue_a_dead_workers_trial_once(tmp_path, monkeypatch):
+    """A resumed search starts its workers together and each looks for trials left RUNNING by the killed
+    run: the one that lists the trial but loses the race to re-queue it skips it and goes on (it used to
+    die on optuna's UpdateFinishedTrialError, leaving the search one worker short)."""
+    p = Protocol(lrs=(1e-4,), weight_decays=(0.05,))
+    url = f"journal:{tmp_path / 's.journal'}"
+    first, late = TrialStore(url, p), TrialStore(url, p)
+    first.enqueue("e", next_trials(p, [])[0])
+    claimed = first.claim("e")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    first.storage.set_trial_user_attr(claimed.trial_id, "pid", dead.pid)
+    list_trials = late.storage.get_all_trials
+
+    def listed_then_overtaken(*args, **kwargs):
+        trials = list_trials(*args, **kwargs)
+        assert first.reclaim_stale("e") == 1  # the other worker re-queues it in between
+        return trials
+
+    monkeypatch.setattr(late.storage, "get_all_trials", listed_then_overtaken)
+    assert late.reclaim_stale("e") == 0
+    (t,) = first.trials("e")
+    assert t.state.name == "FAIL" and t.user_attrs["retry"] is True
+    assert first.enqueue("e", next_trials(p, [])[0]) == 1  # re-queued once, run again once
+
+
 def test_a_worker_pid_given_to_another_process_counts_as_gone(tmp_path):
     """A claim names its worker by pid and start time: a pid number now held by another live process (pids
     come back within minutes where pid_max is 32768) is a dead worker, not a 15-minute silent one."""

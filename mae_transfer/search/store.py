@@ -317,22 +317,24 @@ class TrialStore:
             # in between is being claimed now, not silent since 1970 (its start time stands in)
             started = t.datetime_start.timestamp() if t.datetime_start else 0.0
             silent = time.time() - float(a.get("heartbeat", started)) > grace_s
-            if dead or silent:
-                tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-                self.storage.set_trial_user_attr(tid, "error", "interrupted (worker gone)")
-                # what the lost attempt cost, as far as its heartbeats tell
-                held = max(
-                    0.0, float(a.get("heartbeat", 0)) - float(a.get("claimed_at", a.get("heartbeat", 0)))
-                )
-                devices = int(a.get("devices", 1))
-                for k, v in {
-                    "seconds": round(held, 1),
-                    "device_hours": round(held * devices / 3600, 6),
-                }.items():
+            if not (dead or silent):
+                continue
+            tid = self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            # what the lost attempt cost, as far as its heartbeats tell
+            held = max(0.0, float(a.get("heartbeat", 0)) - float(a.get("claimed_at", a.get("heartbeat", 0))))
+            attrs = {
+                "error": "interrupted (worker gone)",
+                "seconds": round(held, 1),
+                "device_hours": round(held * int(a.get("devices", 1)) / 3600, 6),
+                "retry": True,
+            }
+            try:
+                for k, v in attrs.items():
                     self.storage.set_trial_user_attr(tid, k, v)
-                self.storage.set_trial_user_attr(tid, "retry", True)
                 self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
-                n += 1
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # workers started together all look: another one re-queued it first
+            n += 1
         return n
 
     def counts(self, entry: str) -> dict[str, int]:
