@@ -318,6 +318,10 @@ def test_every_shipped_search_config_validates(path):
             first, _ = next_trials(cfg.protocol_for(name), [])
             seeds = ([1, 2, 3, 4, 5], 5) if e.task == "seg" else ([None, None], 3)  # CamVid: no selecting run
             assert ([s.seed for s in first], cfg.protocol_for(name).seeds) == seeds
+        # ... and lane 1's random-init part of it (run while lane 2 still pretrains)
+        lane = load_config(path.with_name("search_tables_random.py"))
+        assert list(lane.entries) == ["det/random/mini", "seg/random/mini"]
+        assert_shares_studies(lane, cfg)
     # reproduce_table4.sh's: balloon at one lr (no selecting run), twelve seed runs for random init and MAE
     if path.name == "search_table4.py":
         plan = {e.init: next_trials(cfg.protocol_for(n), [])[0] for n, e in cfg.entries.items()}
@@ -334,9 +338,15 @@ def test_every_shipped_search_config_validates(path):
             ["det/supervised/mini", "det/mae/mini"],
         ]
         for lane in lanes:
-            assert lane.storage == cfg.storage
-            for name, e in lane.entries.items():
-                assert e == cfg.entries[name] and lane.protocol_for(name) == cfg.protocol_for(name)
+            assert_shares_studies(lane, cfg)
+
+
+def assert_shares_studies(part: SearchConfig, whole: SearchConfig) -> None:
+    """A search run beside ``whole`` on some of its entries: the same storage, output folder, definition and
+    protocol per entry, so their workers share each entry's study instead of running it again."""
+    assert (part.storage, part.output_dir) == (whole.storage, whole.output_dir)
+    for name, e in part.entries.items():
+        assert e == whole.entries[name] and part.protocol_for(name) == whole.protocol_for(name)
 
 
 def test_seed_reaches_each_harness_as_its_seed_key(tmp_path):

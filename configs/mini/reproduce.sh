@@ -5,34 +5,42 @@
 #   1. MAE-pretrain the miniature encoder twice on the training images (no labels): CamVid + balloon (the
 #      CamVid table's encoder), and with balloon listed six times (the balloon table's encoder)
 #   2. train the same encoder with CIFAR-10 labels (the supervised initialization)
-#      (1 and 2 side by side, one core each)
-#   3. the per-entry search (configs/mini/search_tables.py; two workers, one core each): balloon Mask R-CNN
-#      picks lr in {2e-4, 4e-4} on validation, then 3 seeds; CamVid UperNet at lr 4e-4, then 5 seeds
+#   3. the per-entry search (configs/mini/search_tables.py): balloon Mask R-CNN picks lr in {2e-4, 4e-4} on
+#      validation, then 3 seeds; CamVid UperNet at lr 4e-4, then 5 seeds
 #   4. the tables (mean ± std, Δ vs random init with Welch's 95% CI), plots and learning curves
+# 1-3 run as two lanes, one core each, on one search storage where each entry is its own study (no run twice):
+#   lane 1: the CamVid encoder, then random init's runs (they need no encoder), then a worker of the search
+#   lane 2: the supervised encoder, the balloon encoder, then a worker of the search
 set -euo pipefail
 out=output/mini  # = MINI in configs/mini/search_camvid_balloon.py, which search_tables.py imports
 py=.venv/bin/python
 stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce] $name: $((SECONDS - t0)) s"; }
-# Stages 1-2 as two single-threaded lanes side by side (this project's choice): one core per process does
-# ~1.2x the work of one process on both (MAE pretraining: 2 x 93 against 158 img/s, 2026-11-28). The thread
-# count changes the encoders' summation order and so their weights: a run on both cores is another draw
-# (docs/miniature_history.md: run A vs run B).
+# Two single-threaded lanes side by side (this project's choice): one core per process does ~1.2x the work of
+# one process on both (MAE pretraining: 2 x 93 against 158 img/s, 2026-11-28). The thread count changes the
+# encoders' summation order and so their weights: a run on both cores is another draw (docs/miniature_history.md:
+# run A vs run B).
 export OMP_NUM_THREADS=1
-lane1() {  # the CamVid table's MAE encoder
+ready=$out/.tables_encoders_ready  # lane 2's encoders are made: the search's every entry can run
+lane1() {
     [[ -f $out/pretrain/encoder.pth ]] || \
         stage pretrain $py tools/pretrain.py --resume auto --config configs/pretrain/mini_camvid_balloon.py \
             output_dir=$out/pretrain
+    stage "search: random init" $py tools/search.py run --config configs/mini/search_tables_random.py
+    until [[ -f $ready ]]; do kill -0 $pid2 2>/dev/null || exit 1; sleep 10; done
+    stage "search worker" $py tools/search.py run --config configs/mini/search_tables.py
 }
-lane2() {  # the supervised encoder (both tables), then the balloon table's MAE encoder
+lane2() {
     [[ -f $out/supervised/metrics.json ]] || stage supervised $py tools/eval_cls.py --resume auto \
         --config configs/cls/cifar10_mini_supervised.py output_dir=$out/supervised
     [[ -f $out/pretrain_balloon6/encoder.pth ]] || stage pretrain_balloon6 $py tools/pretrain.py --resume auto \
         --config configs/pretrain/mini_camvid_balloon6.py output_dir=$out/pretrain_balloon6
+    touch $ready
+    stage "search worker" $py tools/search.py run --config configs/mini/search_tables.py
 }
 t0=$SECONDS
-lane1 > >(sed -u 's/^/[lane 1] /') 2>&1 & pid1=$!
+mkdir -p $out && rm -f $ready
 lane2 > >(sed -u 's/^/[lane 2] /') 2>&1 & pid2=$!
+lane1 > >(sed -u 's/^/[lane 1] /') 2>&1 & pid1=$!
 rc=0; wait $pid1 || rc=$?; wait $pid2 || rc=$?; ((rc == 0)) || exit $rc
-echo "[reproduce] pretraining lanes: $((SECONDS - t0)) s"
-stage search $py tools/search.py run --config configs/mini/search_tables.py --workers 2
+echo "[reproduce] encoders and search: $((SECONDS - t0)) s"
 stage report $py tools/report.py --config configs/mini/search_tables.py --out $out/report
