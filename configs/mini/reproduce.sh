@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2.1 h with AMX, ~3.05 h with AVX512-BF16 only;
+# The miniature Tables 4 and 5 with seeds, real data, CPU (2 cores: ~2 h with AMX, ~3.0 h with AVX512-BF16 only;
 # docs/miniature.md). Run from the repository root after the install; a finished stage is skipped, and a killed one
 # (an encoder's training or the search) resumes where it stopped.
 #   1. MAE-pretrain the miniature encoder twice on the training images (no labels): CamVid + balloon (the
