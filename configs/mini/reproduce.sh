@@ -20,25 +20,23 @@ stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce] $name: $((SE
 # encoders' summation order and so their weights: a run on both cores is another draw (docs/miniature_history.md:
 # run A vs run B).
 export OMP_NUM_THREADS=1
-ready=$out/.tables_encoders_ready  # lane 2's encoders are made: the search's every entry can run
+supervised=$out/supervised/metrics.json balloon_encoder=$out/pretrain_balloon6/encoder.pth  # lane 2's (atomic writes)
 lane1() {
     [[ -f $out/pretrain/encoder.pth ]] || \
         stage pretrain $py tools/pretrain.py --resume auto --config configs/pretrain/mini_camvid_balloon.py \
             output_dir=$out/pretrain
     stage "search: random init" $py tools/search.py run --config configs/mini/search_tables_random.py
-    until [[ -f $ready ]]; do kill -0 $pid2 2>/dev/null || exit 1; sleep 10; done
+    until [[ -f $supervised && -f $balloon_encoder ]]; do kill -0 $pid2 2>/dev/null || exit 1; sleep 10; done
     stage "search worker" $py tools/search.py run --config configs/mini/search_tables.py
 }
 lane2() {
-    [[ -f $out/supervised/metrics.json ]] || stage supervised $py tools/eval_cls.py --resume auto \
+    [[ -f $supervised ]] || stage supervised $py tools/eval_cls.py --resume auto \
         --config configs/cls/cifar10_mini_supervised.py output_dir=$out/supervised
-    [[ -f $out/pretrain_balloon6/encoder.pth ]] || stage pretrain_balloon6 $py tools/pretrain.py --resume auto \
+    [[ -f $balloon_encoder ]] || stage pretrain_balloon6 $py tools/pretrain.py --resume auto \
         --config configs/pretrain/mini_camvid_balloon6.py output_dir=$out/pretrain_balloon6
-    touch $ready
     stage "search worker" $py tools/search.py run --config configs/mini/search_tables.py
 }
 t0=$SECONDS
-mkdir -p $out && rm -f $ready
 lane2 > >(sed -u 's/^/[lane 2] /') 2>&1 & pid2=$!
 lane1 > >(sed -u 's/^/[lane 1] /') 2>&1 & pid1=$!
 rc=0; wait $pid1 || rc=$?; wait $pid2 || rc=$?; ((rc == 0)) || exit $rc

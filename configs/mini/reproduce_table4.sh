@@ -14,21 +14,20 @@ py=.venv/bin/python
 search=configs/mini/search_table4.py
 stage() { local name=$1 t0=$SECONDS; shift; "$@"; echo "[reproduce_table4] $name: $((SECONDS - t0)) s"; }
 export OMP_NUM_THREADS=1
+supervised=$out/supervised/metrics.json balloon_encoder=$out/pretrain_balloon6/encoder.pth  # lane 1's (atomic writes)
 lane1() {
-    [[ -f $out/pretrain_balloon6/encoder.pth ]] || stage pretrain_balloon6 $py tools/pretrain.py --resume auto \
+    [[ -f $balloon_encoder ]] || stage pretrain_balloon6 $py tools/pretrain.py --resume auto \
         --config configs/pretrain/mini_camvid_balloon6.py output_dir=$out/pretrain_balloon6
-    [[ -f $out/supervised/metrics.json ]] || stage supervised $py tools/eval_cls.py --resume auto \
+    [[ -f $supervised ]] || stage supervised $py tools/eval_cls.py --resume auto \
         --config configs/cls/cifar10_mini_supervised.py output_dir=$out/supervised
-    touch $out/.table4_encoders_ready
     stage "supervised and MAE" $py tools/search.py run --config configs/mini/search_table4_pretrained.py
 }
 lane2() {
     stage "random init" $py tools/search.py run --config configs/mini/search_table4_random.py
-    until [[ -f $out/.table4_encoders_ready ]]; do kill -0 $pid1 2>/dev/null || exit 1; sleep 10; done
+    until [[ -f $supervised && -f $balloon_encoder ]]; do kill -0 $pid1 2>/dev/null || exit 1; sleep 10; done
     stage "search worker" $py tools/search.py run --config $search
 }
 t0=$SECONDS
-mkdir -p $out && rm -f $out/.table4_encoders_ready
 lane1 > >(sed -u 's/^/[lane 1] /') 2>&1 & pid1=$!
 lane2 > >(sed -u 's/^/[lane 2] /') 2>&1 & pid2=$!
 rc=0; wait $pid1 || rc=$?; wait $pid2 || rc=$?; ((rc == 0)) || exit $rc
